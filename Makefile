@@ -1,0 +1,35 @@
+# Patrol's tasks. `make run` runs Patrol on the bundled example; `make test`
+# is the whole test suite, exactly what CI (.ci/run) runs.
+GO          ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME    ?= 10s
+
+.PHONY: build run test lint unit fuzz generate clean
+
+build:
+	$(GO) build -o bin/patrol ./cmd/patrol
+	$(GO) build -o examples/bin/demoapp ./examples/demoapp
+
+run: build
+	./bin/patrol run --config examples/config.json
+
+test: lint unit fuzz
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+# Each fuzz target runs for FUZZTIME on top of its seed corpus (which the
+# unit tests already run).
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./desired
+
+generate:
+	$(GO) generate ./...
+
+clean:
+	rm -rf bin examples/bin

@@ -1,0 +1,229 @@
+// Command patrol is Patrol's command line: run the supervisor, validate and
+// plan configs, and query or toggle a running daemon. It is wiring only;
+// the work is done by the root package patrol.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+
+	"github.com/patrolhq/patrol"
+	"github.com/patrolhq/patrol/desired"
+	"github.com/patrolhq/patrol/schema"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1 // invalid config, failed command
+	exitUsage = 2 // bad command line
+)
+
+// command is one subcommand.
+type command struct {
+	name    string
+	args    string // positional arguments, for the usage line
+	summary string
+	flags   func(*flag.FlagSet) func(args []string) int
+}
+
+type io3 struct {
+	stdout, stderr io.Writer
+}
+
+func commands(ctx context.Context, o io3) []command {
+	return []command{
+		{"run", "", "supervise the apps and services of a config", func(fs *flag.FlagSet) func([]string) int {
+			fs.String("config", "config.json", "config file `PATH`")
+			fs.String("http", "", "HTTP listen `ADDR` (overrides http.listen)")
+			fs.String("udp", "", "UDP listen `ADDR` (overrides udp.listen)")
+			fs.String("state-dir", "", "state `DIR` (default .patrol/ beside the config)")
+			fs.String("log-format", "text", "log format: text or json")
+			return notYet(o, "run")
+		}},
+		{"validate", "PATH...", "check config files; exit 0 if all are valid, 1 if not", func(fs *flag.FlagSet) func([]string) int {
+			return func(args []string) int { return validate(o, args) }
+		}},
+		{"plan", "PATH", "show what applying a config would do, without doing it", func(fs *flag.FlagSet) func([]string) int {
+			fs.String("server", schema.DefaultServer, "Patrol `URL`")
+			fs.Bool("json", false, "print the plan as JSON")
+			fs.Bool("detailed-exitcode", false, "exit 0 for no changes, 2 for changes, 1 for errors")
+			return notYet(o, "plan")
+		}},
+		{"status", "", "show the state of a running Patrol", func(fs *flag.FlagSet) func([]string) int {
+			fs.String("server", schema.DefaultServer, "Patrol `URL`")
+			fs.Bool("json", false, "print the raw status JSON")
+			return notYet(o, "status")
+		}},
+		{"toggle", "app|service ID ACTION", "enable|disable|restart|runonce-enable|runonce-disable|clear an entry", func(fs *flag.FlagSet) func([]string) int {
+			fs.String("server", schema.DefaultServer, "Patrol `URL`")
+			fs.String("secret", "", "the entry's secret")
+			fs.Uint64("cas", 0, "only apply if the entry's CAS counter is `N`")
+			return notYet(o, "toggle")
+		}},
+		{"schema", "", "print the JSON Schema of config.json", func(fs *flag.FlagSet) func([]string) int {
+			return func(args []string) int {
+				if len(args) > 0 {
+					fmt.Fprintln(o.stderr, "patrol schema: takes no arguments")
+					return exitUsage
+				}
+				o.stdout.Write(schema.JSONSchema)
+				return exitOK
+			}
+		}},
+		{"version", "", "print Patrol's version", func(fs *flag.FlagSet) func([]string) int {
+			return func(args []string) int {
+				fmt.Fprintf(o.stdout, "patrol %s (%s, %s/%s)\n", patrol.Version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+				return exitOK
+			}
+		}},
+	}
+}
+
+func notYet(o io3, name string) func([]string) int {
+	return func([]string) int {
+		fmt.Fprintf(o.stderr, "patrol %s: not implemented yet\n", name)
+		return exitFail
+	}
+}
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o := io3{stdout, stderr}
+	cmds := commands(ctx, o)
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+		if len(args) > 1 && args[0] == "help" {
+			args = []string{args[1], "--help"}
+		} else {
+			usage(o.stdout, cmds)
+			if len(args) == 0 {
+				return exitUsage
+			}
+			return exitOK
+		}
+	}
+	for _, c := range cmds {
+		if c.name != args[0] {
+			continue
+		}
+		fs := flag.NewFlagSet("patrol "+c.name, flag.ContinueOnError)
+		fs.SetOutput(o.stderr)
+		action := c.flags(fs)
+		fs.Usage = func() {
+			w := fs.Output()
+			fmt.Fprintf(w, "usage: patrol %s", c.name)
+			hasFlags := false
+			fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+			if hasFlags {
+				fmt.Fprint(w, " [flags]")
+			}
+			if c.args != "" {
+				fmt.Fprint(w, " "+c.args)
+			}
+			fmt.Fprintf(w, "\n\n%s\n", c.summary)
+			if hasFlags {
+				fmt.Fprintln(w, "\nflags:")
+				fs.PrintDefaults()
+			}
+		}
+		if wantsHelp(args[1:]) {
+			fs.SetOutput(o.stdout)
+			fs.Usage()
+			return exitOK
+		}
+		pos, err := parseInterspersed(fs, args[1:])
+		if err != nil {
+			return exitUsage // the flag package printed the problem and the usage
+		}
+		return action(pos)
+	}
+	fmt.Fprintf(o.stderr, "patrol: unknown command %q\n\n", args[0])
+	usage(o.stderr, cmds)
+	return exitUsage
+}
+
+// wantsHelp reports whether args ask for help before any "--".
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// parseInterspersed parses flags that may come before, between or after
+// positional arguments ("patrol plan config.json --json"); "--" ends flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		// fs.Parse stops at the first positional argument or after "--".
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func usage(w io.Writer, cmds []command) {
+	fmt.Fprintln(w, "usage: patrol COMMAND [flags] [args]")
+	fmt.Fprintln(w, "\nPatrol supervises apps and services from a watched config.json.")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, c := range cmds {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'patrol COMMAND --help' for a command's flags.")
+}
+
+// validate checks each file with the loader `patrol run` uses and prints
+// one "PATH: json.path: problem" line per problem.
+func validate(o io3, paths []string) int {
+	if len(paths) == 0 {
+		fmt.Fprintln(o.stderr, "patrol validate: no config files given (usage: patrol validate PATH...)")
+		return exitUsage
+	}
+	code := exitOK
+	for _, p := range paths {
+		st, err := patrol.LoadConfig(p)
+		if err != nil {
+			for _, line := range desired.Problems(err) {
+				fmt.Fprintf(o.stderr, "%s: %s\n", p, line)
+			}
+			code = exitFail
+			continue
+		}
+		fmt.Fprintf(o.stdout, "%s: valid (%s, %s; revision %s)\n", p,
+			count(len(st.Apps()), "app"), count(len(st.Services()), "service"), st.Revision())
+	}
+	return code
+}
+
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

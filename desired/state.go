@@ -1,0 +1,222 @@
+package desired
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/patrolhq/patrol/schema"
+)
+
+// State is a loaded, validated config: Patrol's desired state. It is
+// immutable; callers must not modify what its methods return (slices and
+// maps included).
+type State struct {
+	path     string
+	revision string
+	settings Settings
+	apps     map[string]*App
+	services map[string]*Service
+	appIDs   []string
+	svcIDs   []string
+}
+
+// Settings are the config's top-level settings, with defaults applied.
+type Settings struct {
+	TickEvery time.Duration
+	// History is the number of closed instances kept per entry.
+	History int
+	// TimestampLayout is the Go layout of API and GUI timestamps.
+	TimestampLayout string
+	PingTimeout     time.Duration
+	// ListenHTTP and ListenUDP are the addresses given to apps in
+	// PATROL_HTTP and PATROL_UDP. nil means the address the server is bound
+	// to, which is known only once it runs.
+	ListenHTTP []string
+	ListenUDP  []string
+	HTTPListen string
+	HTTPToken  string
+	UDPListen  string
+	// InitdDirectory is where management 2 finds init scripts.
+	InitdDirectory string
+	// LogRetentionDays and LogRetentionBytes bound app log files; 0 is no
+	// bound.
+	LogRetentionDays  int
+	LogRetentionBytes int64
+	X                 json.RawMessage
+}
+
+// App is one app of the desired state, normalised: ids lower-cased, paths
+// absolute and clean, durations typed, defaults applied.
+type App struct {
+	ID        string
+	Keepalive schema.Keepalive
+	Name      string
+	// Binary, WorkingDirectory, LogDirectory and PIDPath are absolute.
+	Binary           string
+	WorkingDirectory string
+	LogDirectory     string
+	PIDPath          string // "" when not set
+	PIDVerify        bool
+	Disabled         bool
+	KeyValue         map[string]any
+	KeyValueClear    bool
+	Secret           string
+	ExecuteTimeout   time.Duration // 0: no limit
+	Args             []string
+	Env              []string
+	EnvParent        bool
+	StdMerge         bool
+	StopSignal       string // canonical, such as "SIGTERM"
+	StopTimeout      time.Duration
+	RestartPolicy    schema.RestartPolicy
+	Backoff          Backoff
+	StartTimeout     time.Duration
+	DependsOn        []string // lower-cased ids
+	Hooks            Hooks
+	X                json.RawMessage
+
+	fingerprint string
+}
+
+// Backoff is an app's crash-loop backoff.
+type Backoff struct {
+	Initial    time.Duration
+	Max        time.Duration
+	ResetAfter time.Duration
+}
+
+// Hooks are an entry's lifecycle hook commands, after top-level defaults
+// were merged in. A nil command means no hook for that event.
+type Hooks struct {
+	OnStart   []string
+	OnExit    []string
+	OnCrash   []string
+	OnBackoff []string
+	OnStop    []string
+	Timeout   time.Duration
+}
+
+// Service is one service of the desired state, normalised.
+type Service struct {
+	ID            string
+	Name          string
+	Service       string
+	Start         Command
+	Status        Command
+	Stop          Command
+	Restart       Command
+	Disabled      bool
+	KeyValue      map[string]any
+	KeyValueClear bool
+	Secret        string
+	Hooks         Hooks
+	X             json.RawMessage
+
+	fingerprint string
+}
+
+// Command is how one service action is run.
+type Command struct {
+	Method schema.Management
+	Verb   string
+	// IgnoreExitCodes are non-zero exit codes that count as success, sorted.
+	IgnoreExitCodes []int
+}
+
+// Path is the absolute path of the config file ("" when the state was parsed
+// from bytes).
+func (s *State) Path() string { return s.path }
+
+// Revision is a hash of the normalised config: the same for configs that
+// differ only in key order, whitespace or spelled-out defaults.
+func (s *State) Revision() string { return s.revision }
+
+// Settings returns the top-level settings.
+func (s *State) Settings() Settings { return s.settings }
+
+// App returns the app with the given id (any case).
+func (s *State) App(id string) (*App, bool) {
+	a, ok := s.apps[strings.ToLower(id)]
+	return a, ok
+}
+
+// Apps returns the apps, sorted by id.
+func (s *State) Apps() []*App {
+	out := make([]*App, len(s.appIDs))
+	for i, id := range s.appIDs {
+		out[i] = s.apps[id]
+	}
+	return out
+}
+
+// Service returns the service with the given id (any case).
+func (s *State) Service(id string) (*Service, bool) {
+	v, ok := s.services[strings.ToLower(id)]
+	return v, ok
+}
+
+// Services returns the services, sorted by id.
+func (s *State) Services() []*Service {
+	out := make([]*Service, len(s.svcIDs))
+	for i, id := range s.svcIDs {
+		out[i] = s.services[id]
+	}
+	return out
+}
+
+// Fingerprint identifies the app's whole normalised config: two apps have
+// the same fingerprint exactly when nothing about them differs.
+func (a *App) Fingerprint() string { return a.fingerprint }
+
+// Fingerprint identifies the service's whole normalised config.
+func (s *Service) Fingerprint() string { return s.fingerprint }
+
+// fingerprint hashes the JSON encoding of v: struct fields in declaration
+// order and map keys sorted, so it depends on the content only.
+func fingerprint(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Every value here came from JSON; it cannot fail to encode.
+		panic("desired: fingerprint: " + err.Error())
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// revisionOf hashes the whole normalised state.
+func revisionOf(s *State) string {
+	h := sha256.New()
+	b, _ := json.Marshal(s.settings)
+	h.Write(b)
+	for _, id := range s.appIDs {
+		h.Write([]byte("\x00app\x00" + id + "\x00" + s.apps[id].fingerprint))
+	}
+	for _, id := range s.svcIDs {
+		h.Write([]byte("\x00service\x00" + id + "\x00" + s.services[id].fingerprint))
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+func newState(path string, settings Settings, apps map[string]*App, services map[string]*Service) *State {
+	s := &State{
+		path:     path,
+		settings: settings,
+		apps:     apps,
+		services: services,
+		appIDs:   slices.Sorted(maps.Keys(apps)),
+		svcIDs:   slices.Sorted(maps.Keys(services)),
+	}
+	for _, a := range apps {
+		a.fingerprint = fingerprint(a)
+	}
+	for _, v := range services {
+		v.fingerprint = fingerprint(v)
+	}
+	s.revision = revisionOf(s)
+	return s
+}

@@ -1,0 +1,195 @@
+package schema
+
+import "encoding/json"
+
+// Request is the API request: the body of POST /api/, the query of
+// GET /api/, and one UDP datagram. Every field is optional; a request with
+// no fields set changes nothing.
+type Request struct {
+	// ID is the app or service id (any case).
+	ID string `json:"id,omitempty"`
+	// Group is "app" or "service" ("apps" and "services" are accepted).
+	Group string `json:"group,omitempty"`
+	// Ping reports the app alive (keepalive 3 over HTTP, 4 over UDP only).
+	Ping bool `json:"ping,omitempty"`
+	// PID is the pinging app's process id; it requires Ping.
+	PID uint32 `json:"pid,omitempty"`
+	// Toggle changes the entry's state (1-7, see Toggle).
+	Toggle Toggle `json:"toggle,omitempty"`
+	// History asks for the entry's history in the response.
+	History bool `json:"history,omitempty"`
+	// KeyValue is merged into the entry's key/value data.
+	KeyValue map[string]any `json:"keyvalue,omitempty"`
+	// KeyValueReplace replaces the key/value data with KeyValue instead.
+	KeyValueReplace bool `json:"keyvalue-replace,omitempty"`
+	// Secret is the entry's secret, needed for changes when it has one.
+	Secret string `json:"secret,omitempty"`
+	// CAS, when non-zero, must equal the entry's current CAS counter for
+	// the toggle and key/value to be applied.
+	CAS uint64 `json:"cas,omitempty"`
+	// TTL, in seconds, makes the override written by Toggle expire.
+	TTL Seconds `json:"ttl,omitempty"`
+}
+
+// Response is the API response and the shape of each entry in Status. It
+// describes the entry as it was before the request was applied.
+type Response struct {
+	ID         string `json:"id,omitempty"`
+	InstanceID string `json:"instance-id,omitempty"`
+	Group      string `json:"group,omitempty"`
+	Name       string `json:"name,omitempty"`
+	PID        uint32 `json:"pid,omitempty"`
+	Started    string `json:"started,omitempty"`
+	LastSeen   string `json:"lastseen,omitempty"`
+	Disabled   bool   `json:"disabled,omitempty"`
+	Restart    bool   `json:"restart,omitempty"`
+	RunOnce    bool   `json:"run-once,omitempty"`
+	Shutdown   bool   `json:"shutdown,omitempty"`
+	// History is sent only when the request asked for it (never over UDP).
+	History  []History      `json:"history,omitempty"`
+	KeyValue map[string]any `json:"keyvalue,omitempty"`
+	// Secret is true when the entry has a secret; the secret itself is
+	// never sent.
+	Secret     bool     `json:"secret,omitempty"`
+	Errors     []string `json:"errors,omitempty"`
+	CAS        uint64   `json:"cas,omitempty"`
+	CASInvalid bool     `json:"cas-invalid,omitempty"`
+
+	// State is the entry's state (new in Patrol; status entries only).
+	State State `json:"state,omitempty"`
+	// Override is the active API override, if any.
+	Override *Override `json:"override,omitempty"`
+	// ConfigDisabled is the file's own "disabled" value.
+	ConfigDisabled bool `json:"config-disabled,omitempty"`
+	// BackoffUntil is when a delayed restart will happen.
+	BackoffUntil string `json:"backoff-until,omitempty"`
+	// Reason says why the entry is in its state when that is not obvious
+	// (a start failure, a missing binary, a backoff).
+	Reason string `json:"reason,omitempty"`
+	// Restarts counts the instances started since Patrol started, minus one.
+	Restarts int `json:"restarts,omitempty"`
+}
+
+// Override is a runtime override written by the API on top of the file.
+type Override struct {
+	Disabled *bool  `json:"disabled,omitempty"`
+	RunOnce  *bool  `json:"run-once,omitempty"`
+	Since    string `json:"since,omitempty"`
+	Expires  string `json:"expires,omitempty"`
+}
+
+// History is one closed instance of an app or service.
+type History struct {
+	InstanceID string         `json:"instance-id,omitempty"`
+	PID        uint32         `json:"pid,omitempty"`
+	Started    string         `json:"started,omitempty"`
+	LastSeen   string         `json:"lastseen,omitempty"`
+	Stopped    string         `json:"stopped,omitempty"`
+	Disabled   bool           `json:"disabled,omitempty"`
+	Restart    bool           `json:"restart,omitempty"`
+	RunOnce    bool           `json:"run-once,omitempty"`
+	Shutdown   bool           `json:"shutdown,omitempty"`
+	ExitCode   int            `json:"exit-code,omitempty"`
+	KeyValue   map[string]any `json:"keyvalue,omitempty"`
+	// Reason says why the instance ended (see Reason).
+	Reason Reason `json:"reason,omitempty"`
+	// ConfigRevision is the config revision the instance was started with.
+	ConfigRevision string `json:"config-revision,omitempty"`
+}
+
+// Status is the body of GET /status/.
+type Status struct {
+	InstanceID string               `json:"instance-id,omitempty"`
+	Apps       map[string]*Response `json:"apps,omitempty"`
+	// Services uses the original Patrol's singular key "service".
+	Services map[string]*Response `json:"service,omitempty"`
+	Started  string               `json:"started,omitempty"`
+	Shutdown bool                 `json:"shutdown,omitempty"`
+	Config   *ConfigStatus        `json:"config,omitempty"`
+}
+
+// ConfigStatus is the "config" block of Status.
+type ConfigStatus struct {
+	Path     string `json:"path,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	Loaded   string `json:"loaded,omitempty"`
+	// Error is set when the last attempt to load the file failed; the last
+	// good config stays in force.
+	Error      string `json:"error,omitempty"`
+	ErrorSince string `json:"error-since,omitempty"`
+}
+
+// ErrorResponse is the body of every API error (HTTP 400).
+type ErrorResponse struct {
+	Errors []string `json:"errors"`
+}
+
+// The original Patrol's API error strings.
+const (
+	ErrRequestNil            = "Request NIL"
+	ErrUnknownApp            = "Unknown App"
+	ErrUnknownService        = "Unknown Service"
+	ErrUnknownGroup          = "Unknown Group"
+	ErrSecretInvalid         = "Secret Invalid"
+	ErrPingNotSupported      = "Ping Not Supported"
+	ErrInvalidPingEndpoint   = "Invalid Ping Endpoint"
+	ErrPIDNotSupported       = "PID Not Supported"
+	ErrPIDRequiresPing       = "PID Requires Ping"
+	ErrServicesDontSupport   = "Services don't support Ping"
+	ErrInvalidMethod         = "Invalid Method"
+	ErrInvalidBody           = "Invalid Body"
+	ErrInvalidRequest        = "Invalid Request"
+	ErrUnauthorized          = "Unauthorized"
+	ErrForbiddenCrossOrigin  = "Cross-Origin Request Refused"
+	ErrRequestEntityTooLarge = "Request Too Large"
+)
+
+// Action kinds of a plan.
+const (
+	ActionStart   = "start"
+	ActionStop    = "stop"
+	ActionRestart = "restart"
+	ActionUpdate  = "update"
+	ActionAdopt   = "adopt"
+	// ActionKeep is not an action: the entry is kept as it is against the
+	// file (an override holds it), listed so the plan says so.
+	ActionKeep = "keep"
+)
+
+// PlanAction is one action of a plan (the --json plan and /api/plan).
+type PlanAction struct {
+	Group  Group  `json:"group"`
+	ID     string `json:"id"`
+	Action string `json:"action"`
+	Reason Reason `json:"reason"`
+	// Changes lists the changed fields of a changed entry.
+	Changes []FieldChange `json:"changes,omitempty"`
+	// Note explains an override or a delay.
+	Note string `json:"note,omitempty"`
+}
+
+// FieldChange is one changed config field: its key and its old and new
+// values as JSON (secrets redacted).
+type FieldChange struct {
+	Field string          `json:"field"`
+	Old   json.RawMessage `json:"old,omitempty"`
+	New   json.RawMessage `json:"new,omitempty"`
+	// Restart is true when the change needs the entry restarted.
+	Restart bool `json:"restart"`
+}
+
+// Plan is a whole plan: the actions and a count of each kind.
+type Plan struct {
+	Actions []PlanAction `json:"actions"`
+	Summary PlanSummary  `json:"summary"`
+}
+
+// PlanSummary counts a plan's actions.
+type PlanSummary struct {
+	Start   int `json:"start"`
+	Restart int `json:"restart"`
+	Update  int `json:"update"`
+	Stop    int `json:"stop"`
+	Adopt   int `json:"adopt"`
+	Kept    int `json:"kept"`
+}

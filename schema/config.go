@@ -1,0 +1,363 @@
+package schema
+
+import "encoding/json"
+
+// Config is the whole config.json document. Its keys are the original
+// Patrol's, plus optional new keys; unknown keys are errors.
+type Config struct {
+	// Schema is the URL of this JSON Schema, for editors; Patrol ignores it.
+	Schema string `json:"$schema,omitempty"`
+
+	// Apps maps an app id to the app. Ids are 1-63 characters of A-Z, a-z,
+	// 0-9 and "-", not starting or ending with "-", unique ignoring case, and
+	// lower-cased by Patrol (the API, PATROL_ID and the GUI use the lower-case
+	// form).
+	Apps map[string]*App `json:"apps,omitempty" validate:"-"`
+
+	// Services maps a service id to an operating-system service that Patrol
+	// keeps running. Ids follow the same rules as app ids, in their own
+	// namespace.
+	Services map[string]*Service `json:"services,omitempty" validate:"-"`
+
+	// TickEvery is how often, in seconds, Patrol re-checks every app and
+	// service even when nothing happened (service status, pid files, ping
+	// timeouts). Exits of apps are seen at once, not at the next tick.
+	// 0 means the default.
+	TickEvery int `json:"tick-every,omitempty" validate:"rng=1:120" default:"15"`
+
+	// History is how many closed instances Patrol keeps per app and service,
+	// oldest dropped first. 0 means the default.
+	History int `json:"history,omitempty" validate:"rng=5:1000" default:"100"`
+
+	// JSONTimestamp is the Go time layout used for timestamps in the API and
+	// the GUI (for example "2006-01-02T15:04:05Z07:00"), or the name of one of
+	// Go's layout constants ("RFC3339", "RFC3339Nano", "RFC1123Z", "RFC1123",
+	// "RFC822Z", "RFC850", "UnixDate", "ANSIC", "Kitchen", "DateTime",
+	// "Stamp", ...). The default is RFC1123Z, as the original Patrol binary
+	// used.
+	JSONTimestamp string `json:"json-timestamp,omitempty" validate:"layout" default:"RFC1123Z"`
+
+	// PingTimeout is how long, in seconds, a keepalive 3 (HTTP) or 4 (UDP)
+	// app counts as running after its last ping. 0 means the default.
+	PingTimeout int `json:"ping-timeout,omitempty" validate:"rng=1:180" default:"30"`
+
+	// ListenHTTP lists the HTTP addresses (host:port) given to apps in
+	// PATROL_HTTP; keepalive 3 apps ping one of them. Absent means the
+	// address Patrol's HTTP server is bound to (http.listen, or --http).
+	ListenHTTP []string `json:"listen-http,omitempty" validate:"dive,hostport=advertise"`
+
+	// ListenUDP lists the UDP addresses (host:port) given to apps in
+	// PATROL_UDP; keepalive 4 apps ping one of them. Absent means the
+	// address Patrol's UDP server is bound to (udp.listen, or --udp).
+	ListenUDP []string `json:"listen-udp,omitempty" validate:"dive,hostport=advertise"`
+
+	// HTTP configures Patrol's HTTP server: the API, the status JSON and the
+	// web GUI.
+	HTTP *HTTP `json:"http,omitempty"`
+
+	// UDP configures Patrol's UDP API server.
+	UDP *UDP `json:"udp,omitempty"`
+
+	// InitdDirectory is the directory of init scripts used by services with
+	// management 2: absolute, or relative to the directory holding
+	// config.json. Must be a clean path.
+	InitdDirectory string `json:"initd-directory,omitempty" validate:"nonul,cleanpath" default:"/etc/init.d"`
+
+	// LogRetention bounds the log files Patrol keeps for its apps.
+	LogRetention *LogRetention `json:"log-retention,omitempty"`
+
+	// Hooks are the default lifecycle hooks of every app and service; an
+	// entry's own hooks replace these event by event.
+	Hooks *Hooks `json:"hooks,omitempty"`
+
+	// X is free-form data kept with the config and never interpreted.
+	X json.RawMessage `json:"x,omitempty"`
+}
+
+// HTTP is the "http" block of the config.
+type HTTP struct {
+	// Listen is the address (host:port) the HTTP server binds to. Port 0
+	// picks a free port; the bound address is logged and shown in status.
+	// The --http flag overrides it.
+	Listen string `json:"listen,omitempty" validate:"hostport=bind" default:"127.0.0.1:8421"`
+
+	// Token is the bearer token that, when set, every mutating request (POST,
+	// or a GET that toggles) must carry as "Authorization: Bearer TOKEN".
+	// 1-256 characters of A-Z, a-z, 0-9 and "-._~+/", optionally ending in
+	// "=" padding.
+	Token string `json:"token,omitempty" validate:"omitempty,token"`
+
+	// X is free-form data, never interpreted.
+	X json.RawMessage `json:"x,omitempty"`
+}
+
+// UDP is the "udp" block of the config.
+type UDP struct {
+	// Listen is the address (host:port) the UDP API binds to. Port 0 picks a
+	// free port. The --udp flag overrides it.
+	Listen string `json:"listen,omitempty" validate:"hostport=bind" default:"127.0.0.1:1248"`
+
+	// X is free-form data, never interpreted.
+	X json.RawMessage `json:"x,omitempty"`
+}
+
+// LogRetention is the "log-retention" block of the config.
+type LogRetention struct {
+	// Days is how many days of app log files are kept; 0 keeps them
+	// regardless of age.
+	Days *int `json:"days,omitempty" validate:"rng=0:36500" default:"14"`
+
+	// MaxTotalMB caps the total size of app log files, in MiB, oldest pruned
+	// first; 0 means no size cap. Files of running instances are never
+	// removed.
+	MaxTotalMB *int `json:"max-total-mb,omitempty" validate:"rng=0:16777216" default:"1024"`
+}
+
+// App is one supervised process ("apps.<id>" in the config).
+type App struct {
+	// Keepalive is how Patrol knows the app is alive: 1 PID_PATROL (Patrol
+	// starts the process and waits on it), 2 PID_APP (the app forks and
+	// writes its pid to pid-path), 3 HTTP (the app pings the HTTP API),
+	// 4 UDP (the app pings the UDP API).
+	Keepalive Keepalive `json:"keepalive,omitempty" validate:"oneof=1 2 3 4" default:"1"`
+
+	// Name is the display name, at most 255 bytes. Default: the app's id.
+	Name string `json:"name,omitempty" validate:"maxbytes=255"`
+
+	// Binary is the executable: an absolute path, or a path relative to
+	// working-directory. It is run directly, with no shell and no PATH
+	// lookup. Must be a clean path.
+	Binary string `json:"binary" validate:"required,nonul,cleanpath"`
+
+	// WorkingDirectory is the app's current directory: an absolute path, a
+	// path starting with "~/" (the home directory of the user running
+	// Patrol), or a path relative to the directory holding config.json.
+	// Default: the directory holding config.json. Must be a clean path.
+	WorkingDirectory string `json:"working-directory,omitempty" validate:"omitempty,nonul,workdir"`
+
+	// LogDirectory is where the app's stdout and stderr files go, in
+	// <log-directory>/<YYYY>/<month>/<day>/<unixnano>.stdout.log (and
+	// .stderr.log, or one .stdmerge.log with std-merge); absolute or
+	// relative to working-directory. Default: "logs/<id>". Must be a clean
+	// path.
+	LogDirectory string `json:"log-directory,omitempty" validate:"omitempty,nonul,cleanpath"`
+
+	// PIDPath is the pid file, absolute or relative to working-directory.
+	// Required for keepalive 2, where the app writes its current PID into
+	// it; with any keepalive it is passed to the app as PATROL_PID. Must be
+	// a clean path.
+	PIDPath string `json:"pid-path,omitempty" validate:"omitempty,nonul,cleanpath"`
+
+	// PIDVerify makes Patrol check that a pid read from pid-path or learned
+	// from a ping belongs to binary (by /proc/PID/exe or argv[0]) before
+	// trusting it.
+	PIDVerify bool `json:"pid-verify,omitempty"`
+
+	// Disabled keeps the app stopped until it is enabled (by the file or by
+	// an API override).
+	Disabled bool `json:"disabled,omitempty"`
+
+	// KeyValue is the app's initial key/value data, readable and writable
+	// through the API.
+	KeyValue map[string]any `json:"keyvalue,omitempty"`
+
+	// KeyValueClear empties the key/value data whenever an instance of the
+	// app ends (after it is copied into the history entry).
+	KeyValueClear bool `json:"keyvalue-clear,omitempty"`
+
+	// Secret is a password that, when set, every API request changing the app
+	// must carry (toggles, key/value, pings). At most 128 bytes.
+	Secret string `json:"secret,omitempty" validate:"maxbytes=128"`
+
+	// ExecuteTimeout is the maximum run time of one instance, in seconds;
+	// when reached the instance is stopped gracefully (stop-signal, then
+	// SIGKILL after stop-timeout). 0 means no limit.
+	ExecuteTimeout int `json:"execute-timeout,omitempty" validate:"rng=0:31536000"`
+
+	// Args are the arguments passed after the binary, exactly as written
+	// (no shell, no quoting).
+	Args []string `json:"args,omitempty" validate:"dive,nonul"`
+
+	// Env lists "KEY=VALUE" entries for the app's environment. Patrol's own
+	// PATROL_* variables are added after these and win on duplicates.
+	Env []string `json:"env,omitempty" validate:"dive,envvar"`
+
+	// EnvParent starts the app's environment from Patrol's own environment
+	// (env and the PATROL_* variables are added after it). Without it the
+	// app sees only env and the PATROL_* variables, as in the original
+	// Patrol.
+	EnvParent bool `json:"env-parent,omitempty"`
+
+	// StdMerge writes stdout and stderr into one .stdmerge.log file.
+	StdMerge bool `json:"std-merge,omitempty"`
+
+	// StopSignal is the signal sent to the app's process group to stop it
+	// gracefully:
+	// SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGABRT, SIGALRM,
+	// SIGWINCH or SIGKILL ("SIG" may be left out). Apps written for the
+	// original Patrol expect SIGUSR1.
+	StopSignal string `json:"stop-signal,omitempty" validate:"signal" default:"SIGTERM"`
+
+	// StopTimeout is how long, in seconds, Patrol waits after stop-signal
+	// before it sends SIGKILL to the process group. 0 sends SIGKILL at once.
+	StopTimeout *Seconds `json:"stop-timeout,omitempty" validate:"rng=0:3600" default:"10"`
+
+	// RestartPolicy says when an instance that ended by itself is started
+	// again: "always", "on-failure" (only after a non-zero exit code or a
+	// death by signal) or "never".
+	RestartPolicy RestartPolicy `json:"restart-policy,omitempty" validate:"oneof=always on-failure never" default:"always"`
+
+	// Backoff spaces out restarts of a crash-looping app.
+	Backoff *Backoff `json:"backoff,omitempty"`
+
+	// StartTimeout is how long, in seconds, a keepalive 2 app has after it
+	// is started to write its pid file before it counts as failed.
+	StartTimeout *Seconds `json:"start-timeout,omitempty" validate:"rng=0.1:3600" default:"10"`
+
+	// DependsOn lists ids of apps that must be running before this app is
+	// started. Cycles are errors.
+	DependsOn []string `json:"depends-on,omitempty" validate:"dive,id"`
+
+	// Hooks are commands run on the app's lifecycle events; each event
+	// given here replaces the top-level default for that event.
+	Hooks *Hooks `json:"hooks,omitempty"`
+
+	// X is free-form data, never interpreted.
+	X json.RawMessage `json:"x,omitempty"`
+}
+
+// Backoff is the "backoff" block of an app. The first restart after an
+// instance that stayed up at least reset-after seconds is immediate; each
+// further crash of a shorter-lived instance waits initial seconds, doubling
+// each time up to max.
+type Backoff struct {
+	// Initial is the first delay, in seconds (fractions allowed).
+	Initial *Seconds `json:"initial,omitempty" validate:"rng=0.01:86400" default:"1"`
+
+	// Max caps the delay, in seconds; it must not be less than initial.
+	Max *Seconds `json:"max,omitempty" validate:"rng=0.01:86400" default:"60"`
+
+	// ResetAfter is how long, in seconds, an instance must stay up for the
+	// next restart to be immediate and the delay to start again from
+	// initial.
+	ResetAfter *Seconds `json:"reset-after,omitempty" validate:"rng=0:86400" default:"60"`
+}
+
+// Hooks are commands Patrol runs on lifecycle events, each an argv list
+// (no shell): the first element is an absolute path or a command name
+// looked up in Patrol's PATH. They run with PATROL_EVENT, PATROL_ID,
+// PATROL_GROUP, PATROL_PID, PATROL_EXIT_CODE, PATROL_REASON and
+// PATROL_INSTANCE_ID in their environment; a failing hook never affects the
+// entry.
+type Hooks struct {
+	// OnStart runs after an instance started.
+	OnStart []string `json:"on-start,omitempty" validate:"omitempty,argv"`
+
+	// OnExit runs after an instance ended, for any reason.
+	OnExit []string `json:"on-exit,omitempty" validate:"omitempty,argv"`
+
+	// OnCrash runs after an instance ended unexpectedly (not stopped by
+	// Patrol).
+	OnCrash []string `json:"on-crash,omitempty" validate:"omitempty,argv"`
+
+	// OnBackoff runs when a restart is delayed by backoff.
+	OnBackoff []string `json:"on-backoff,omitempty" validate:"omitempty,argv"`
+
+	// OnStop runs after Patrol stopped an instance (disable, config change,
+	// restart, shutdown).
+	OnStop []string `json:"on-stop,omitempty" validate:"omitempty,argv"`
+
+	// Timeout is how long, in seconds, a hook may run before it is killed.
+	Timeout *Seconds `json:"timeout,omitempty" validate:"rng=0.1:3600" default:"30"`
+}
+
+// Service is one operating-system service that Patrol keeps running
+// ("services.<id>" in the config).
+type Service struct {
+	// Management is how the service is controlled: 1 "service NAME VERB",
+	// 2 "<initd-directory>/NAME VERB", 3 "systemctl VERB NAME". 0 (or
+	// absent) means each action names its own method with
+	// management-start, -status, -stop and -restart, which are then all
+	// required; with management set they must be absent.
+	Management Management `json:"management,omitempty" validate:"omitempty,oneof=1 2 3"`
+
+	// ManagementStart is the method of the start action when management is 0.
+	ManagementStart Management `json:"management-start,omitempty" validate:"omitempty,oneof=1 2 3"`
+
+	// ManagementStatus is the method of the status action when management is 0.
+	ManagementStatus Management `json:"management-status,omitempty" validate:"omitempty,oneof=1 2 3"`
+
+	// ManagementStop is the method of the stop action when management is 0.
+	ManagementStop Management `json:"management-stop,omitempty" validate:"omitempty,oneof=1 2 3"`
+
+	// ManagementRestart is the method of the restart action when management is 0.
+	ManagementRestart Management `json:"management-restart,omitempty" validate:"omitempty,oneof=1 2 3"`
+
+	// ManagementStartParameter replaces the verb "start".
+	ManagementStartParameter string `json:"management-start-parameter,omitempty" validate:"omitempty,verb"`
+
+	// ManagementStatusParameter replaces the verb "status".
+	ManagementStatusParameter string `json:"management-status-parameter,omitempty" validate:"omitempty,verb"`
+
+	// ManagementStopParameter replaces the verb "stop".
+	ManagementStopParameter string `json:"management-stop-parameter,omitempty" validate:"omitempty,verb"`
+
+	// ManagementRestartParameter replaces the verb "restart" (for example
+	// "force-reload").
+	ManagementRestartParameter string `json:"management-restart-parameter,omitempty" validate:"omitempty,verb"`
+
+	// Name is the display name, at most 255 bytes. Default: the service's id.
+	Name string `json:"name,omitempty" validate:"maxbytes=255"`
+
+	// Service is the service, unit or init script name, at most 63 bytes of
+	// A-Z, a-z, 0-9 and "_.:@-", not starting with "-" or "." (so it can
+	// never reach outside initd-directory). Default: the service's id.
+	Service string `json:"service,omitempty" validate:"omitempty,servicename"`
+
+	// IgnoreExitCodes lists non-zero exit codes that count as success for all
+	// four actions (the original Patrol README's shorthand). 1-255, no
+	// duplicates.
+	IgnoreExitCodes []int `json:"ignore-exit-codes,omitempty" validate:"exitcodes"`
+
+	// IgnoreExitCodesStart lists non-zero exit codes of start that count as
+	// success.
+	IgnoreExitCodesStart []int `json:"ignore-exit-codes-start,omitempty" validate:"exitcodes"`
+
+	// IgnoreExitCodesStatus lists non-zero exit codes of status that count as
+	// running. Beware: most init scripts exit 3 for "stopped".
+	IgnoreExitCodesStatus []int `json:"ignore-exit-codes-status,omitempty" validate:"exitcodes"`
+
+	// IgnoreExitCodesStop lists non-zero exit codes of stop that count as
+	// success.
+	IgnoreExitCodesStop []int `json:"ignore-exit-codes-stop,omitempty" validate:"exitcodes"`
+
+	// IgnoreExitCodesRestart lists non-zero exit codes of restart that count
+	// as success.
+	IgnoreExitCodesRestart []int `json:"ignore-exit-codes-restart,omitempty" validate:"exitcodes"`
+
+	// Disabled keeps the service stopped until it is enabled.
+	Disabled bool `json:"disabled,omitempty"`
+
+	// KeyValue is the service's initial key/value data.
+	KeyValue map[string]any `json:"keyvalue,omitempty"`
+
+	// KeyValueClear empties the key/value data whenever an instance of the
+	// service ends.
+	KeyValueClear bool `json:"keyvalue-clear,omitempty"`
+
+	// Secret is a password that, when set, every API request changing the
+	// service must carry. At most 128 bytes.
+	Secret string `json:"secret,omitempty" validate:"maxbytes=128"`
+
+	// Hooks are commands run on the service's lifecycle events.
+	Hooks *Hooks `json:"hooks,omitempty"`
+
+	// X is free-form data, never interpreted.
+	X json.RawMessage `json:"x,omitempty"`
+}
+
+// Seconds is a duration in seconds; fractions are allowed.
+type Seconds float64
+
+// Ptr returns a pointer to s, for building configs in code.
+func (s Seconds) Ptr() *Seconds { return &s }
