@@ -32,3 +32,7 @@ func Version() string {
 func LoadConfig(path string) (*desired.State, error) {
 	return desired.Load(path)
 }
+
+// Problems flattens a config error into one line per problem, each
+// "json.path: message".
+func Problems(err error) []string { return desired.Problems(err) }

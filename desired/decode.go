@@ -259,6 +259,7 @@ func (d *decoder) decode(n *node, v reflect.Value, path string) {
 	switch v.Kind() {
 	case reflect.Pointer:
 		if n.kind == kindNull {
+			d.expect(n, kindObject, path, describeType(v.Type().Elem()))
 			return
 		}
 		p := reflect.New(v.Type().Elem())
@@ -270,9 +271,6 @@ func (d *decoder) decode(n *node, v reflect.Value, path string) {
 		}
 		d.decodeStruct(n, v, path)
 	case reflect.Map:
-		if n.kind == kindNull {
-			return
-		}
 		if !d.expect(n, kindObject, path, "an object") {
 			return
 		}
@@ -281,18 +279,11 @@ func (d *decoder) decode(n *node, v reflect.Value, path string) {
 		for i, k := range n.keys {
 			kp := joinKey(path, k)
 			ev := reflect.New(et).Elem()
-			if et.Kind() == reflect.Pointer && et.Elem().Kind() == reflect.Struct && n.vals[i].kind == kindNull {
-				d.errs.addBad(kp, "must be an object, got null")
-				continue
-			}
 			d.decode(n.vals[i], ev, kp)
 			m.SetMapIndex(reflect.ValueOf(k), ev)
 		}
 		v.Set(m)
 	case reflect.Slice:
-		if n.kind == kindNull {
-			return
-		}
 		if !d.expect(n, kindArray, path, "an array of "+plural(v.Type().Elem())) {
 			return
 		}
@@ -306,23 +297,14 @@ func (d *decoder) decode(n *node, v reflect.Value, path string) {
 			v.Set(reflect.ValueOf(a))
 		}
 	case reflect.String:
-		if n.kind == kindNull {
-			return
-		}
 		if d.expect(n, kindString, path, "a string") {
 			v.SetString(n.text)
 		}
 	case reflect.Bool:
-		if n.kind == kindNull {
-			return
-		}
 		if d.expect(n, kindBool, path, "true or false") {
 			v.SetBool(n.b)
 		}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		if n.kind == kindNull {
-			return
-		}
 		if !d.expect(n, kindNumber, path, "an integer") {
 			return
 		}
@@ -337,9 +319,6 @@ func (d *decoder) decode(n *node, v reflect.Value, path string) {
 		}
 		v.SetInt(i)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		if n.kind == kindNull {
-			return
-		}
 		if !d.expect(n, kindNumber, path, "a non-negative integer") {
 			return
 		}
@@ -354,9 +333,6 @@ func (d *decoder) decode(n *node, v reflect.Value, path string) {
 		}
 		v.SetUint(uint64(i))
 	case reflect.Float32, reflect.Float64:
-		if n.kind == kindNull {
-			return
-		}
 		if !d.expect(n, kindNumber, path, "a number") {
 			return
 		}
@@ -416,6 +392,23 @@ func integer(s string) (int64, bool) {
 		return 0, false
 	}
 	return int64(f), true
+}
+
+// describeType names what a value of type t must be, for messages.
+func describeType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice:
+		return "an array of " + plural(t.Elem())
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "an integer"
 }
 
 func plural(t reflect.Type) string {

@@ -207,6 +207,7 @@ func fromConfig(c *schema.Config, opts Options, errs *problems) (*State, error) 
 		InitdDirectory:    below(dir, c.InitdDirectory),
 		LogRetentionDays:  *c.LogRetention.Days,
 		LogRetentionBytes: int64(*c.LogRetention.MaxTotalMB) << 20,
+		Hooks:             hooks(c.Hooks),
 		X:                 nonEmpty(c.X),
 	}
 

@@ -47,7 +47,10 @@ type Settings struct {
 	// bound.
 	LogRetentionDays  int
 	LogRetentionBytes int64
-	X                 json.RawMessage
+	// Hooks are the top-level default hooks (already merged into every
+	// entry's own Hooks).
+	Hooks Hooks
+	X     json.RawMessage
 }
 
 // App is one app of the desired state, normalised: ids lower-cased, paths

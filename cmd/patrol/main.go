@@ -13,7 +13,6 @@ import (
 	"runtime"
 
 	"github.com/patrolhq/patrol"
-	"github.com/patrolhq/patrol/desired"
 	"github.com/patrolhq/patrol/schema"
 )
 
@@ -209,7 +208,7 @@ func validate(o io3, paths []string) int {
 	for _, p := range paths {
 		st, err := patrol.LoadConfig(p)
 		if err != nil {
-			for _, line := range desired.Problems(err) {
+			for _, line := range patrol.Problems(err) {
 				fmt.Fprintf(o.stderr, "%s: %s\n", p, line)
 			}
 			code = exitFail

@@ -1,0 +1,156 @@
+package patrol_test
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/patrolhq/patrol"
+
+// allowedImports is the import direction of DESIGN §1: for each package
+// directory, the module's packages it may import. schema is the root of the
+// graph; desired and observed build on it; reconcile and exec on those; api
+// knows only schema and reaches the loop through an interface; the root
+// package wires everything; cmd/patrol is a thin CLI over the root package.
+var allowedImports = map[string][]string{
+	"schema":             {},
+	"desired":            {"schema"},
+	"observed":           {"schema"},
+	"reconcile":          {"schema", "desired", "observed"},
+	"exec":               {"schema", "desired", "observed"},
+	"api":                {"schema"},
+	".":                  {"schema", "desired", "observed", "reconcile", "exec", "api"},
+	"cmd/patrol":         {".", "schema"},
+	"internal/schemagen": {"schema", "desired"},
+}
+
+// processImports may only be imported by exec, the one package that starts
+// and signals processes (demo programs under examples/ are not Patrol).
+var processImports = []string{"os/exec", "syscall", "golang.org/x/sys/unix"}
+
+func TestImportDirection(t *testing.T) {
+	fset := token.NewFileSet()
+	seen := map[string]bool{}
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") {
+			return nil
+		}
+		dir := filepath.ToSlash(filepath.Dir(path))
+		isTest := strings.HasSuffix(path, "_test.go")
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		example := dir == "examples" || strings.HasPrefix(dir, "examples/")
+		allowed, known := allowedImports[dir]
+		if !known && !example {
+			t.Errorf("%s: package directory %q has no import rule; add it to allowedImports", path, dir)
+		}
+		seen[dir] = true
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			if slices.Contains(processImports, p) && dir != "exec" && !example && !isTest {
+				t.Errorf("%s imports %s: only package exec may", path, p)
+			}
+			rel, ok := strings.CutPrefix(p, module)
+			if !ok {
+				continue
+			}
+			rel = strings.TrimPrefix(rel, "/")
+			if rel == "" {
+				rel = "."
+			}
+			if rel == dir || example {
+				continue
+			}
+			if isTest && slices.Contains(allowed, rel) {
+				continue
+			}
+			if !slices.Contains(allowed, rel) {
+				t.Errorf("%s imports %s: %s may import only %v", path, p, dir, allowed)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dir := range allowedImports {
+		if !seen[dir] {
+			t.Errorf("package directory %q in allowedImports has no Go files", dir)
+		}
+	}
+}
+
+// TestLayout checks the required top-level layout of DESIGN §1.
+func TestLayout(t *testing.T) {
+	for _, p := range []string{
+		"patrol.go", "go.mod", "README.md", "Makefile", "LICENSE", ".ci/run",
+		"cmd/patrol", "reconcile", "desired", "observed", "exec", "api", "schema", "examples",
+		"schema/config.schema.json", "examples/config.json", "examples/demoapp",
+	} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("required path missing: %v", err)
+		}
+	}
+}
+
+// TestPackageDocs checks that every package has a package doc comment
+// ("Package name ..." or, for commands, "Command name ...").
+func TestPackageDocs(t *testing.T) {
+	fset := token.NewFileSet()
+	docs := map[string]bool{}
+	names := map[string]string{}
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.PackageClauseOnly|parser.ParseComments)
+		if err != nil {
+			return err
+		}
+		dir := filepath.Dir(path)
+		names[dir] = f.Name.Name
+		if f.Doc == nil {
+			return nil
+		}
+		text := f.Doc.Text()
+		if strings.HasPrefix(text, "Package "+f.Name.Name+" ") || (f.Name.Name == "main" && strings.HasPrefix(text, "Command ")) {
+			docs[dir] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dir, name := range names {
+		if !docs[dir] {
+			t.Errorf("package %s (%s) has no package doc comment", name, dir)
+		}
+	}
+}
