@@ -1,0 +1,202 @@
+package observed
+
+import (
+	"time"
+
+	"github.com/patrolhq/patrol/desired"
+	"github.com/patrolhq/patrol/schema"
+)
+
+// Role says which process of an instance a process event is about.
+type Role int
+
+const (
+	// RoleLeader is the process whose life is the instance's life: the child
+	// of a keepalive 1 app, the daemon of a keepalive 2 app.
+	RoleLeader Role = iota
+	// RoleLauncher is the process Patrol started for a keepalive 2 app; it
+	// may fork the daemon and exit, which never ends the instance.
+	RoleLauncher
+)
+
+func (r Role) String() string {
+	if r == RoleLauncher {
+		return "launcher"
+	}
+	return "leader"
+}
+
+// CodeUnknown is the exit code of a process that was not Patrol's child, so
+// its exit status could not be collected.
+const CodeUnknown = -1
+
+// Exit is the fact of a watched process ending, as delivered by package
+// exec to the loop.
+type Exit struct {
+	// Tag is the instance id the process was registered with.
+	Tag  string
+	Role Role
+	PID  int
+	// Code is the exit code; death by signal N gives 128+N; CodeUnknown when
+	// the status could not be collected.
+	Code int
+	// Signal is the signal that killed the process, 0 if it exited.
+	Signal int
+	Ended  time.Time
+}
+
+// Launch describes a process Patrol started.
+type Launch struct {
+	PID  int
+	PGID int
+	// StartTime is the process start time from /proc/PID/stat, in clock
+	// ticks since boot; with the PID it identifies the process.
+	StartTime uint64
+	Started   time.Time
+	// Stdout and Stderr are the log files; both are the .stdmerge.log file
+	// with std-merge; empty when a stream has no file.
+	Stdout string
+	Stderr string
+}
+
+// Snapshot is the observed state of everything Patrol supervises. The loop
+// owns it and mutates it between passes; Plan only reads it.
+type Snapshot struct {
+	Apps map[string]*App
+	// Shutdown is set once Patrol is shutting down: everything is stopped
+	// and nothing is started.
+	Shutdown bool
+}
+
+// NewSnapshot returns an empty snapshot.
+func NewSnapshot() *Snapshot {
+	return &Snapshot{Apps: map[string]*App{}}
+}
+
+// App is what is known about one app.
+type App struct {
+	ID string
+	// Instance is the current instance: starting, running or stopping.
+	Instance *Instance
+	// Leftover is the process group of an ended instance whose other
+	// members are still alive; no new instance starts until it is gone.
+	Leftover *Leftover
+	// LastEnd is how the last instance ended.
+	LastEnd *End
+	// Backoff delays the next start after crashes.
+	Backoff Backoff
+	// Pending is a start Patrol owes the app: after a restart or a
+	// config-driven stop, or a restart requested while it was not running.
+	Pending *Pending
+	// Candidate is a live process found in a keepalive 2 app's pid file
+	// while the app has no instance: Plan adopts it instead of starting a
+	// duplicate.
+	Candidate *Candidate
+	// StartError says why the last start failed, until one succeeds.
+	StartError string
+	// History holds closed instances, oldest first.
+	History []Record
+	// Starts counts instances started or adopted since Patrol started.
+	Starts int
+}
+
+// Instance is one run of an app.
+type Instance struct {
+	// ID is the instance id, a UUIDv4.
+	ID string
+	// App is the config the instance was started with.
+	App *desired.App
+	// Revision is the config revision the instance was started with.
+	Revision string
+	// PID is the leader's pid: the child (keepalive 1) or the daemon
+	// (keepalive 2, 0 until its pid file names it).
+	PID       int
+	PGID      int
+	StartTime uint64
+	Started   time.Time
+	LastSeen  time.Time
+	// Launcher is the pid of a keepalive 2 app's launcher while it runs.
+	Launcher     int
+	LauncherPGID int
+	// Adopted is set for an instance Patrol found running instead of
+	// starting it.
+	Adopted bool
+	// RunOnce is set when this instance consumed a run-once.
+	RunOnce bool
+	// Stopping is set once Patrol asked the instance to stop.
+	Stopping *Stopping
+	// Stdout and Stderr are the instance's log files.
+	Stdout string
+	Stderr string
+}
+
+// Stopping records a graceful stop in progress.
+type Stopping struct {
+	Reason schema.Reason
+	Since  time.Time
+	// Deadline is when the process group gets SIGKILL.
+	Deadline time.Time
+	Killed   bool
+}
+
+// Leftover is the process group of an ended instance that still has
+// members.
+type Leftover struct {
+	PGID     int
+	Since    time.Time
+	Deadline time.Time
+	Killed   bool
+}
+
+// End is how an instance ended.
+type End struct {
+	Reason schema.Reason
+	Exit   *Exit // nil when no process exit was seen (for example a start timeout)
+	At     time.Time
+	// Fingerprint is the config fingerprint the instance ran with.
+	Fingerprint string
+	// BySelf is true when the process ended without Patrol asking it to.
+	BySelf bool
+}
+
+// Backoff is the crash-loop state of an app.
+type Backoff struct {
+	// Crashes counts consecutive instances that ended by themselves before
+	// staying up backoff.reset-after.
+	Crashes int
+	// Until is the earliest time of the next start.
+	Until time.Time
+	// Fingerprint is the config the delay was computed for; a config change
+	// cancels the delay.
+	Fingerprint string
+}
+
+// Pending is a start Patrol owes an app.
+type Pending struct {
+	Reason  schema.Reason
+	Changes []desired.Change
+}
+
+// Candidate is a live process named by a keepalive 2 app's pid file.
+type Candidate struct {
+	PID       int
+	PGID      int
+	StartTime uint64
+}
+
+// Record is one closed instance in an app's history.
+type Record struct {
+	InstanceID     string
+	PID            int
+	Started        time.Time
+	LastSeen       time.Time
+	Stopped        time.Time
+	Disabled       bool
+	Restart        bool
+	RunOnce        bool
+	Shutdown       bool
+	ExitCode       int
+	Reason         schema.Reason
+	ConfigRevision string
+	KeyValue       map[string]any
+}
