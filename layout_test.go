@@ -16,13 +16,14 @@ const module = "github.com/patrolhq/patrol"
 
 // allowedImports is the import direction of DESIGN §1: for each package
 // directory, the module's packages it may import. schema is the root of the
-// graph; desired and observed build on it; reconcile and exec on those; api
+// graph; desired builds on it, observed on both (an instance remembers the
+// config it runs); reconcile and exec build on those; api
 // knows only schema and reaches the loop through an interface; the root
 // package wires everything; cmd/patrol is a thin CLI over the root package.
 var allowedImports = map[string][]string{
 	"schema":             {},
 	"desired":            {"schema"},
-	"observed":           {"schema"},
+	"observed":           {"schema", "desired"},
 	"reconcile":          {"schema", "desired", "observed"},
 	"exec":               {"schema", "desired", "observed"},
 	"api":                {"schema"},
