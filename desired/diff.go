@@ -31,8 +31,8 @@ type appField struct {
 func secs(d time.Duration) any { return d.Seconds() }
 
 // appFields lists every compared key of an app and whether changing it
-// restarts a running instance. "disabled" is not here: it starts or stops
-// the app instead. Restart fields are those that shape the process: what
+// restarts a running instance ("disabled" is listed as in place: when it
+// matters, it starts or stops the app instead). Restart fields are those that shape the process: what
 // runs, where, with which environment and output, and how it is stopped.
 var appFields = []appField{
 	{"keepalive", true, false, func(a *App) any { return int(a.Keepalive) }},
@@ -46,6 +46,7 @@ var appFields = []appField{
 	{"std-merge", true, false, func(a *App) any { return a.StdMerge }},
 	{"stop-signal", true, false, func(a *App) any { return a.StopSignal }},
 	{"name", false, false, func(a *App) any { return a.Name }},
+	{"disabled", false, false, func(a *App) any { return a.Disabled }},
 	{"secret", false, true, func(a *App) any { return a.Secret }},
 	{"pid-verify", false, false, func(a *App) any { return a.PIDVerify }},
 	{"keyvalue", false, false, func(a *App) any { return a.KeyValue }},
@@ -63,7 +64,7 @@ var appFields = []appField{
 }
 
 // RestartFields lists the app keys whose change restarts a running
-// instance; every other key except "disabled" is applied in place.
+// instance; every other key is applied in place.
 func RestartFields() []string {
 	var out []string
 	for _, f := range appFields {
@@ -87,7 +88,7 @@ func InPlaceFields() []string {
 }
 
 // DiffApps returns the changed keys between two versions of an app, in a
-// fixed order (restart fields first). "disabled" is not compared.
+// fixed order (restart fields first).
 func DiffApps(old, cur *App) []Change {
 	var out []Change
 	for _, f := range appFields {

@@ -23,6 +23,8 @@ type State struct {
 	services map[string]*Service
 	appIDs   []string
 	svcIDs   []string
+	// overrides are the runtime overrides layered on by WithOverrides.
+	overrides map[Key]*Override
 }
 
 // Settings are the config's top-level settings, with defaults applied.

@@ -88,6 +88,9 @@ type App struct {
 	// Pending is a start Patrol owes the app: after a restart or a
 	// config-driven stop, or a restart requested while it was not running.
 	Pending *Pending
+	// RestartRequested is a one-shot restart asked for by the API while the
+	// app runs.
+	RestartRequested bool
 	// Candidate is a live process found in a keepalive 2 app's pid file
 	// while the app has no instance: Plan adopts it instead of starting a
 	// duplicate.
@@ -157,6 +160,20 @@ type End struct {
 	Fingerprint string
 	// BySelf is true when the process ended without Patrol asking it to.
 	BySelf bool
+}
+
+// Succeeded reports whether the instance ended with exit code 0 and no
+// signal.
+func (e *End) Succeeded() bool {
+	return e.Exit != nil && e.Exit.Code == 0 && e.Exit.Signal == 0
+}
+
+// LastEndReason is the reason the last instance ended, or "" if none did.
+func (a *App) LastEndReason() schema.Reason {
+	if a.LastEnd == nil {
+		return ""
+	}
+	return a.LastEnd.Reason
 }
 
 // Backoff is the crash-loop state of an app.

@@ -1,0 +1,326 @@
+package reconcile
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/patrolhq/patrol/desired"
+	"github.com/patrolhq/patrol/observed"
+	"github.com/patrolhq/patrol/schema"
+)
+
+// execute carries out one planned action.
+func (l *Loop) execute(a Action, now time.Time) {
+	oa := l.app(a.ID)
+	log := l.log.With("app", a.ID, "action", string(a.Kind), "reason", string(a.Reason))
+	switch a.Kind {
+	case KindKeep:
+	case KindStart:
+		l.start(oa, a, now)
+	case KindAdopt:
+		l.adopt(oa, a, now)
+	case KindStop:
+		l.stop(oa, a.Reason, now)
+	case KindRestart:
+		log.Info("restarting", "changes", fmtChanges(a.Changes))
+		oa.RestartRequested = false
+		oa.Pending = &observed.Pending{Reason: a.Reason, Changes: a.Changes}
+		if a.Reason == schema.ReasonRestart {
+			l.stop(oa, schema.ReasonRestart, now)
+		} else {
+			l.stop(oa, schema.ReasonChanged, now)
+		}
+	case KindUpdate:
+		log.Info("updated in place", "changes", fmtChanges(a.Changes))
+		oa.Instance.App = a.App
+		oa.Instance.Revision = l.file.Revision()
+	case KindKill:
+		if inst := oa.Instance; inst != nil && inst.Stopping != nil {
+			log.Warn("stop-timeout passed; sending SIGKILL to the process group", "pid", inst.PID)
+			l.signal(inst, "SIGKILL")
+			inst.Stopping.Killed = true
+		}
+		if lo := oa.Leftover; lo != nil && !lo.Deadline.IsZero() && !now.Before(lo.Deadline) {
+			log.Warn("processes left by an ended instance outlived stop-timeout; sending SIGKILL", "pgid", lo.PGID)
+			_ = l.exec.SignalGroup(lo.PGID, "SIGKILL")
+			lo.Killed = true
+		}
+	case KindCleanup:
+		lo := oa.Leftover
+		sig, timeout := "SIGTERM", 10*time.Second
+		if d, ok := l.file.App(a.ID); ok {
+			sig, timeout = d.StopSignal, d.StopTimeout
+		}
+		log.Info("stopping processes left in the process group of the ended instance", "pgid", lo.PGID, "signal", sig)
+		_ = l.exec.SignalGroup(lo.PGID, sig)
+		lo.Deadline = now.Add(timeout)
+	}
+}
+
+// start starts a new instance.
+func (l *Loop) start(oa *observed.App, a Action, now time.Time) {
+	app := a.App
+	id := uuid.NewString()
+	if app.Keepalive == schema.KeepalivePIDApp {
+		if err := removeStalePIDFile(app.PIDPath); err != nil {
+			l.startFailed(oa, app, fmt.Errorf("remove stale pid file: %w", err), now)
+			return
+		}
+	}
+	launch, err := l.exec.StartApp(app, id, now)
+	if err != nil {
+		l.startFailed(oa, app, err, now)
+		return
+	}
+	inst := &observed.Instance{
+		ID:        id,
+		App:       app,
+		Revision:  l.file.Revision(),
+		PGID:      launch.PGID,
+		StartTime: launch.StartTime,
+		Started:   launch.Started,
+		LastSeen:  launch.Started,
+		Stdout:    launch.Stdout,
+		Stderr:    launch.Stderr,
+	}
+	if app.Keepalive == schema.KeepalivePIDApp {
+		inst.Launcher, inst.LauncherPGID, inst.PGID = launch.PID, launch.PGID, 0
+	} else {
+		inst.PID = launch.PID
+	}
+	key := desired.Key{Group: schema.GroupApp, ID: app.ID}
+	if ov := l.overrides[key]; ov != nil && ov.RunOnce {
+		inst.RunOnce = true
+		ov.RunOnce = false
+		if ov.Empty() {
+			delete(l.overrides, key)
+		}
+	}
+	oa.Instance = inst
+	oa.Pending = nil
+	oa.StartError = ""
+	oa.Candidate = nil
+	oa.Starts++
+	l.tags[id] = app.ID
+	l.log.Info("started", "app", app.ID, "pid", launch.PID, "instance", id, "reason", string(a.Reason))
+}
+
+// startFailed records a failed start and backs off like a crash.
+func (l *Loop) startFailed(oa *observed.App, app *desired.App, err error, now time.Time) {
+	oa.StartError = err.Error()
+	oa.Backoff.Crashes++
+	oa.Backoff.Until = now.Add(max(BackoffDelay(app.Backoff, oa.Backoff.Crashes), app.Backoff.Initial))
+	oa.Backoff.Fingerprint = app.Fingerprint()
+	oa.Pending = nil
+	l.log.Error("start failed", "app", app.ID, "err", err, "retry-at", oa.Backoff.Until)
+}
+
+// adopt takes over a running process instead of starting a new one.
+func (l *Loop) adopt(oa *observed.App, a Action, now time.Time) {
+	id := uuid.NewString()
+	c := oa.Candidate
+	oa.Candidate = nil
+	st, err := l.exec.Watch(c.PID, id, observed.RoleLeader)
+	if err != nil {
+		l.log.Info("adoption candidate vanished", "app", a.ID, "pid", c.PID, "err", err)
+		return
+	}
+	oa.Instance = &observed.Instance{
+		ID:        id,
+		App:       a.App,
+		Revision:  l.file.Revision(),
+		PID:       c.PID,
+		PGID:      c.PGID,
+		StartTime: st,
+		Started:   now,
+		LastSeen:  now,
+		Adopted:   true,
+	}
+	oa.Starts++
+	l.tags[id] = a.ID
+	l.log.Info("adopted running process", "app", a.ID, "pid", c.PID, "instance", id)
+}
+
+// stop begins a graceful stop: the stop signal to the instance's process
+// groups, SIGKILL once stop-timeout passes (a later KindKill).
+func (l *Loop) stop(oa *observed.App, reason schema.Reason, now time.Time) {
+	inst := oa.Instance
+	if inst == nil || inst.Stopping != nil {
+		return
+	}
+	app := inst.App
+	if d, ok := l.file.App(oa.ID); ok {
+		app = d // the current stop-signal and stop-timeout apply
+	}
+	inst.Stopping = &observed.Stopping{Reason: reason, Since: now, Deadline: now.Add(app.StopTimeout)}
+	signalled := l.signal(inst, app.StopSignal)
+	l.log.Info("stopping", "app", oa.ID, "pid", inst.PID, "signal", app.StopSignal, "reason", string(reason))
+	if !signalled && inst.PID == 0 {
+		// A keepalive 2 instance whose launcher is gone and whose daemon
+		// never showed up: nothing to wait for.
+		l.closeInstance(oa, nil, now)
+		return
+	}
+	if app.StopTimeout == 0 {
+		l.signal(inst, "SIGKILL")
+		inst.Stopping.Killed = true
+	}
+}
+
+// signal sends sig to an instance's process groups and reports whether any
+// process got it.
+func (l *Loop) signal(inst *observed.Instance, sig string) bool {
+	ok := false
+	if inst.PGID > 0 && l.exec.SignalGroup(inst.PGID, sig) == nil {
+		ok = true
+	}
+	if inst.Launcher > 0 && inst.LauncherPGID > 0 && inst.LauncherPGID != inst.PGID && l.exec.SignalGroup(inst.LauncherPGID, sig) == nil {
+		ok = true
+	}
+	return ok
+}
+
+// applyExit records a process exit reported by exec.
+func (l *Loop) applyExit(ev observed.Exit) {
+	id, ok := l.tags[ev.Tag]
+	if !ok {
+		return // an instance already closed
+	}
+	oa := l.snap.Apps[id]
+	if oa == nil || oa.Instance == nil || oa.Instance.ID != ev.Tag {
+		return
+	}
+	inst := oa.Instance
+	if ev.Role == observed.RoleLauncher {
+		inst.Launcher = 0
+		l.log.Info("launcher exited", "app", id, "pid", ev.PID, "code", ev.Code)
+		switch {
+		case inst.PID > 0:
+		case inst.Stopping != nil:
+			l.closeInstance(oa, &ev, ev.Ended)
+		case ev.Code != 0:
+			oa.StartError = fmt.Sprintf("launcher exited with code %d before writing a live pid to %s", ev.Code, inst.App.PIDPath)
+			l.closeInstance(oa, &ev, ev.Ended)
+		}
+		return
+	}
+	l.closeInstance(oa, &ev, ev.Ended)
+}
+
+// closeInstance ends an app's current instance: history, backoff,
+// run-once, and what is left of its process group.
+func (l *Loop) closeInstance(oa *observed.App, ev *observed.Exit, now time.Time) {
+	inst := oa.Instance
+	app := inst.App
+	bySelf := inst.Stopping == nil
+	reason := schema.ReasonStartFailed
+	switch {
+	case !bySelf:
+		reason = historyReason(inst.Stopping.Reason)
+	case ev == nil:
+	case ev.Code == observed.CodeUnknown:
+		reason = schema.ReasonPIDGone
+	case ev.Signal != 0:
+		reason = schema.ReasonSignal
+	case ev.Code == 0 && inst.PID > 0:
+		reason = schema.ReasonExited
+	case inst.PID > 0:
+		reason = schema.ReasonCrashed
+	}
+	code := 0
+	if ev != nil && ev.Code > 0 {
+		code = ev.Code
+	}
+	key := desired.Key{Group: schema.GroupApp, ID: oa.ID}
+	rec := observed.Record{
+		InstanceID:     inst.ID,
+		PID:            inst.PID,
+		Started:        inst.Started,
+		LastSeen:       inst.LastSeen,
+		Stopped:        now,
+		Disabled:       l.disabled(oa.ID),
+		Restart:        oa.Pending != nil && oa.Pending.Reason == schema.ReasonRestart,
+		RunOnce:        inst.RunOnce,
+		Shutdown:       l.snap.Shutdown,
+		ExitCode:       code,
+		Reason:         reason,
+		ConfigRevision: inst.Revision,
+	}
+	l.appendHistory(oa, rec)
+	oa.LastEnd = &observed.End{Reason: reason, Exit: ev, At: now, Fingerprint: app.Fingerprint(), BySelf: bySelf}
+
+	if bySelf {
+		if now.Sub(inst.Started) >= app.Backoff.ResetAfter {
+			oa.Backoff.Crashes = 0
+		} else {
+			oa.Backoff.Crashes++
+		}
+		oa.Backoff.Until = now.Add(BackoffDelay(app.Backoff, oa.Backoff.Crashes))
+		oa.Backoff.Fingerprint = app.Fingerprint()
+	}
+	if inst.RunOnce {
+		// The run-once instance ended: the entry is disabled, as in the
+		// original Patrol, through an override the file can supersede.
+		if d, ok := l.file.App(oa.ID); ok && !d.Disabled {
+			t := true
+			l.overrides[key] = &desired.Override{Disabled: &t, Since: now, Fingerprint: d.Fingerprint()}
+		}
+	}
+	if inst.PGID > 0 && l.exec.GroupAlive(inst.PGID) {
+		lo := &observed.Leftover{PGID: inst.PGID, Since: now}
+		if inst.Stopping != nil {
+			lo.Deadline, lo.Killed = inst.Stopping.Deadline, inst.Stopping.Killed
+		}
+		oa.Leftover = lo
+	}
+	l.exec.Forget(inst.ID)
+	delete(l.tags, inst.ID)
+	oa.Instance = nil
+	lvl := l.log.Info
+	if reason == schema.ReasonCrashed || reason == schema.ReasonSignal || reason == schema.ReasonPIDGone || reason == schema.ReasonStartFailed {
+		lvl = l.log.Warn
+	}
+	lvl("instance ended", "app", oa.ID, "pid", inst.PID, "code", code, "reason", string(reason),
+		"uptime", now.Sub(inst.Started).Round(time.Millisecond), "next-start", nextStart(oa, now))
+}
+
+func nextStart(oa *observed.App, now time.Time) string {
+	if oa.Backoff.Until.After(now) {
+		return "after backoff " + oa.Backoff.Until.Sub(now).Round(time.Millisecond).String()
+	}
+	return "now"
+}
+
+// historyReason maps why Patrol stopped an instance to its history reason.
+func historyReason(r schema.Reason) schema.Reason {
+	switch r {
+	case schema.ReasonRemoved, schema.ReasonDisabled, schema.ReasonChanged:
+		return schema.ReasonStoppedByConfig
+	case schema.ReasonOverride, schema.ReasonRestart:
+		return schema.ReasonStoppedByAPI
+	}
+	return r // shutdown, execute-timeout, start-failed
+}
+
+func (l *Loop) appendHistory(oa *observed.App, r observed.Record) {
+	oa.History = append(oa.History, r)
+	if limit := l.file.Settings().History; len(oa.History) > limit {
+		oa.History = append([]observed.Record(nil), oa.History[len(oa.History)-limit:]...)
+	}
+}
+
+func fmtChanges(cs []desired.Change) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = fmt.Sprintf("%s: %s -> %s", c.Field, c.Old, c.New)
+	}
+	return out
+}
+
+// disabled reports whether app id is disabled, overrides included.
+func (l *Loop) disabled(id string) bool {
+	d, ok := l.file.App(id)
+	return ok && l.effective().AppDisabled(d)
+}

@@ -1,0 +1,459 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/patrolhq/patrol/desired"
+	"github.com/patrolhq/patrol/observed"
+	"github.com/patrolhq/patrol/schema"
+)
+
+// Executor is what the loop needs from package exec; the root package wires
+// an exec.Runner in, tests may fake it. Every method is called from the loop
+// goroutine only.
+type Executor interface {
+	// StartApp starts one instance of a, registering its processes under
+	// tag.
+	StartApp(a *desired.App, tag string, now time.Time) (observed.Launch, error)
+	// SignalGroup sends a signal ("SIGTERM") to a process group.
+	SignalGroup(pgid int, sig string) error
+	GroupAlive(pgid int) bool
+	Alive(pid int) bool
+	ReadPIDFile(path string) (int, error)
+	ProcStat(pid int) (pgid int, startTime uint64, err error)
+	VerifyBinary(pid int, binary string) error
+	// Watch reports the exit of pid under tag through the loop's Notify.
+	Watch(pid int, tag string, role observed.Role) (startTime uint64, err error)
+	// Forget drops every registration of tag.
+	Forget(tag string)
+}
+
+// ErrStopped is returned by requests to a loop that no longer runs.
+var ErrStopped = errors.New("patrol is not running")
+
+// ErrUnknownEntry is returned for a request about an entry not in the
+// config.
+var ErrUnknownEntry = errors.New("unknown entry")
+
+// Options configure a Loop.
+type Options struct {
+	Log  *slog.Logger
+	Exec Executor
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// InstanceID identifies this Patrol run (status "instance-id").
+	InstanceID string
+}
+
+// Loop is the one goroutine that owns Patrol's mutable state: the observed
+// snapshot, the overrides and the history. Process exits, config changes,
+// API requests and timers only wake it; every pass plans from the whole
+// state and executes exactly that plan.
+type Loop struct {
+	log        *slog.Logger
+	exec       Executor
+	now        func() time.Time
+	instanceID string
+
+	// Owned by the loop goroutine.
+	file      *desired.State
+	loaded    time.Time
+	overrides map[desired.Key]*desired.Override
+	snap      *observed.Snapshot
+	tags      map[string]string // instance id -> app id
+	started   time.Time
+	lastPanic string
+
+	// Inboxes, safe from any goroutine.
+	mu       sync.Mutex
+	exits    []observed.Exit
+	config   *desired.State
+	wake     chan struct{}
+	requests chan request
+	force    chan struct{}
+	done     chan struct{}
+}
+
+type request struct {
+	fn   func()
+	done chan struct{}
+}
+
+// New returns a loop for the initial desired state.
+func New(opts Options, initial *desired.State) *Loop {
+	l := &Loop{
+		log:        opts.Log,
+		exec:       opts.Exec,
+		now:        opts.Now,
+		instanceID: opts.InstanceID,
+		file:       initial,
+		overrides:  map[desired.Key]*desired.Override{},
+		snap:       observed.NewSnapshot(),
+		tags:       map[string]string{},
+		wake:       make(chan struct{}, 1),
+		requests:   make(chan request),
+		force:      make(chan struct{}, 1),
+		done:       make(chan struct{}),
+	}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	if l.now == nil {
+		l.now = time.Now
+	}
+	if l.instanceID == "" {
+		l.instanceID = uuid.NewString()
+	}
+	l.loaded = l.now()
+	return l
+}
+
+// Notify queues a process exit for the loop. It never blocks; package exec
+// calls it from its reaper.
+func (l *Loop) Notify(ev observed.Exit) {
+	l.mu.Lock()
+	l.exits = append(l.exits, ev)
+	l.mu.Unlock()
+	l.poke()
+}
+
+// SetConfig hands the loop a new desired state; the latest one wins.
+func (l *Loop) SetConfig(st *desired.State) {
+	l.mu.Lock()
+	l.config = st
+	l.mu.Unlock()
+	l.poke()
+}
+
+// Kill makes a shutting-down loop stop waiting: every remaining process
+// group gets SIGKILL and Run returns.
+func (l *Loop) Kill() {
+	select {
+	case l.force <- struct{}{}:
+	default:
+	}
+}
+
+// Done is closed when Run has returned.
+func (l *Loop) Done() <-chan struct{} { return l.done }
+
+func (l *Loop) poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs the loop until ctx is cancelled and every app has been stopped
+// (graceful shutdown, DESIGN §5.4), or until Kill.
+func (l *Loop) Run(ctx context.Context) error {
+	defer close(l.done)
+	l.started = l.now()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	ctxDone := ctx.Done()
+	for {
+		l.drain()
+		next := l.step()
+		if l.snap.Shutdown && l.idle() {
+			l.log.Info("all apps stopped")
+			return nil
+		}
+		timer.Reset(max(0, next.Sub(l.now())))
+		select {
+		case <-ctxDone:
+			ctxDone = nil
+			l.snap.Shutdown = true
+			l.log.Info("shutting down: stopping every app")
+		case <-l.wake:
+		case r := <-l.requests:
+			r.fn()
+			close(r.done)
+		case <-l.force:
+			l.killAll()
+			return nil
+		case <-timer.C:
+		}
+	}
+}
+
+// do runs fn on the loop goroutine and waits for it.
+func (l *Loop) do(ctx context.Context, fn func()) error {
+	r := request{fn: fn, done: make(chan struct{})}
+	select {
+	case l.requests <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.done:
+		return ErrStopped
+	}
+	<-r.done
+	return nil
+}
+
+// drain applies queued exits and the latest config.
+func (l *Loop) drain() {
+	l.mu.Lock()
+	exits := l.exits
+	l.exits = nil
+	cfg := l.config
+	l.config = nil
+	l.mu.Unlock()
+	for _, ev := range exits {
+		l.applyExit(ev)
+	}
+	if cfg != nil {
+		l.applyConfig(cfg)
+	}
+}
+
+func (l *Loop) applyConfig(st *desired.State) {
+	if st.Revision() == l.file.Revision() {
+		l.log.Info("config unchanged", "revision", st.Revision())
+		l.loaded = l.now()
+		return
+	}
+	l.log.Info("config loaded", "revision", st.Revision(), "previous", l.file.Revision())
+	l.file = st
+	l.loaded = l.now()
+}
+
+// maxPasses bounds the passes of one step: a pass that starts apps may
+// unblock their dependents in the next.
+const maxPasses = 8
+
+// step observes, plans and executes until the plan is empty, and returns
+// when the loop should next wake up.
+func (l *Loop) step() (next time.Time) {
+	defer func() {
+		if p := recover(); p != nil {
+			l.lastPanic = fmt.Sprint(p)
+			l.log.Error("panic in reconcile pass; continuing", "panic", p, "stack", string(debug.Stack()))
+			next = l.now().Add(time.Second)
+		}
+	}()
+	for range maxPasses {
+		now := l.now()
+		l.pruneOverrides(now)
+		l.observe(now)
+		actions := Plan(l.effective(), l.snap, now)
+		acted := false
+		for _, a := range actions {
+			if a.Kind != KindKeep {
+				acted = true
+			}
+			l.execute(a, now)
+		}
+		if !acted {
+			break
+		}
+	}
+	return l.nextWake(l.now())
+}
+
+// effective is the file plus the overrides.
+func (l *Loop) effective() *desired.State { return l.file.WithOverrides(l.overrides) }
+
+func (l *Loop) pruneOverrides(now time.Time) {
+	for k, o := range l.overrides {
+		if why := l.file.Stale(k, o, now); why != "" {
+			l.log.Info("override dropped", "group", k.Group, "id", k.ID, "why", why)
+			delete(l.overrides, k)
+		}
+	}
+}
+
+// app returns the observed app with id, creating it.
+func (l *Loop) app(id string) *observed.App {
+	oa := l.snap.Apps[id]
+	if oa == nil {
+		oa = &observed.App{ID: id}
+		l.snap.Apps[id] = oa
+	}
+	return oa
+}
+
+// idle reports whether no process Patrol started is left.
+func (l *Loop) idle() bool {
+	for _, oa := range l.snap.Apps {
+		if oa.Instance != nil || oa.Leftover != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// observe refreshes what the loop learns by looking rather than by events:
+// pid files, leftover process groups, last-seen times.
+func (l *Loop) observe(now time.Time) {
+	for id, oa := range l.snap.Apps {
+		if lo := oa.Leftover; lo != nil && !l.exec.GroupAlive(lo.PGID) {
+			oa.Leftover = nil
+		}
+		inst := oa.Instance
+		if inst == nil {
+			continue
+		}
+		if inst.App.Keepalive == schema.KeepalivePIDApp && inst.PID == 0 && inst.Stopping == nil {
+			l.learnDaemon(id, oa, now)
+		}
+		if inst.PID > 0 && inst.Stopping == nil {
+			inst.LastSeen = now
+		}
+	}
+	// Keepalive 2 apps without an instance: is their daemon already
+	// running (Patrol restarted, or someone started it by hand)?
+	for _, a := range l.file.Apps() {
+		if a.Keepalive != schema.KeepalivePIDApp || l.snap.Shutdown {
+			continue
+		}
+		oa := l.snap.Apps[a.ID]
+		if oa != nil && (oa.Instance != nil || oa.Leftover != nil) {
+			continue
+		}
+		c := l.candidate(a)
+		if c == nil && oa == nil {
+			continue
+		}
+		l.app(a.ID).Candidate = c
+	}
+}
+
+// candidate returns the live process named by a's pid file, if any.
+func (l *Loop) candidate(a *desired.App) *observed.Candidate {
+	pid, err := l.exec.ReadPIDFile(a.PIDPath)
+	if err != nil || !l.exec.Alive(pid) {
+		return nil
+	}
+	if a.PIDVerify {
+		if err := l.exec.VerifyBinary(pid, a.Binary); err != nil {
+			return nil
+		}
+	}
+	pgid, st, err := l.exec.ProcStat(pid)
+	if err != nil {
+		return nil
+	}
+	return &observed.Candidate{PID: pid, PGID: pgid, StartTime: st}
+}
+
+// learnDaemon reads a starting keepalive 2 instance's pid file.
+func (l *Loop) learnDaemon(id string, oa *observed.App, now time.Time) {
+	inst := oa.Instance
+	a := inst.App
+	pid, err := l.exec.ReadPIDFile(a.PIDPath)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			oa.StartError = err.Error()
+		}
+		return
+	}
+	if a.PIDVerify {
+		if err := l.exec.VerifyBinary(pid, a.Binary); err != nil {
+			oa.StartError = err.Error()
+			return
+		}
+	}
+	st, err := l.exec.Watch(pid, inst.ID, observed.RoleLeader)
+	if err != nil {
+		oa.StartError = fmt.Sprintf("pid file %s names pid %d: %v", a.PIDPath, pid, err)
+		return
+	}
+	pgid, _, err := l.exec.ProcStat(pid)
+	if err != nil {
+		pgid = 0
+	}
+	inst.PID, inst.PGID, inst.StartTime, inst.LastSeen = pid, pgid, st, now
+	oa.StartError = ""
+	l.log.Info("daemon running", "app", id, "pid", pid, "instance", inst.ID)
+}
+
+// nextWake is the earliest time something needs the loop's attention
+// without an event: the tick, stop deadlines, backoff ends, timeouts.
+func (l *Loop) nextWake(now time.Time) time.Time {
+	next := now.Add(l.file.Settings().TickEvery)
+	soon := func(t time.Time) {
+		if t.Before(next) {
+			next = t
+		}
+	}
+	const poll = 25 * time.Millisecond
+	for id, oa := range l.snap.Apps {
+		if lo := oa.Leftover; lo != nil {
+			soon(now.Add(poll)) // watch the group empty
+			if !lo.Killed && !lo.Deadline.IsZero() {
+				soon(lo.Deadline)
+			}
+		}
+		if inst := oa.Instance; inst != nil {
+			switch {
+			case inst.Stopping != nil:
+				if !inst.Stopping.Killed {
+					soon(inst.Stopping.Deadline)
+				}
+			case inst.App.Keepalive == schema.KeepalivePIDApp && inst.PID == 0:
+				soon(now.Add(poll))
+				soon(inst.Started.Add(inst.App.StartTimeout))
+			case inst.App.ExecuteTimeout > 0:
+				soon(inst.Started.Add(inst.App.ExecuteTimeout))
+			}
+			continue
+		}
+		if a, ok := l.file.App(id); ok && oa.Backoff.Until.After(now) && oa.Backoff.Fingerprint == a.Fingerprint() {
+			soon(oa.Backoff.Until)
+		}
+	}
+	for _, o := range l.overrides {
+		if !o.Expires.IsZero() {
+			soon(o.Expires)
+		}
+	}
+	return next
+}
+
+// killAll sends SIGKILL to every process group Patrol still has and waits
+// (briefly) for them to die.
+func (l *Loop) killAll() {
+	var groups []int
+	for _, oa := range l.snap.Apps {
+		if inst := oa.Instance; inst != nil {
+			groups = append(groups, inst.PGID, inst.LauncherPGID)
+		}
+		if oa.Leftover != nil {
+			groups = append(groups, oa.Leftover.PGID)
+		}
+	}
+	for _, g := range groups {
+		if g > 0 {
+			_ = l.exec.SignalGroup(g, "SIGKILL")
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for _, g := range groups {
+		for g > 0 && l.exec.GroupAlive(g) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	l.log.Warn("killed every remaining process group", "groups", len(groups))
+}
+
+// removeStalePIDFile removes a keepalive 2 app's pid file before a start,
+// so that the pid the new daemon writes is not mistaken for an old one.
+// The loop only starts a keepalive 2 app when the file names no live
+// process (otherwise it adopts that process).
+func removeStalePIDFile(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}

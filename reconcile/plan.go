@@ -1,0 +1,242 @@
+package reconcile
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/patrolhq/patrol/desired"
+	"github.com/patrolhq/patrol/observed"
+	"github.com/patrolhq/patrol/schema"
+)
+
+// Kind is what an action does.
+type Kind string
+
+// The action kinds. Start, stop, restart, update and adopt are the plan's
+// vocabulary (DESIGN §10); kill and cleanup finish stops that outlived
+// stop-timeout or left processes behind; keep is not an action at all but
+// a note that an override holds an entry against the file.
+const (
+	KindStart   Kind = schema.ActionStart
+	KindStop    Kind = schema.ActionStop
+	KindRestart Kind = schema.ActionRestart
+	KindUpdate  Kind = schema.ActionUpdate
+	KindAdopt   Kind = schema.ActionAdopt
+	KindKeep    Kind = schema.ActionKeep
+	KindKill    Kind = "kill"
+	KindCleanup Kind = "cleanup"
+)
+
+// Action is one step the loop takes.
+type Action struct {
+	Kind   Kind
+	Group  schema.Group
+	ID     string
+	Reason schema.Reason
+	// Changes lists the changed config keys (restart and update).
+	Changes []desired.Change
+	// Note explains an override or a delay in words.
+	Note string
+	// App is the config to start, restart or update to (nil for stops of
+	// removed entries).
+	App *desired.App
+	// PID is the process an adopt takes over.
+	PID int
+}
+
+// String renders an action for logs.
+func (a Action) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s (%s", a.Kind, a.Group, a.ID, a.Reason)
+	for _, c := range a.Changes {
+		fmt.Fprintf(&b, "; %s: %s -> %s", c.Field, c.Old, c.New)
+	}
+	if a.Note != "" {
+		b.WriteString("; " + a.Note)
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// Plan compares the desired state d (with overrides) with the observed
+// state o at time now and returns what to do, sorted by group and id. It is
+// a pure function: no I/O, no clock, no goroutines. The loop executes
+// exactly what it returns, and `patrol plan` prints it.
+func Plan(d *desired.State, o *observed.Snapshot, now time.Time) []Action {
+	ids := map[string]bool{}
+	for _, a := range d.Apps() {
+		ids[a.ID] = true
+	}
+	for id := range o.Apps {
+		ids[id] = true
+	}
+	var out []Action
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
+		out = append(out, planApp(d, o, id, now)...)
+	}
+	return out
+}
+
+func planApp(d *desired.State, o *observed.Snapshot, id string, now time.Time) []Action {
+	da, inDesired := d.App(id)
+	oa := o.Apps[id]
+	if oa == nil {
+		oa = &observed.App{ID: id}
+	}
+	act := func(k Kind, r schema.Reason) Action {
+		return Action{Kind: k, Group: schema.GroupApp, ID: id, Reason: r, App: da}
+	}
+	var out []Action
+
+	// What is left of an ended instance's process group is stopped first,
+	// whatever the config says: it belongs to no instance.
+	if lo := oa.Leftover; lo != nil {
+		switch {
+		case lo.Deadline.IsZero():
+			out = append(out, act(KindCleanup, oa.LastEndReason()))
+		case !lo.Killed && !now.Before(lo.Deadline):
+			out = append(out, act(KindKill, oa.LastEndReason()))
+		}
+	}
+
+	inst := oa.Instance
+	if inst != nil && inst.Stopping != nil {
+		if !inst.Stopping.Killed && !now.Before(inst.Stopping.Deadline) {
+			out = append(out, act(KindKill, inst.Stopping.Reason))
+		}
+		return out
+	}
+	if o.Shutdown {
+		if inst != nil {
+			out = append(out, act(KindStop, schema.ReasonShutdown))
+		}
+		return out
+	}
+	if !inDesired {
+		if inst != nil {
+			out = append(out, act(KindStop, schema.ReasonRemoved))
+		}
+		return out
+	}
+
+	disabled := d.AppDisabled(da)
+	ov := d.Override(desired.Key{Group: schema.GroupApp, ID: id})
+	if inst != nil {
+		switch {
+		case disabled:
+			r := schema.ReasonDisabled
+			if ov != nil && ov.Disabled != nil {
+				r = schema.ReasonOverride
+			}
+			out = append(out, act(KindStop, r))
+		case oa.RestartRequested:
+			out = append(out, act(KindRestart, schema.ReasonRestart))
+		case inst.App.Fingerprint() != da.Fingerprint():
+			changes := desired.DiffApps(inst.App, da)
+			a := act(KindUpdate, schema.ReasonChanged)
+			if desired.NeedsRestart(changes) {
+				a.Kind = KindRestart
+			}
+			a.Changes = changes
+			out = append(out, a)
+		case da.Keepalive == schema.KeepalivePIDApp && inst.PID == 0 && !now.Before(inst.Started.Add(da.StartTimeout)):
+			a := act(KindStop, schema.ReasonStartFailed)
+			a.Note = fmt.Sprintf("no live pid in %s after start-timeout (%s)", da.PIDPath, da.StartTimeout)
+			out = append(out, a)
+		case da.ExecuteTimeout > 0 && !now.Before(inst.Started.Add(da.ExecuteTimeout)):
+			out = append(out, act(KindStop, schema.ReasonExecuteTimeout))
+		}
+		return out
+	}
+
+	// No instance.
+	if disabled {
+		if ov != nil && ov.Disabled != nil && !da.Disabled {
+			a := act(KindKeep, schema.ReasonOverride)
+			a.Note = "kept stopped by override (config: enabled)"
+			out = append(out, a)
+		}
+		if oa.Candidate != nil && da.Keepalive == schema.KeepalivePIDApp {
+			// A disabled daemon found running is adopted so that the next
+			// pass stops it, as the original Patrol did.
+			a := act(KindAdopt, schema.ReasonAdopted)
+			a.PID = oa.Candidate.PID
+			out = append(out, a)
+		}
+		return out
+	}
+	if oa.Leftover != nil {
+		return out // never two copies: wait until the old group is gone
+	}
+	if oa.Candidate != nil && da.Keepalive == schema.KeepalivePIDApp {
+		a := act(KindAdopt, schema.ReasonAdopted)
+		a.PID = oa.Candidate.PID
+		return append(out, a)
+	}
+	for _, dep := range da.DependsOn {
+		if !running(o, dep) {
+			return out // started once its dependencies run
+		}
+	}
+	if oa.Pending == nil && oa.LastEnd != nil && oa.LastEnd.BySelf && oa.LastEnd.Fingerprint == da.Fingerprint() {
+		switch da.RestartPolicy {
+		case schema.RestartNever:
+			return out
+		case schema.RestartOnFailure:
+			if oa.LastEnd.Succeeded() {
+				return out
+			}
+		}
+	}
+	if oa.Pending == nil && oa.Backoff.Until.After(now) && oa.Backoff.Fingerprint == da.Fingerprint() {
+		return out
+	}
+	a := act(KindStart, startReason(oa, da))
+	if oa.Pending != nil {
+		a.Changes = oa.Pending.Changes
+	}
+	return append(out, a)
+}
+
+// startReason says why an app without an instance is started.
+func startReason(oa *observed.App, da *desired.App) schema.Reason {
+	switch {
+	case oa.Pending != nil:
+		return oa.Pending.Reason
+	case oa.StartError != "":
+		return schema.ReasonStartFailed
+	case oa.LastEnd == nil:
+		return schema.ReasonAdded
+	case oa.LastEnd.Fingerprint != da.Fingerprint():
+		return schema.ReasonChanged
+	case oa.LastEnd.BySelf:
+		if oa.LastEnd.Succeeded() {
+			return schema.ReasonExited
+		}
+		return schema.ReasonCrashed
+	}
+	return schema.ReasonEnabled
+}
+
+// running reports whether app id has a live, not stopping, instance.
+func running(o *observed.Snapshot, id string) bool {
+	a := o.Apps[id]
+	return a != nil && a.Instance != nil && a.Instance.PID > 0 && a.Instance.Stopping == nil
+}
+
+// BackoffDelay is the wait before the next start after the n-th
+// consecutive short-lived crash: 0 for n = 0, then initial, doubling, at
+// most max.
+func BackoffDelay(b desired.Backoff, n int) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	d := b.Initial
+	for i := 1; i < n && d < b.Max; i++ {
+		d *= 2
+	}
+	return min(d, b.Max)
+}

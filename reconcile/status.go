@@ -1,0 +1,156 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/patrolhq/patrol/desired"
+	"github.com/patrolhq/patrol/observed"
+	"github.com/patrolhq/patrol/schema"
+)
+
+// Status returns the seed-compatible status of everything, with Patrol's
+// additions (state, override, config-disabled, backoff-until, config).
+func (l *Loop) Status(ctx context.Context) (*schema.Status, error) {
+	var st *schema.Status
+	if err := l.do(ctx, func() { st = l.status(l.now()) }); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+func (l *Loop) status(now time.Time) *schema.Status {
+	layout := l.file.Settings().TimestampLayout
+	ts := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.Format(layout)
+	}
+	st := &schema.Status{
+		InstanceID: l.instanceID,
+		Started:    ts(l.started),
+		Shutdown:   l.snap.Shutdown,
+		Config: &schema.ConfigStatus{
+			Path:     l.file.Path(),
+			Revision: l.file.Revision(),
+			Loaded:   ts(l.loaded),
+		},
+	}
+	eff := l.effective()
+	ids := map[string]bool{}
+	for _, a := range l.file.Apps() {
+		ids[a.ID] = true
+	}
+	for id, oa := range l.snap.Apps {
+		if oa.Instance != nil || oa.Leftover != nil {
+			ids[id] = true // removed from the file but still stopping
+		}
+	}
+	if len(ids) > 0 {
+		st.Apps = map[string]*schema.Response{}
+	}
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
+		st.Apps[id] = l.appStatus(eff, id, now, ts)
+	}
+	return st
+}
+
+func (l *Loop) appStatus(eff *desired.State, id string, now time.Time, ts func(time.Time) string) *schema.Response {
+	da, inFile := eff.App(id)
+	oa := l.snap.Apps[id]
+	if oa == nil {
+		oa = &observed.App{ID: id}
+	}
+	r := &schema.Response{Restarts: max(0, oa.Starts-1)}
+	if inFile {
+		r.Name = da.Name
+		r.Secret = da.Secret != ""
+		r.Disabled = eff.AppDisabled(da)
+		r.ConfigDisabled = da.Disabled
+		r.KeyValue = da.KeyValue
+	}
+	if ov := eff.Override(desired.Key{Group: schema.GroupApp, ID: id}); ov != nil {
+		r.Override = &schema.Override{Disabled: ov.Disabled, Since: ts(ov.Since), Expires: ts(ov.Expires)}
+		if ov.RunOnce {
+			t := true
+			r.Override.RunOnce = &t
+			r.RunOnce = true
+		}
+	}
+	if inst := oa.Instance; inst != nil {
+		r.InstanceID = inst.ID
+		r.PID = uint32(inst.PID)
+		r.Started = ts(inst.Started)
+		r.LastSeen = ts(inst.LastSeen)
+		r.RunOnce = r.RunOnce || inst.RunOnce
+		if r.Name == "" {
+			r.Name = inst.App.Name
+		}
+	}
+	r.Restart = oa.RestartRequested || (oa.Pending != nil && oa.Pending.Reason == schema.ReasonRestart)
+	r.State, r.Reason = l.state(eff, da, oa, now)
+	if r.State == schema.StateBackoff {
+		r.BackoffUntil = ts(oa.Backoff.Until)
+	}
+	for _, h := range oa.History {
+		r.History = append(r.History, schema.History{
+			InstanceID:     h.InstanceID,
+			PID:            uint32(h.PID),
+			Started:        ts(h.Started),
+			LastSeen:       ts(h.LastSeen),
+			Stopped:        ts(h.Stopped),
+			Disabled:       h.Disabled,
+			Restart:        h.Restart,
+			RunOnce:        h.RunOnce,
+			Shutdown:       h.Shutdown,
+			ExitCode:       h.ExitCode,
+			KeyValue:       h.KeyValue,
+			Reason:         h.Reason,
+			ConfigRevision: h.ConfigRevision,
+		})
+	}
+	return r
+}
+
+// state derives an entry's displayed state and, when useful, why.
+func (l *Loop) state(eff *desired.State, da *desired.App, oa *observed.App, now time.Time) (schema.State, string) {
+	inst := oa.Instance
+	switch {
+	case inst != nil && inst.Stopping != nil:
+		return schema.StateStopping, string(inst.Stopping.Reason)
+	case inst != nil && inst.PID == 0:
+		return schema.StateStarting, "waiting for the pid file " + inst.App.PIDPath
+	case inst != nil:
+		return schema.StateRunning, ""
+	case oa.Leftover != nil:
+		return schema.StateStopping, "processes of the last instance are still running"
+	case da == nil:
+		return schema.StateStopped, "removed from the config"
+	case eff.AppDisabled(da):
+		return schema.StateDisabled, ""
+	case oa.Backoff.Until.After(now) && oa.Backoff.Fingerprint == da.Fingerprint():
+		why := "crash loop"
+		if oa.StartError != "" {
+			why = oa.StartError
+		}
+		return schema.StateBackoff, why
+	}
+	for _, dep := range da.DependsOn {
+		if !running(l.snap, dep) {
+			return schema.StateStopped, fmt.Sprintf("waiting for %s", dep)
+		}
+	}
+	if oa.StartError != "" {
+		return schema.StateStopped, oa.StartError
+	}
+	if e := oa.LastEnd; e != nil && e.BySelf && e.Fingerprint == da.Fingerprint() {
+		if da.RestartPolicy == schema.RestartNever || (da.RestartPolicy == schema.RestartOnFailure && e.Succeeded()) {
+			return schema.StateStopped, fmt.Sprintf("%s; restart-policy is %s", e.Reason, da.RestartPolicy)
+		}
+	}
+	return schema.StateStopped, ""
+}
