@@ -5,9 +5,22 @@
 package patrol
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
 	"runtime/debug"
+	"sync"
+	"time"
 
+	"github.com/patrolhq/patrol/api"
 	"github.com/patrolhq/patrol/desired"
+	"github.com/patrolhq/patrol/exec"
+	"github.com/patrolhq/patrol/observed"
+	"github.com/patrolhq/patrol/reconcile"
+	"github.com/patrolhq/patrol/schema"
 )
 
 // version is set at link time with
@@ -28,7 +41,7 @@ func Version() string {
 
 // LoadConfig loads and validates the config file at path: the same pipeline
 // `patrol run` uses, minus starting anything. Its error lists every problem
-// (see desired.Problems).
+// (see Problems).
 func LoadConfig(path string) (*desired.State, error) {
 	return desired.Load(path)
 }
@@ -36,3 +49,174 @@ func LoadConfig(path string) (*desired.State, error) {
 // Problems flattens a config error into one line per problem, each
 // "json.path: message".
 func Problems(err error) []string { return desired.Problems(err) }
+
+// Signals Patrol reacts to, for the command line's signal wiring.
+var (
+	// ShutdownSignals start a graceful shutdown; a second one forces it.
+	ShutdownSignals = exec.ShutdownSignals
+	// ReloadSignal reloads the config file.
+	ReloadSignal = exec.ReloadSignal
+)
+
+// Options configure a Patrol.
+type Options struct {
+	// ConfigPath is the config file (default "config.json").
+	ConfigPath string
+	// HTTPAddr and UDPAddr override the config's http.listen and
+	// udp.listen.
+	HTTPAddr string
+	UDPAddr  string
+	// StateDir holds persisted state (default .patrol/ beside the config).
+	StateDir string
+	// Log receives Patrol's logs (default: discarded).
+	Log *slog.Logger
+}
+
+// Patrol is one supervisor.
+type Patrol struct {
+	opts  Options
+	log   *slog.Logger
+	state *desired.State // the config loaded at New
+	loop  *reconcile.Loop
+
+	runner *exec.Runner
+
+	mu       sync.Mutex
+	httpAddr string // bound address, once Run listens
+	ready    chan struct{}
+}
+
+// New loads the config; an invalid config is an error listing every
+// problem (see Problems). Nothing is started until Run.
+func New(opts Options) (*Patrol, error) {
+	if opts.ConfigPath == "" {
+		opts.ConfigPath = "config.json"
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	st, err := desired.Load(opts.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	p := &Patrol{opts: opts, log: log, state: st, ready: make(chan struct{})}
+	p.loop = reconcile.New(reconcile.Options{Log: log, Exec: (*executor)(p)}, st)
+	p.runner = exec.NewRunner(log, p.loop.Notify)
+	return p, nil
+}
+
+// Ready is closed once Run has bound its listeners and started the loop.
+func (p *Patrol) Ready() <-chan struct{} { return p.ready }
+
+// HTTPAddr is the address the HTTP server is bound to, once Ready.
+func (p *Patrol) HTTPAddr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.httpAddr
+}
+
+// Run supervises until ctx is cancelled, then stops every app gracefully
+// (stop-signal, then SIGKILL after stop-timeout) and returns. Kill cuts
+// the wait short.
+func (p *Patrol) Run(ctx context.Context) error {
+	addr := p.opts.HTTPAddr
+	if addr == "" {
+		addr = p.state.Settings().HTTPListen
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("http listen: %w", err)
+	}
+	p.mu.Lock()
+	p.httpAddr = ln.Addr().String()
+	p.mu.Unlock()
+	p.log.Info("http listening", "addr", p.httpAddr)
+
+	// The reaper outlives the loop: the loop needs exit events until the
+	// last app has stopped.
+	runCtx, stopRunner := context.WithCancel(context.Background())
+	runnerDone := make(chan error, 1)
+	go func() { runnerDone <- p.runner.Run(runCtx) }()
+
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	httpDone := make(chan error, 1)
+	srv := api.NewServer(backend{p}, p.log)
+	go func() { httpDone <- srv.Serve(httpCtx, ln) }()
+
+	close(p.ready)
+	loopErr := p.loop.Run(ctx)
+
+	stopHTTP()
+	httpErr := <-httpDone
+	stopRunner()
+	runErr := <-runnerDone
+	p.runner.Close()
+	return errors.Join(loopErr, httpErr, runErr)
+}
+
+// Kill makes a shutting-down Patrol stop waiting for apps to exit: every
+// remaining process group gets SIGKILL.
+func (p *Patrol) Kill() { p.loop.Kill() }
+
+// Reload reads the config file again and applies it; an invalid file is
+// reported and the running config stays in force.
+func (p *Patrol) Reload() error {
+	st, err := desired.Load(p.opts.ConfigPath)
+	if err != nil {
+		p.log.Error("config reload failed; keeping the running config", "path", p.opts.ConfigPath, "err", err)
+		return err
+	}
+	p.loop.SetConfig(st)
+	return nil
+}
+
+// Status returns the status of every app and service.
+func (p *Patrol) Status(ctx context.Context) (*schema.Status, error) {
+	return p.loop.Status(ctx)
+}
+
+// Toggle applies an API toggle to an entry; ttl > 0 makes the override
+// expire.
+func (p *Patrol) Toggle(ctx context.Context, group schema.Group, id string, t schema.Toggle, ttl time.Duration) error {
+	return p.loop.Toggle(ctx, desired.Key{Group: group, ID: id}, t, ttl)
+}
+
+// ClearOverride removes an entry's API override.
+func (p *Patrol) ClearOverride(ctx context.Context, group schema.Group, id string) error {
+	return p.loop.ClearOverride(ctx, desired.Key{Group: group, ID: id})
+}
+
+// backend adapts Patrol to api.Backend.
+type backend struct{ p *Patrol }
+
+func (b backend) Status(ctx context.Context) (*schema.Status, error) { return b.p.Status(ctx) }
+
+// executor adapts exec to reconcile.Executor.
+type executor Patrol
+
+func (e *executor) StartApp(a *desired.App, s desired.Settings, tag string, now time.Time) (observed.Launch, error) {
+	p := (*Patrol)(e)
+	c := exec.AppContext{ParentEnv: os.Environ(), ListenHTTP: s.ListenHTTP, ListenUDP: s.ListenUDP}
+	if c.ListenHTTP == nil {
+		c.ListenHTTP = []string{p.HTTPAddr()}
+	}
+	if c.ListenUDP == nil {
+		c.ListenUDP = []string{s.UDPListen}
+	}
+	return p.runner.StartApp(a, c, tag, now)
+}
+
+func (e *executor) SignalGroup(pgid int, sig string) error { return exec.SignalGroup(pgid, sig) }
+func (e *executor) GroupAlive(pgid int) bool               { return exec.GroupAlive(pgid) }
+func (e *executor) Alive(pid int) bool                     { return exec.Alive(pid) }
+func (e *executor) ReadPIDFile(path string) (int, error)   { return exec.ReadPIDFile(path) }
+func (e *executor) ProcStat(pid int) (int, uint64, error) {
+	pgid, st, _, err := exec.ProcStat(pid)
+	return pgid, st, err
+}
+func (e *executor) VerifyBinary(pid int, binary string) error { return exec.VerifyBinary(pid, binary) }
+func (e *executor) Watch(pid int, tag string, role observed.Role) (uint64, error) {
+	return (*Patrol)(e).runner.Watch(pid, tag, role)
+}
+func (e *executor) Forget(tag string) { (*Patrol)(e).runner.Forget(tag) }

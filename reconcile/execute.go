@@ -69,7 +69,7 @@ func (l *Loop) start(oa *observed.App, a Action, now time.Time) {
 			return
 		}
 	}
-	launch, err := l.exec.StartApp(app, id, now)
+	launch, err := l.exec.StartApp(app, l.file.Settings(), id, now)
 	if err != nil {
 		l.startFailed(oa, app, err, now)
 		return
@@ -263,9 +263,21 @@ func (l *Loop) closeInstance(oa *observed.App, ev *observed.Exit, now time.Time)
 	if inst.RunOnce {
 		// The run-once instance ended: the entry is disabled, as in the
 		// original Patrol, through an override the file can supersede.
-		if d, ok := l.file.App(oa.ID); ok && !d.Disabled {
-			t := true
-			l.overrides[key] = &desired.Override{Disabled: &t, Since: now, Fingerprint: d.Fingerprint()}
+		if d, ok := l.file.App(oa.ID); ok {
+			ov := l.overrides[key]
+			if ov == nil {
+				ov = &desired.Override{Fingerprint: d.Fingerprint()}
+			}
+			ov.RunOnce, ov.Disabled, ov.Since = false, nil, now
+			if !d.Disabled {
+				t := true
+				ov.Disabled = &t
+			}
+			if ov.Empty() {
+				delete(l.overrides, key)
+			} else {
+				l.overrides[key] = ov
+			}
 		}
 	}
 	if inst.PGID > 0 && l.exec.GroupAlive(inst.PGID) {

@@ -23,8 +23,8 @@ import (
 // goroutine only.
 type Executor interface {
 	// StartApp starts one instance of a, registering its processes under
-	// tag.
-	StartApp(a *desired.App, tag string, now time.Time) (observed.Launch, error)
+	// tag; s gives the listener addresses for the app's environment.
+	StartApp(a *desired.App, s desired.Settings, tag string, now time.Time) (observed.Launch, error)
 	// SignalGroup sends a signal ("SIGTERM") to a process group.
 	SignalGroup(pgid int, sig string) error
 	GroupAlive(pgid int) bool

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime"
@@ -17,10 +18,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // Exit codes.
@@ -45,12 +43,19 @@ type io3 struct {
 func commands(ctx context.Context, o io3) []command {
 	return []command{
 		{"run", "", "supervise the apps and services of a config", func(fs *flag.FlagSet) func([]string) int {
-			fs.String("config", "config.json", "config file `PATH`")
-			fs.String("http", "", "HTTP listen `ADDR` (overrides http.listen)")
-			fs.String("udp", "", "UDP listen `ADDR` (overrides udp.listen)")
-			fs.String("state-dir", "", "state `DIR` (default .patrol/ beside the config)")
-			fs.String("log-format", "text", "log format: text or json")
-			return notYet(o, "run")
+			var opts patrol.Options
+			fs.StringVar(&opts.ConfigPath, "config", "config.json", "config file `PATH`")
+			fs.StringVar(&opts.HTTPAddr, "http", "", "HTTP listen `ADDR` (overrides http.listen)")
+			fs.StringVar(&opts.UDPAddr, "udp", "", "UDP listen `ADDR` (overrides udp.listen)")
+			fs.StringVar(&opts.StateDir, "state-dir", "", "state `DIR` (default .patrol/ beside the config)")
+			format := fs.String("log-format", "text", "log format: text or json")
+			return func(args []string) int {
+				if len(args) > 0 {
+					fmt.Fprintf(o.stderr, "patrol run: unexpected arguments %q (the config is given with --config)\n", args)
+					return exitUsage
+				}
+				return runDaemon(ctx, o, opts, *format)
+			}
 		}},
 		{"validate", "PATH...", "check config files; exit 0 if all are valid, 1 if not", func(fs *flag.FlagSet) func([]string) int {
 			return func(args []string) int { return validate(o, args) }
@@ -89,6 +94,56 @@ func commands(ctx context.Context, o io3) []command {
 			}
 		}},
 	}
+}
+
+// runDaemon is `patrol run`: SIGTERM or SIGINT starts a graceful shutdown
+// and a second one forces it; SIGHUP reloads the config.
+func runDaemon(ctx context.Context, o io3, opts patrol.Options, format string) int {
+	var h slog.Handler
+	switch format {
+	case "text":
+		h = slog.NewTextHandler(o.stderr, nil)
+	case "json":
+		h = slog.NewJSONHandler(o.stderr, nil)
+	default:
+		fmt.Fprintf(o.stderr, "patrol run: --log-format must be text or json, got %q\n", format)
+		return exitUsage
+	}
+	opts.Log = slog.New(h)
+	p, err := patrol.New(opts)
+	if err != nil {
+		for _, line := range patrol.Problems(err) {
+			fmt.Fprintf(o.stderr, "%s: %s\n", opts.ConfigPath, line)
+		}
+		return exitFail
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, append(patrol.ShutdownSignals, patrol.ReloadSignal)...)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		shutdown := false
+		for s := range sigs {
+			switch {
+			case s == patrol.ReloadSignal:
+				opts.Log.Info("reloading config", "signal", s.String())
+				_ = p.Reload()
+			case !shutdown:
+				shutdown = true
+				opts.Log.Info("graceful shutdown; send the signal again to kill every app now", "signal", s.String())
+				cancel()
+			default:
+				opts.Log.Warn("second shutdown signal: killing every app", "signal", s.String())
+				p.Kill()
+			}
+		}
+	}()
+	if err := p.Run(ctx); err != nil {
+		opts.Log.Error("patrol stopped", "err", err)
+		return exitFail
+	}
+	return exitOK
 }
 
 func notYet(o io3, name string) func([]string) int {

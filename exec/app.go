@@ -1,0 +1,187 @@
+package exec
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/patrolhq/patrol/desired"
+	"github.com/patrolhq/patrol/observed"
+	"github.com/patrolhq/patrol/schema"
+)
+
+// AppContext is what an app's environment and argv need besides its config.
+type AppContext struct {
+	ParentEnv  []string // Patrol's environment (os.Environ()), used when app.EnvParent
+	ListenHTTP []string // for PATROL_HTTP
+	ListenUDP  []string // for PATROL_UDP
+	ExtraArgs  []string // appended after app.Args (library callbacks)
+	ExtraEnv   []string // appended after app.Env
+}
+
+// AppEnv builds an app's environment (DESIGN §5.2): Patrol's environment
+// first if a.EnvParent; then a.Env; then c.ExtraEnv; then PATROL_ID=<id>,
+// PATROL_KEEPALIVE=<1..4>, PATROL_PID=<absolute pid path> (only when
+// a.PIDPath is set), PATROL_HTTP and PATROL_UDP (compact JSON arrays such as
+// ["127.0.0.1:8421"], only when not empty). When a variable appears more than
+// once the last occurrence wins and the earlier ones are removed, so the
+// PATROL_ variables win; the order is otherwise kept.
+func AppEnv(a *desired.App, c AppContext) []string {
+	var env []string
+	if a.EnvParent {
+		env = append(env, c.ParentEnv...)
+	}
+	env = append(env, a.Env...)
+	env = append(env, c.ExtraEnv...)
+	env = append(env,
+		"PATROL_ID="+a.ID,
+		"PATROL_KEEPALIVE="+strconv.Itoa(int(a.Keepalive)),
+	)
+	if a.PIDPath != "" {
+		env = append(env, "PATROL_PID="+a.PIDPath)
+	}
+	if len(c.ListenHTTP) > 0 {
+		env = append(env, "PATROL_HTTP="+jsonList(c.ListenHTTP))
+	}
+	if len(c.ListenUDP) > 0 {
+		env = append(env, "PATROL_UDP="+jsonList(c.ListenUDP))
+	}
+	return dedupEnv(env)
+}
+
+// envKey returns the name of an environment entry "NAME=value".
+func envKey(kv string) string {
+	k, _, _ := strings.Cut(kv, "=")
+	return k
+}
+
+// dedupEnv keeps only the last entry of each name, in order.
+func dedupEnv(env []string) []string {
+	last := make(map[string]int, len(env))
+	for i, kv := range env {
+		last[envKey(kv)] = i
+	}
+	out := make([]string, 0, len(last))
+	for i, kv := range env {
+		if last[envKey(kv)] == i {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// jsonList encodes a list of strings as a compact JSON array, without the
+// HTML escaping of json.Marshal.
+func jsonList(l []string) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(l); err != nil {
+		// A list of strings always encodes.
+		panic("exec: encode a list of strings: " + err.Error())
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// LogFiles returns the log files of an instance of a started at t, in the
+// original Patrol's layout, dated in local time:
+// <a.LogDirectory>/<YYYY>/<month name in lower case>/<day of month without
+// zero padding>/<t.UnixNano()>.stdout.log and .stderr.log, or with
+// a.StdMerge one .stdmerge.log file (both results are equal).
+func LogFiles(a *desired.App, t time.Time) (stdout, stderr string) {
+	t = t.Local()
+	dir := filepath.Join(a.LogDirectory,
+		fmt.Sprintf("%04d", t.Year()),
+		strings.ToLower(t.Month().String()),
+		strconv.Itoa(t.Day()))
+	base := filepath.Join(dir, strconv.FormatInt(t.UnixNano(), 10))
+	if a.StdMerge {
+		return base + ".stdmerge.log", base + ".stdmerge.log"
+	}
+	return base + ".stdout.log", base + ".stderr.log"
+}
+
+// StartApp starts one instance of app a, registered under tag: argv
+// [a.Binary, a.Args..., c.ExtraArgs...], working directory
+// a.WorkingDirectory, environment AppEnv(a, c), stdin the null device,
+// stdout and stderr appended to the log files of LogFiles(a, now) (the log
+// directory is created), in its own process group. Patrol closes its own
+// copies of the descriptors before returning: the child writes straight into
+// the files and keeps running if Patrol dies.
+//
+// The process is registered with role observed.RoleLauncher for keepalive 2
+// (PID_APP) and observed.RoleLeader otherwise. The launch's Started is now,
+// the time the log files are named after. Errors have the subject
+// `start app "ID"` and say clearly when the binary is missing or not
+// executable, the working directory is missing or the log directory cannot
+// be created; no log file is created when the binary or working directory is
+// unusable.
+func (r *Runner) StartApp(a *desired.App, c AppContext, tag string, now time.Time) (observed.Launch, error) {
+	l, err := r.startApp(a, c, tag, now)
+	if err != nil {
+		return observed.Launch{}, fmt.Errorf("start app %q: %w", a.ID, err)
+	}
+	return l, nil
+}
+
+// startApp is StartApp without the error subject.
+func (r *Runner) startApp(a *desired.App, c AppContext, tag string, now time.Time) (observed.Launch, error) {
+	if err := checkBinary(a.Binary); err != nil {
+		return observed.Launch{}, err
+	}
+	if err := checkDir(a.WorkingDirectory); err != nil {
+		return observed.Launch{}, err
+	}
+	outPath, errPath := LogFiles(a, now)
+	if err := os.MkdirAll(filepath.Dir(outPath), 0o755); err != nil {
+		return observed.Launch{}, fmt.Errorf("create log directory: %w", err)
+	}
+	stdout, err := openLog(outPath)
+	if err != nil {
+		return observed.Launch{}, err
+	}
+	defer stdout.Close()
+	stderr := stdout
+	if errPath != outPath {
+		if stderr, err = openLog(errPath); err != nil {
+			return observed.Launch{}, err
+		}
+		defer stderr.Close()
+	}
+	role := observed.RoleLeader
+	if a.Keepalive == schema.KeepalivePIDApp {
+		role = observed.RoleLauncher
+	}
+	args := make([]string, 0, len(a.Args)+len(c.ExtraArgs))
+	args = append(append(args, a.Args...), c.ExtraArgs...)
+	l, err := r.start(Spec{
+		Path:   a.Binary,
+		Args:   args,
+		Dir:    a.WorkingDirectory,
+		Env:    AppEnv(a, c),
+		Stdout: stdout,
+		Stderr: stderr,
+		Tag:    tag,
+		Role:   role,
+	})
+	if err != nil {
+		return observed.Launch{}, err
+	}
+	l.Started = now
+	l.Stdout, l.Stderr = outPath, errPath
+	return l, nil
+}
+
+// openLog opens a log file for appending, creating it.
+func openLog(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open log file: %w", err)
+	}
+	return f, nil
+}

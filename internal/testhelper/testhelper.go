@@ -1,0 +1,226 @@
+// Package testhelper is test support shared by Patrol's test binaries: the
+// helper commands a test binary runs as when Patrol starts it as an app
+// ("patrol-helper CMD ARGS..."), and checks for processes and leaks. Only
+// tests import it.
+package testhelper
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Arg is the first argument that makes a test binary run as a helper.
+const Arg = "patrol-helper"
+
+// Dispatch runs the helper command in os.Args and exits if the binary was
+// started as a helper; otherwise it returns. Call it first in TestMain.
+func Dispatch() {
+	if len(os.Args) > 2 && os.Args[1] == Arg {
+		// syscall.Exit, not os.Exit: a race-instrumented binary sleeps a
+		// second in os.Exit, which would slow every helper's exit.
+		syscall.Exit(Run(os.Args[2], os.Args[3:]))
+	}
+}
+
+// Run runs one helper command and returns its exit code:
+//
+//	sleep [PIDFILE]           write the pid, then sleep forever
+//	exit N                    exit with code N
+//	exit-after DURATION N     sleep, then exit with code N
+//	ignore-sigterm [PIDFILE]  ignore SIGTERM, write the pid, sleep forever
+//	print-env FILE            write the environment, one per line; sleep
+//	spawn-grandchild PIDFILE  start "sleep PIDFILE.grandchild" in our process
+//	                          group, write our pid, sleep forever
+//	daemonize                 start "daemon" in a new session and exit once
+//	                          it wrote its pid to $PATROL_PID
+//	daemon                    write the pid to $PATROL_PID, sleep forever
+func Run(cmd string, args []string) int {
+	arg := func(i int) string {
+		if i < len(args) {
+			return args[i]
+		}
+		return ""
+	}
+	switch cmd {
+	case "sleep":
+		if f := arg(0); f != "" {
+			WritePID(f, os.Getpid())
+		}
+		select {}
+	case "exit":
+		n, _ := strconv.Atoi(arg(0))
+		return n
+	case "exit-after":
+		d, _ := time.ParseDuration(arg(0))
+		n, _ := strconv.Atoi(arg(1))
+		time.Sleep(d)
+		return n
+	case "ignore-sigterm":
+		signal.Ignore(syscall.SIGTERM)
+		if f := arg(0); f != "" {
+			WritePID(f, os.Getpid())
+		}
+		select {}
+	case "print-env":
+		os.WriteFile(arg(0), []byte(strings.Join(os.Environ(), "\n")), 0o644)
+		select {}
+	case "spawn-grandchild":
+		self, _ := os.Executable()
+		p, err := os.StartProcess(self, []string{self, Arg, "sleep", arg(0) + ".grandchild"},
+			&os.ProcAttr{Files: []*os.File{nil, os.Stdout, os.Stderr}})
+		if err != nil {
+			return 3
+		}
+		p.Release()
+		WritePID(arg(0), os.Getpid())
+		select {}
+	case "daemonize":
+		self, _ := os.Executable()
+		p, err := os.StartProcess(self, []string{self, Arg, "daemon"},
+			&os.ProcAttr{Env: os.Environ(), Files: []*os.File{nil, os.Stdout, os.Stderr}, Sys: &syscall.SysProcAttr{Setsid: true}})
+		if err != nil {
+			return 3
+		}
+		pidFile := os.Getenv("PATROL_PID")
+		for range 2500 {
+			if b, err := os.ReadFile(pidFile); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(p.Pid) {
+				p.Release()
+				return 0
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		return 4
+	case "daemon":
+		WritePID(os.Getenv("PATROL_PID"), os.Getpid())
+		select {}
+	}
+	fmt.Fprintln(os.Stderr, "unknown helper", cmd)
+	return 2
+}
+
+// WritePID writes pid to path atomically.
+func WritePID(path string, pid int) {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)+"\n"), 0o644); err == nil {
+		os.Rename(tmp, path)
+	}
+}
+
+// ReadPID reads a pid file written by WritePID; 0 if there is none yet.
+func ReadPID(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// Alive reports whether pid exists and is not a zombie.
+func Alive(pid int) bool {
+	state, _, ok := stat(strconv.Itoa(pid))
+	return ok && state != "Z"
+}
+
+// stat returns the state and parent pid of a /proc entry.
+func stat(pid string) (state, ppid string, ok bool) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return "", "", false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return "", "", false
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return "", "", false
+	}
+	return f[0], f[1], true
+}
+
+// Parent returns the parent pid of pid, or 0.
+func Parent(pid int) int {
+	_, ppid, _ := stat(strconv.Itoa(pid))
+	n, _ := strconv.Atoi(ppid)
+	return n
+}
+
+// Children lists the processes whose parent is this process, zombies
+// included, as "pid state".
+func Children() []string {
+	me := strconv.Itoa(os.Getpid())
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		if state, ppid, ok := stat(e.Name()); ok && ppid == me {
+			out = append(out, e.Name()+" "+state)
+		}
+	}
+	return out
+}
+
+// SetSubreaper makes this process the reaper of orphaned descendants, so
+// that a test sees (and can reap or report) whatever its daemon leaves.
+func SetSubreaper() error {
+	const prSetChildSubreaper = 36
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// ReapOrphans reaps exited orphans the test process inherited as a
+// subreaper, and returns how many it reaped.
+func ReapOrphans() int {
+	n := 0
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if err != nil || pid <= 0 {
+			return n
+		}
+		n++
+	}
+}
+
+// CountFDs returns the number of open file descriptors of this process.
+func CountFDs() int {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	return len(ents)
+}
+
+// LeakCheck reports what tests left behind: child processes (zombies
+// included), file descriptors beyond fdsBefore (plus slack), and goroutines
+// beyond maxGoroutines. It polls for up to five seconds, since cleanup runs
+// in the background. It returns the problems, empty when there are none.
+func LeakCheck(fdsBefore, maxGoroutines int) []string {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var problems []string
+		if kids := Children(); len(kids) > 0 {
+			problems = append(problems, fmt.Sprintf("child processes left: %v", kids))
+		}
+		if n := CountFDs(); n > fdsBefore+2 {
+			problems = append(problems, fmt.Sprintf("file descriptors: %d before the tests, %d after", fdsBefore, n))
+		}
+		if n := runtime.NumGoroutine(); n > maxGoroutines {
+			buf := make([]byte, 1<<16)
+			problems = append(problems, fmt.Sprintf("%d goroutines left:\n%s", n, buf[:runtime.Stack(buf, true)]))
+		}
+		if len(problems) == 0 || time.Now().After(deadline) {
+			return problems
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
