@@ -21,6 +21,13 @@ import (
 // instead of running tests, as the os/exec package's own tests do.
 func TestMain(m *testing.M) {
 	testhelper.Dispatch()
+	// Patrol makes itself a subreaper when it starts; do it up front so
+	// that processes started before a Patrol (TestAdoptRunningDaemon) are
+	// reparented the same way in every test order.
+	if err := testhelper.SetSubreaper(); err != nil {
+		fmt.Fprintln(os.Stderr, "subreaper:", err)
+		os.Exit(1)
+	}
 	fdsBefore := testhelper.CountFDs()
 	code := m.Run()
 	if code == 0 {

@@ -321,3 +321,61 @@ func mustRead(t *testing.T, path string, timeout time.Duration) []byte {
 	})
 	return b
 }
+
+// TestAdoptRunningDaemon: a keepalive 2 daemon already running when Patrol
+// starts (named by its pid file) is adopted, not started twice; its death
+// is then seen like any other.
+func TestAdoptRunningDaemon(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "daemon.pid")
+	launcher, err := os.StartProcess(self(t), []string{self(t), testhelper.Arg, "daemonize"},
+		&os.ProcAttr{Env: []string{"PATROL_PID=" + pidFile}, Files: []*os.File{nil, os.Stdout, os.Stderr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := launcher.Wait(); err != nil || !st.Success() {
+		t.Fatalf("launcher: %v %v", st, err)
+	}
+	daemonPID := readPID(t, pidFile, 5*time.Second)
+	t.Cleanup(func() {
+		syscall.Kill(daemonPID, syscall.SIGKILL)
+		testhelper.ReapOrphans()
+	})
+
+	d := startPatrol(t, config(map[string]any{
+		"daemon": appCfg(t, map[string]any{"keepalive": 2, "pid-path": pidFile, "pid-verify": true,
+			"backoff": map[string]any{"reset-after": 0.05}}, "daemonize"),
+	}, nil))
+	a, _ := d.waitRunning(t, "daemon", 0, 5*time.Second)
+	if int(a.PID) != daemonPID || a.Restarts != 0 {
+		t.Fatalf("adopted pid %d (restarts %d), want the running daemon %d", a.PID, a.Restarts, daemonPID)
+	}
+	time.Sleep(60 * time.Millisecond) // outlive reset-after
+	syscall.Kill(daemonPID, syscall.SIGKILL)
+	b, _ := d.waitRunning(t, "daemon", a.PID, 5*time.Second)
+	if h := d.app(t, "daemon").History; len(h) != 1 || int(h[0].PID) != daemonPID || h[0].ExitCode != 137 {
+		t.Errorf("history after the adopted daemon died: %+v", h)
+	}
+	if int(b.PID) == daemonPID {
+		t.Error("no new daemon")
+	}
+}
+
+// TestGarbagePIDFile: a pid file holding no process id is a clear reason,
+// and the instance fails after start-timeout.
+func TestGarbagePIDFile(t *testing.T) {
+	d := startPatrol(t, config(map[string]any{
+		"daemon": appCfg(t, map[string]any{"keepalive": 2, "pid-path": "daemon.pid", "start-timeout": 0.5, "stop-timeout": 1}, "write-pidfile", "abcd"),
+	}, nil))
+	waitFor(t, "the reason", 5*time.Second, func() bool {
+		a := d.app(t, "daemon")
+		return a.State == schema.StateStarting && strings.Contains(a.Reason, `"abcd" is not a process id`)
+	})
+	waitFor(t, "start-failed", 5*time.Second, func() bool {
+		h := d.app(t, "daemon").History
+		return len(h) == 1 && h[0].Reason == schema.ReasonStartFailed
+	})
+	if a := d.app(t, "daemon"); a.State != schema.StateBackoff && a.State != schema.StateStarting {
+		t.Errorf("after a failed start: state %s (%s)", a.State, a.Reason)
+	}
+}

@@ -294,15 +294,12 @@ func (l *Loop) closeInstance(oa *observed.App, ev *observed.Exit, now time.Time)
 	if reason == schema.ReasonCrashed || reason == schema.ReasonSignal || reason == schema.ReasonPIDGone || reason == schema.ReasonStartFailed {
 		lvl = l.log.Warn
 	}
-	lvl("instance ended", "app", oa.ID, "pid", inst.PID, "code", code, "reason", string(reason),
-		"uptime", now.Sub(inst.Started).Round(time.Millisecond), "next-start", nextStart(oa, now))
-}
-
-func nextStart(oa *observed.App, now time.Time) string {
-	if oa.Backoff.Until.After(now) {
-		return "after backoff " + oa.Backoff.Until.Sub(now).Round(time.Millisecond).String()
+	args := []any{"app", oa.ID, "pid", inst.PID, "code", code, "reason", string(reason),
+		"uptime", now.Sub(inst.Started).Round(time.Millisecond)}
+	if bySelf && oa.Backoff.Until.After(now) {
+		args = append(args, "backoff", oa.Backoff.Until.Sub(now).Round(time.Millisecond))
 	}
-	return "now"
+	lvl("instance ended", args...)
 }
 
 // historyReason maps why Patrol stopped an instance to its history reason.

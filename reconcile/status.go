@@ -123,6 +123,9 @@ func (l *Loop) state(eff *desired.State, da *desired.App, oa *observed.App, now 
 	case inst != nil && inst.Stopping != nil:
 		return schema.StateStopping, string(inst.Stopping.Reason)
 	case inst != nil && inst.PID == 0:
+		if oa.StartError != "" {
+			return schema.StateStarting, oa.StartError
+		}
 		return schema.StateStarting, "waiting for the pid file " + inst.App.PIDPath
 	case inst != nil:
 		return schema.StateRunning, ""

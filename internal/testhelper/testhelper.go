@@ -40,6 +40,7 @@ func Dispatch() {
 //	daemonize                 start "daemon" in a new session and exit once
 //	                          it wrote its pid to $PATROL_PID
 //	daemon                    write the pid to $PATROL_PID, sleep forever
+//	write-pidfile TEXT        write TEXT to $PATROL_PID, sleep forever
 func Run(cmd string, args []string) int {
 	arg := func(i int) string {
 		if i < len(args) {
@@ -98,6 +99,9 @@ func Run(cmd string, args []string) int {
 		return 4
 	case "daemon":
 		WritePID(os.Getenv("PATROL_PID"), os.Getpid())
+		select {}
+	case "write-pidfile":
+		os.WriteFile(os.Getenv("PATROL_PID"), []byte(arg(0)), 0o644)
 		select {}
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper", cmd)

@@ -1,0 +1,248 @@
+package reconcile_test
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/patrolhq/patrol/desired"
+	"github.com/patrolhq/patrol/observed"
+	"github.com/patrolhq/patrol/reconcile"
+	"github.com/patrolhq/patrol/schema"
+)
+
+// fakeExec is the loop's executor with no processes: starts hand out pids,
+// signals are recorded, and the test delivers exits through Notify.
+type fakeExec struct {
+	mu      sync.Mutex
+	loop    *reconcile.Loop
+	nextPID int
+	tags    map[int]string // pid -> tag
+	alive   map[int]bool   // pgid -> alive
+	starts  []time.Time
+	signals []string
+	// onStart runs after each start (with the pid and tag), for example to
+	// crash the new process at once; panicStarts makes that many starts
+	// panic first.
+	onStart     func(pid int, tag string)
+	panicStarts int
+}
+
+func newFake() *fakeExec {
+	return &fakeExec{nextPID: 100, tags: map[int]string{}, alive: map[int]bool{}}
+}
+
+func (f *fakeExec) StartApp(a *desired.App, s desired.Settings, tag string, now time.Time) (observed.Launch, error) {
+	f.mu.Lock()
+	if f.panicStarts > 0 {
+		f.panicStarts--
+		f.mu.Unlock()
+		panic("injected start panic")
+	}
+	f.nextPID++
+	pid := f.nextPID
+	f.tags[pid] = tag
+	f.alive[pid] = true
+	f.starts = append(f.starts, now)
+	onStart := f.onStart
+	f.mu.Unlock()
+	if onStart != nil {
+		onStart(pid, tag)
+	}
+	return observed.Launch{PID: pid, PGID: pid, Started: now}, nil
+}
+
+func (f *fakeExec) SignalGroup(pgid int, sig string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.signals = append(f.signals, fmt.Sprintf("%d %s", pgid, sig))
+	return nil
+}
+
+func (f *fakeExec) GroupAlive(pgid int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.alive[pgid]
+}
+
+func (f *fakeExec) Alive(pid int) bool                               { return false }
+func (f *fakeExec) ReadPIDFile(string) (int, error)                  { return 0, fs.ErrNotExist }
+func (f *fakeExec) ProcStat(int) (int, uint64, error)                { return 0, 0, fs.ErrNotExist }
+func (f *fakeExec) VerifyBinary(int, string) error                   { return nil }
+func (f *fakeExec) Watch(int, string, observed.Role) (uint64, error) { return 0, fs.ErrNotExist }
+func (f *fakeExec) Forget(string)                                    {}
+
+// exit makes pid exit with code (or signal) and tells the loop.
+func (f *fakeExec) exit(pid, code, sig int) {
+	f.mu.Lock()
+	tag := f.tags[pid]
+	f.alive[pid] = false
+	f.mu.Unlock()
+	f.loop.Notify(observed.Exit{Tag: tag, Role: observed.RoleLeader, PID: pid, Code: code, Signal: sig, Ended: time.Now()})
+}
+
+func (f *fakeExec) snapshot() (starts []time.Time, signals []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.starts), slices.Clone(f.signals)
+}
+
+// runLoop starts a loop over cfg with the fake executor; the returned stop
+// cancels it and waits for Run to return.
+func runLoop(t *testing.T, cfg string, f *fakeExec) (*reconcile.Loop, func()) {
+	t.Helper()
+	l := reconcile.New(reconcile.Options{Exec: f}, state(t, cfg))
+	f.loop = l
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	return l, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}
+}
+
+func appStatus(t *testing.T, l *reconcile.Loop, id string) *schema.Response {
+	t.Helper()
+	st, err := l.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Apps[id]
+}
+
+// TestLoopBackoffSchedule: with the default backoff, an app that exits at
+// once is started at 0, 1, 3, 7 and 15 s (doubling delays from 1 s), so at
+// most four starts in its first ten seconds.
+func TestLoopBackoffSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		f.onStart = func(pid int, tag string) { go f.exit(pid, 1, 0) }
+		_, stop := runLoop(t, `{"tick-every": 60, "apps": {"flaky": {"binary": "/x"}}}`, f)
+		t0 := time.Now()
+		time.Sleep(16 * time.Second)
+		synctest.Wait()
+		starts, _ := f.snapshot()
+		var at []time.Duration
+		for _, s := range starts {
+			at = append(at, s.Sub(t0).Round(time.Millisecond))
+		}
+		want := []time.Duration{0, time.Second, 3 * time.Second, 7 * time.Second, 15 * time.Second}
+		if !slices.Equal(at, want) {
+			t.Errorf("starts at %v, want %v", at, want)
+		}
+		f.onStart = nil
+		stop()
+	})
+}
+
+// TestLoopStopEscalation: a disable sends stop-signal to the process group,
+// then SIGKILL once stop-timeout passes, and history records the exit.
+func TestLoopStopEscalation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		l, stop := runLoop(t, `{"apps": {"web": {"binary": "/x", "stop-signal": "SIGUSR1", "stop-timeout": 10}}}`, f)
+		synctest.Wait()
+		if err := l.Toggle(t.Context(), desired.Key{Group: schema.GroupApp, ID: "web"}, schema.ToggleDisable, 0); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if _, sigs := f.snapshot(); !slices.Equal(sigs, []string{"101 SIGUSR1"}) {
+			t.Fatalf("signals after disable: %v", sigs)
+		}
+		if s := appStatus(t, l, "web"); s.State != schema.StateStopping {
+			t.Errorf("state %s, want stopping", s.State)
+		}
+		time.Sleep(9 * time.Second)
+		synctest.Wait()
+		if _, sigs := f.snapshot(); len(sigs) != 1 {
+			t.Fatalf("SIGKILL before stop-timeout: %v", sigs)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if _, sigs := f.snapshot(); !slices.Equal(sigs, []string{"101 SIGUSR1", "101 SIGKILL"}) {
+			t.Fatalf("signals after stop-timeout: %v", sigs)
+		}
+		f.exit(101, 137, 9)
+		synctest.Wait()
+		s := appStatus(t, l, "web")
+		if s.State != schema.StateDisabled || len(s.History) != 1 || s.History[0].ExitCode != 137 || s.History[0].Reason != schema.ReasonStoppedByAPI {
+			t.Errorf("after the exit: state %s, history %+v", s.State, s.History)
+		}
+		stop()
+	})
+}
+
+// TestLoopPanicIsRecovered: a panic in a pass is recovered; the loop keeps
+// serving and retries.
+func TestLoopPanicIsRecovered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		f.panicStarts = 1
+		l, stop := runLoop(t, `{"apps": {"web": {"binary": "/x"}}}`, f)
+		synctest.Wait()
+		if s := appStatus(t, l, "web"); s.State == schema.StateRunning {
+			t.Fatalf("running after a panicking start: %+v", s)
+		}
+		time.Sleep(time.Second) // the loop retries a second after a panic
+		synctest.Wait()
+		if s := appStatus(t, l, "web"); s.State != schema.StateRunning || s.PID != 101 {
+			t.Errorf("after the retry: %+v", s)
+		}
+		// Shutdown still works after a panic.
+		go func() {
+			synctest.Wait()
+			f.exit(101, 143, 15)
+		}()
+		stop()
+	})
+}
+
+// TestLoopShutdownWaits: Run returns only once every instance has exited,
+// and a leftover process group keeps it waiting until it is gone.
+func TestLoopShutdownWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		l, stop := runLoop(t, `{"apps": {"a": {"binary": "/x"}, "b": {"binary": "/y", "stop-timeout": 5}}}`, f)
+		synctest.Wait()
+		stopped := make(chan struct{})
+		go func() { stop(); close(stopped) }()
+		synctest.Wait()
+		_, sigs := f.snapshot()
+		slices.Sort(sigs)
+		if !slices.Equal(sigs, []string{"101 SIGTERM", "102 SIGTERM"}) {
+			t.Fatalf("shutdown signals: %v", sigs)
+		}
+		f.exit(101, 0, 0)
+		// b exits, but its process group lives on (a grandchild).
+		f.mu.Lock()
+		f.alive[102] = true
+		f.mu.Unlock()
+		f.loop.Notify(observed.Exit{Tag: f.tags[102], PID: 102, Code: 0, Ended: time.Now()})
+		synctest.Wait()
+		select {
+		case <-stopped:
+			t.Fatal("Run returned while a process group was alive")
+		default:
+		}
+		if s := appStatus(t, l, "b"); s.State != schema.StateStopping {
+			t.Errorf("b: state %s, want stopping (leftover group)", s.State)
+		}
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if _, sigs := f.snapshot(); sigs[len(sigs)-1] != "102 SIGKILL" {
+			t.Errorf("leftover group not killed after stop-timeout: %v", sigs)
+		}
+		f.mu.Lock()
+		f.alive[102] = false
+		f.mu.Unlock()
+		<-stopped
+	})
+}
