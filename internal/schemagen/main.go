@@ -465,9 +465,22 @@ func (g *generator) markdown() []byte {
 			}
 			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", f.key, typeName(f.sf.Type), def, escapeCell(f.doc))
 		}
+		if bl.def == "app" {
+			b.WriteString("\nWhen the config changes while an app runs, changing any of these keys restarts it " +
+				"gracefully: " + codeList(desired.RestartFields()) + ". Every other key is applied in place, " +
+				"with no restart: " + codeList(desired.InPlaceFields()) + " (`disabled` starts or stops it).\n")
+		}
 	}
 	b.WriteString("\n")
 	return b.Bytes()
+}
+
+func codeList(keys []string) string {
+	q := make([]string, len(keys))
+	for i, k := range keys {
+		q[i] = "`" + k + "`"
+	}
+	return strings.Join(q, ", ")
 }
 
 func typeName(t reflect.Type) string {
