@@ -29,7 +29,23 @@ type Request struct {
 	CAS uint64 `json:"cas,omitempty"`
 	// TTL, in seconds, makes the override written by Toggle expire.
 	TTL Seconds `json:"ttl,omitempty"`
+	// Clear removes the entry's override, so that the file alone decides
+	// (new in Patrol; applied before Toggle).
+	Clear bool `json:"clear,omitempty"`
 }
+
+// Transport says how a request reached Patrol; pings must use their app's
+// transport.
+type Transport string
+
+// The transports.
+const (
+	TransportHTTP Transport = "http"
+	TransportUDP  Transport = "udp"
+	// TransportLibrary is a direct call from Go, with no endpoint
+	// restriction on pings (as in the original Patrol).
+	TransportLibrary Transport = "library"
+)
 
 // Response is the API response and the shape of each entry in Status. It
 // describes the entry as it was before the request was applied.
@@ -142,6 +158,10 @@ const (
 	ErrUnauthorized          = "Unauthorized"
 	ErrForbiddenCrossOrigin  = "Cross-Origin Request Refused"
 	ErrRequestEntityTooLarge = "Request Too Large"
+	ErrInvalidToggle         = "Invalid Toggle"
+	ErrInvalidCAS            = "Invalid CAS"
+	ErrInvalidTTL            = "Invalid TTL"
+	ErrShuttingDown          = "Patrol Is Shutting Down"
 )
 
 // Action kinds of a plan.
