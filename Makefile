@@ -27,6 +27,8 @@ unit:
 # unit tests already run).
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./desired
+	$(GO) test -run '^$$' -fuzz '^FuzzUDPRequest$$' -fuzztime $(FUZZTIME) ./api
+	$(GO) test -run '^$$' -fuzz '^FuzzAPIQuery$$' -fuzztime $(FUZZTIME) ./api
 
 generate:
 	$(GO) generate ./...

@@ -66,7 +66,7 @@ func startPatrol(t *testing.T, cfg any) *daemon {
 	path := filepath.Join(dir, "config.json")
 	writeConfig(t, path, cfg)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	p, err := patrol.New(patrol.Options{ConfigPath: path, HTTPAddr: "127.0.0.1:0", Log: log})
+	p, err := patrol.New(patrol.Options{ConfigPath: path, HTTPAddr: "127.0.0.1:0", UDPAddr: "127.0.0.1:0", Log: log})
 	if err != nil {
 		t.Fatalf("new: %q", patrol.Problems(err))
 	}

@@ -5,6 +5,7 @@
 package patrol
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -82,7 +83,9 @@ type Patrol struct {
 	runner *exec.Runner
 
 	mu       sync.Mutex
-	httpAddr string // bound address, once Run listens
+	current  *desired.State // the last config loaded (for the API's token)
+	httpAddr string         // bound addresses, once Run listens
+	udpAddr  string
 	ready    chan struct{}
 }
 
@@ -100,7 +103,7 @@ func New(opts Options) (*Patrol, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Patrol{opts: opts, log: log, state: st, ready: make(chan struct{})}
+	p := &Patrol{opts: opts, log: log, state: st, current: st, ready: make(chan struct{})}
 	p.loop = reconcile.New(reconcile.Options{Log: log, Exec: (*executor)(p)}, st)
 	p.runner = exec.NewRunner(log, p.loop.Notify)
 	return p, nil
@@ -116,22 +119,41 @@ func (p *Patrol) HTTPAddr() string {
 	return p.httpAddr
 }
 
+// UDPAddr is the address the UDP API is bound to, once Ready.
+func (p *Patrol) UDPAddr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.udpAddr
+}
+
+// token is the current http.token.
+func (p *Patrol) token() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.current.Settings().HTTPToken
+}
+
 // Run supervises until ctx is cancelled, then stops every app gracefully
 // (stop-signal, then SIGKILL after stop-timeout) and returns. Kill cuts
 // the wait short.
 func (p *Patrol) Run(ctx context.Context) error {
-	addr := p.opts.HTTPAddr
-	if addr == "" {
-		addr = p.state.Settings().HTTPListen
-	}
-	ln, err := net.Listen("tcp", addr)
+	settings := p.state.Settings()
+	httpAddr := cmp.Or(p.opts.HTTPAddr, settings.HTTPListen)
+	ln, err := net.Listen("tcp", httpAddr)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)
 	}
+	udpAddr := cmp.Or(p.opts.UDPAddr, settings.UDPListen)
+	pc, err := net.ListenPacket("udp", udpAddr)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("udp listen: %w", err)
+	}
 	p.mu.Lock()
-	p.httpAddr = ln.Addr().String()
+	p.httpAddr, p.udpAddr = ln.Addr().String(), pc.LocalAddr().String()
 	p.mu.Unlock()
 	p.log.Info("http listening", "addr", p.httpAddr)
+	p.log.Info("udp listening", "addr", p.udpAddr)
 
 	// The reaper outlives the loop: the loop needs exit events until the
 	// last app has stopped.
@@ -139,20 +161,25 @@ func (p *Patrol) Run(ctx context.Context) error {
 	runnerDone := make(chan error, 1)
 	go func() { runnerDone <- p.runner.Run(runCtx) }()
 
-	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	// The API outlives the loop's shutdown too, answering (read-only
+	// mostly) until the last app stopped.
+	apiCtx, stopAPI := context.WithCancel(context.Background())
 	httpDone := make(chan error, 1)
-	srv := api.NewServer(backend{p}, p.log)
-	go func() { httpDone <- srv.Serve(httpCtx, ln) }()
+	srv := api.NewServer(backend{p}, api.Options{Log: p.log, Token: p.token})
+	go func() { httpDone <- srv.Serve(apiCtx, ln) }()
+	udpDone := make(chan error, 1)
+	go func() { udpDone <- api.ServeUDP(apiCtx, pc, backend{p}, p.log) }()
 
 	close(p.ready)
 	loopErr := p.loop.Run(ctx)
 
-	stopHTTP()
-	httpErr := <-httpDone
+	stopAPI()
+	httpErr, udpErr := <-httpDone, <-udpDone
+	pc.Close()
 	stopRunner()
 	runErr := <-runnerDone
 	p.runner.Close()
-	return errors.Join(loopErr, httpErr, runErr)
+	return errors.Join(loopErr, httpErr, udpErr, runErr)
 }
 
 // Kill makes a shutting-down Patrol stop waiting for apps to exit: every
@@ -167,6 +194,9 @@ func (p *Patrol) Reload() error {
 		p.log.Error("config reload failed; keeping the running config", "path", p.opts.ConfigPath, "err", err)
 		return err
 	}
+	p.mu.Lock()
+	p.current = st
+	p.mu.Unlock()
 	p.loop.SetConfig(st)
 	return nil
 }
@@ -187,10 +217,20 @@ func (p *Patrol) ClearOverride(ctx context.Context, group schema.Group, id strin
 	return p.loop.ClearOverride(ctx, desired.Key{Group: group, ID: id})
 }
 
+// Request applies one API request as if it came through transport via
+// (schema.TransportLibrary for Go callers: no ping endpoint rules) and
+// returns the entry as it was before.
+func (p *Patrol) Request(ctx context.Context, req *schema.Request, via schema.Transport) (*schema.Response, error) {
+	return p.loop.Request(ctx, req, via)
+}
+
 // backend adapts Patrol to api.Backend.
 type backend struct{ p *Patrol }
 
 func (b backend) Status(ctx context.Context) (*schema.Status, error) { return b.p.Status(ctx) }
+func (b backend) Request(ctx context.Context, req *schema.Request, via schema.Transport) (*schema.Response, error) {
+	return b.p.Request(ctx, req, via)
+}
 
 // executor adapts exec to reconcile.Executor.
 type executor Patrol
@@ -202,15 +242,16 @@ func (e *executor) StartApp(a *desired.App, s desired.Settings, tag string, now 
 		c.ListenHTTP = []string{p.HTTPAddr()}
 	}
 	if c.ListenUDP == nil {
-		c.ListenUDP = []string{s.UDPListen}
+		c.ListenUDP = []string{p.UDPAddr()}
 	}
 	return p.runner.StartApp(a, c, tag, now)
 }
 
-func (e *executor) SignalGroup(pgid int, sig string) error { return exec.SignalGroup(pgid, sig) }
-func (e *executor) GroupAlive(pgid int) bool               { return exec.GroupAlive(pgid) }
-func (e *executor) Alive(pid int) bool                     { return exec.Alive(pid) }
-func (e *executor) ReadPIDFile(path string) (int, error)   { return exec.ReadPIDFile(path) }
+func (e *executor) SignalGroup(pgid int, sig string) error  { return exec.SignalGroup(pgid, sig) }
+func (e *executor) SignalProcess(pid int, sig string) error { return exec.SignalProcess(pid, sig) }
+func (e *executor) GroupAlive(pgid int) bool                { return exec.GroupAlive(pgid) }
+func (e *executor) Alive(pid int) bool                      { return exec.Alive(pid) }
+func (e *executor) ReadPIDFile(path string) (int, error)    { return exec.ReadPIDFile(path) }
 func (e *executor) ProcStat(pid int) (int, uint64, error) {
 	pgid, st, _, err := exec.ProcStat(pid)
 	return pgid, st, err

@@ -228,7 +228,7 @@ func TestChildEnvironment(t *testing.T) {
 			"keepalive": 3, "pid-path": "sub/x.pid",
 			"env": []string{"A=B", "PATROL_ID=spoofed", "EMPTY="},
 		}, "print-env", envFile),
-	}, map[string]any{"listen-udp": []string{"127.0.0.1:1248", "10.0.0.1:9"}}))
+	}, map[string]any{"listen-udp": []string{"127.0.0.1:1248", "10.0.0.1:9"}, "ping-timeout": 1}))
 	got := strings.Split(string(mustRead(t, envFile, 5*time.Second)), "\n")
 	want := []string{
 		"A=B",

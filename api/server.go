@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/patrolhq/patrol/schema"
@@ -16,31 +19,96 @@ import (
 // Backend is what the API needs from the supervisor. The root package
 // implements it over the loop; api never imports reconcile or exec.
 type Backend interface {
+	// Status returns the status of every app and service.
 	Status(ctx context.Context) (*schema.Status, error)
+	// Request applies one API request inside the supervisor's loop (all
+	// checks — unknown app/service/group, secrets, ping endpoint, pid
+	// rules, CAS — happen there) and returns the entry's snapshot from
+	// BEFORE the request, with ID and Group set. API errors come back as
+	// Response.Errors (seed strings such as "Unknown App"); a non-nil error
+	// means the supervisor could not answer at all (it is shutting down or
+	// the context ended).
+	Request(ctx context.Context, req *schema.Request, via schema.Transport) (*schema.Response, error)
 }
+
+// Options configures a Server.
+type Options struct {
+	// Log receives the server's logs; nil discards them.
+	Log *slog.Logger
+	// Token returns the current http.token; "" means none. It is called on
+	// every mutating request, so a config reload that changes the token
+	// takes effect at once. Nil means no token.
+	Token func() string
+}
+
+// MaxBody is the largest request body the HTTP API reads, in bytes; a
+// larger one gets 413 "Request Too Large".
+const MaxBody = 1 << 20
+
+// bodyTimeout is how long a client has to send a JSON route's request
+// body.
+const bodyTimeout = 30 * time.Second
 
 // Server serves Patrol's HTTP routes.
 type Server struct {
 	backend Backend
 	log     *slog.Logger
+	token   func() string
 	mux     *http.ServeMux
 }
 
-// NewServer returns a server for backend.
-func NewServer(b Backend, log *slog.Logger) *Server {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// route is one entry of the route table: a pattern and its handler, built
+// by handle (JSON routes) or redirect.
+type route struct {
+	pattern string
+	handler http.Handler
+}
+
+// routes is the route table. The patterns are subtree patterns without
+// methods, as the seed's mux had: "/status/x" is the status too, and each
+// handler checks its own methods so that a wrong method gets the seed's
+// JSON 405 rather than the mux's plain-text one. "/status" and "/api" are
+// redirected to the slash form with 301, as the seed's mux did (ServeMux
+// itself now answers 307).
+func (s *Server) routes() []route {
+	return []route{
+		{"/status/", s.handle(s.status)},
+		{"/status", redirect("/status/")},
+		{"/api/", s.handle(s.api)},
+		{"/api", redirect("/api/")},
+		{"/healthz", s.handle(s.healthz)},
 	}
-	s := &Server{backend: b, log: log, mux: http.NewServeMux()}
-	s.mux.HandleFunc("/status/", s.handle(s.status))
-	s.mux.HandleFunc("/healthz", s.handle(s.healthz))
+}
+
+// redirect answers 301 to path, keeping the query.
+func redirect(path string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u := &url.URL{Path: path, RawQuery: r.URL.RawQuery}
+		http.Redirect(w, r, u.String(), http.StatusMovedPermanently)
+	})
+}
+
+// NewServer returns a server for b.
+func NewServer(b Backend, opts Options) *Server {
+	s := &Server{backend: b, log: opts.Log, token: opts.Token, mux: http.NewServeMux()}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.token == nil {
+		s.token = func() string { return "" }
+	}
+	for _, rt := range s.routes() {
+		s.mux.Handle(rt.pattern, rt.handler)
+	}
 	return s
 }
 
-// Handler returns the route table.
+// Handler returns the route table as an http.Handler.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Serve serves HTTP on ln until ctx is done, then shuts down gracefully.
+// Serve serves HTTP on ln until ctx is done, then shuts down gracefully:
+// requests in flight get two seconds to finish before their connections
+// are closed.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.mux,
@@ -52,7 +120,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
-		return err
+		return fmt.Errorf("serve http: %w", err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -61,44 +129,102 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		srv.Close()
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+		return fmt.Errorf("serve http: %w", err)
 	}
 	return nil
 }
 
-// httpError is an error with an HTTP status and the API's error strings.
-type httpError struct {
-	code   int
-	errors []string
+// Error is an API error that the API layer itself finds (a bad method,
+// query or body, a missing token): the HTTP status and the client-facing
+// error string, one of schema's Err* strings such as "Invalid Request",
+// with the underlying cause for logs.
+type Error struct {
+	Status int    // the HTTP status, such as 400
+	Msg    string // the string sent in "errors"
+	Err    error  // the cause, or nil
 }
 
-func (e *httpError) Error() string { return e.errors[0] }
-
-// handle turns a handler that returns a value or an error into an
-// http.HandlerFunc: values are written as the seed's tab-indented JSON,
-// errors as {"errors": [...]} with their status.
-func (s *Server) handle(fn func(r *http.Request) (any, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		v, err := fn(r)
-		code := http.StatusOK
-		if err != nil {
-			var he *httpError
-			if !errors.As(err, &he) {
-				s.log.Error("api request failed", "path", r.URL.Path, "err", err)
-				he = &httpError{code: http.StatusServiceUnavailable, errors: []string{err.Error()}}
-			}
-			code, v = he.code, schema.ErrorResponse{Errors: he.errors}
-		}
-		writeJSON(w, code, v)
+// Error returns the message and its cause, for logs.
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return "api: " + e.Msg + ": " + e.Err.Error()
 	}
+	return "api: " + e.Msg
 }
 
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// newError returns an *Error with HTTP status code and message msg; cause
+// may be nil.
+func newError(code int, msg string, cause error) *Error {
+	return &Error{Status: code, Msg: msg, Err: cause}
+}
+
+// responseErrors is the error of a backend answer that carries seed error
+// strings (Response.Errors): 400 with exactly those strings.
+type responseErrors []string
+
+func (e responseErrors) Error() string { return fmt.Sprintf("api: %q", []string(e)) }
+
+// errBackend marks a backend that could not answer at all.
+var errBackend = errors.New("backend did not answer")
+
+// handle turns a JSON route handler, which returns the value to write with
+// status 200 or an error, into an http.Handler: values are written as the
+// seed's tab-indented JSON, errors by writeError. Every request body is
+// limited to MaxBody bytes here, whatever the route.
+func (s *Server) handle(fn func(r *http.Request) (any, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The server has no ReadTimeout, which would also cut off
+		// long-lived answers (event streams); a JSON route's body must
+		// arrive within bodyTimeout instead. Recorders in tests do not
+		// support deadlines, hence the ignored error.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		v, err := fn(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	})
+}
+
+// writeError is the one place that turns an error into a status and the
+// {"errors": [...]} body. Seed error strings from the backend are 400; an
+// *Error carries its own status; anything else means the supervisor could
+// not answer, 503 "Patrol Is Shutting Down".
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code, msgs := http.StatusServiceUnavailable, []string{schema.ErrShuttingDown}
+	if re, ok := errors.AsType[responseErrors](err); ok {
+		code, msgs = http.StatusBadRequest, re
+	} else if ae, ok := errors.AsType[*Error](err); ok {
+		code, msgs = ae.Status, []string{ae.Msg}
+	}
+	switch {
+	case code == http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="patrol"`)
+		s.log.Warn("api request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+	case code == http.StatusForbidden:
+		s.log.Warn("api request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
+	case code >= 500:
+		s.log.Warn("api request failed", "path", r.URL.Path, "err", err)
+	default:
+		s.log.Debug("api request rejected", "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, code, schema.ErrorResponse{Errors: msgs})
+}
+
+// writeJSON writes v as the seed wrote HTTP JSON: tab-indented with a
+// trailing newline.
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "\t")
 	if err := enc.Encode(v); err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		// Only a programming error gets here: every value is a schema type.
+		http.Error(w, "encode response: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -106,13 +232,73 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Write(buf.Bytes())
 }
 
+// status is GET /status/: any method, the query ignored, no secret check
+// (seed §11.7).
 func (s *Server) status(r *http.Request) (any, error) {
-	return s.backend.Status(r.Context())
+	st, err := s.backend.Status(r.Context())
+	if err != nil {
+		return nil, fmt.Errorf("status: %w: %w", errBackend, err)
+	}
+	return st, nil
 }
 
+// healthz is GET /healthz: ok when the loop answers a status request.
 func (s *Server) healthz(r *http.Request) (any, error) {
 	if _, err := s.backend.Status(r.Context()); err != nil {
-		return nil, &httpError{code: http.StatusServiceUnavailable, errors: []string{err.Error()}}
+		return nil, fmt.Errorf("healthz: %w: %w", errBackend, err)
 	}
 	return map[string]string{"status": "ok"}, nil
+}
+
+// api is GET and POST /api/ (seed §11.5): the method, then the token and
+// the origin of a mutating request, then the request itself (query or
+// body), then one call into the loop.
+func (s *Server) api(r *http.Request) (any, error) {
+	var (
+		req *schema.Request
+		err error
+	)
+	switch r.Method {
+	case http.MethodGet:
+		// ParseQuery keeps the well-formed pairs of a malformed query, so
+		// the token is checked before the query is refused.
+		vals, perr := url.ParseQuery(r.URL.RawQuery)
+		if mutatingQuery(vals) {
+			if err := s.authorize(r); err != nil {
+				return nil, err
+			}
+		}
+		if perr != nil {
+			return nil, newError(http.StatusBadRequest, schema.ErrInvalidRequest, fmt.Errorf("parse query: %w", perr))
+		}
+		req, err = ParseQuery(vals)
+	case http.MethodPost:
+		if err := s.authorize(r); err != nil {
+			return nil, err
+		}
+		body, rerr := io.ReadAll(r.Body)
+		if rerr != nil {
+			if _, ok := errors.AsType[*http.MaxBytesError](rerr); ok {
+				return nil, newError(http.StatusRequestEntityTooLarge, schema.ErrRequestEntityTooLarge, rerr)
+			}
+			return nil, newError(http.StatusBadRequest, schema.ErrInvalidBody, fmt.Errorf("read body: %w", rerr))
+		}
+		req, err = DecodeRequest(body)
+	default:
+		return nil, newError(http.StatusMethodNotAllowed, schema.ErrInvalidMethod, fmt.Errorf("method %s", r.Method))
+	}
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.backend.Request(r.Context(), req, schema.TransportHTTP)
+	if err != nil {
+		return nil, fmt.Errorf("request: %w: %w", errBackend, err)
+	}
+	if resp == nil {
+		return nil, fmt.Errorf("request: %w: nil response", errBackend)
+	}
+	if len(resp.Errors) > 0 {
+		return nil, responseErrors(resp.Errors)
+	}
+	return resp, nil
 }

@@ -63,6 +63,15 @@ func (s *State) AppDisabled(a *App) bool {
 	return a.Disabled
 }
 
+// ServiceDisabled reports whether service v is disabled once overrides
+// apply.
+func (s *State) ServiceDisabled(v *Service) bool {
+	if o := s.Override(Key{schema.GroupService, v.ID}); o != nil && o.Disabled != nil {
+		return *o.Disabled
+	}
+	return v.Disabled
+}
+
 // Stale reports why an override no longer applies to the state s: the
 // entry is gone, its config changed since the override was written, or the
 // override expired. It returns "" for an override still in force.

@@ -62,7 +62,11 @@ type Launch struct {
 // Snapshot is the observed state of everything Patrol supervises. The loop
 // owns it and mutates it between passes; Plan only reads it.
 type Snapshot struct {
-	Apps map[string]*App
+	Apps     map[string]*App
+	Services map[string]*Service
+	// Started is when this Patrol started: keepalive 3 and 4 apps get
+	// 2 x ping-timeout from then to ping in before Patrol starts them.
+	Started time.Time
 	// Shutdown is set once Patrol is shutting down: everything is stopped
 	// and nothing is started.
 	Shutdown bool
@@ -70,12 +74,34 @@ type Snapshot struct {
 
 // NewSnapshot returns an empty snapshot.
 func NewSnapshot() *Snapshot {
-	return &Snapshot{Apps: map[string]*App{}}
+	return &Snapshot{Apps: map[string]*App{}, Services: map[string]*Service{}}
+}
+
+// Entry is what apps and services share: the API's view of them.
+type Entry struct {
+	// CAS is the entry's compare-and-swap counter: it starts at a random
+	// value and goes up by one whenever the entry's visible state changes.
+	CAS uint64
+	// Digest summarises the visible state CAS last counted.
+	Digest string
+	// KeyValue is the entry's key/value data.
+	KeyValue map[string]any
+	// KeyValueWrites counts writes through the API (each one is a change,
+	// even when it writes what was there).
+	KeyValueWrites int
+}
+
+// Service is what is known about one service.
+type Service struct {
+	ID string
+	Entry
+	History []Record
 }
 
 // App is what is known about one app.
 type App struct {
 	ID string
+	Entry
 	// Instance is the current instance: starting, running or stopping.
 	Instance *Instance
 	// Leftover is the process group of an ended instance whose other
@@ -118,12 +144,24 @@ type Instance struct {
 	StartTime uint64
 	Started   time.Time
 	LastSeen  time.Time
-	// Launcher is the pid of a keepalive 2 app's launcher while it runs.
+	// Launcher is the pid of the process Patrol started while it runs, when
+	// it is not the leader (a keepalive 2 launcher, or a keepalive 3/4
+	// wrapper whose child pings).
 	Launcher     int
 	LauncherPGID int
+	// SpawnPGID is the process group Patrol created for the instance (0 for
+	// an adopted one): Patrol signals a group only if the instance leads it
+	// or Patrol created it.
+	SpawnPGID int
 	// Adopted is set for an instance Patrol found running instead of
 	// starting it.
 	Adopted bool
+	// PIDFromPing is set once a keepalive 3 or 4 app reported its pid in a
+	// ping; a later ping with another pid is a new instance.
+	PIDFromPing bool
+	// Signalable is false for an instance adopted from a ping whose pid
+	// could not be verified: Patrol never signals a pid it cannot trust.
+	Signalable bool
 	// RunOnce is set when this instance consumed a run-once.
 	RunOnce bool
 	// Stopping is set once Patrol asked the instance to stop.
@@ -158,7 +196,9 @@ type End struct {
 	At     time.Time
 	// Fingerprint is the config fingerprint the instance ran with.
 	Fingerprint string
-	// BySelf is true when the process ended without Patrol asking it to.
+	// BySelf is true when the instance ended without Patrol asking it to,
+	// or because it failed its liveness check (ping-timeout): restart
+	// policies and backoff apply.
 	BySelf bool
 }
 

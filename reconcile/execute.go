@@ -75,15 +75,17 @@ func (l *Loop) start(oa *observed.App, a Action, now time.Time) {
 		return
 	}
 	inst := &observed.Instance{
-		ID:        id,
-		App:       app,
-		Revision:  l.file.Revision(),
-		PGID:      launch.PGID,
-		StartTime: launch.StartTime,
-		Started:   launch.Started,
-		LastSeen:  launch.Started,
-		Stdout:    launch.Stdout,
-		Stderr:    launch.Stderr,
+		ID:         id,
+		App:        app,
+		Revision:   l.file.Revision(),
+		PGID:       launch.PGID,
+		StartTime:  launch.StartTime,
+		Started:    launch.Started,
+		LastSeen:   launch.Started,
+		Stdout:     launch.Stdout,
+		Stderr:     launch.Stderr,
+		SpawnPGID:  launch.PGID,
+		Signalable: true,
 	}
 	if app.Keepalive == schema.KeepalivePIDApp {
 		inst.Launcher, inst.LauncherPGID, inst.PGID = launch.PID, launch.PGID, 0
@@ -128,15 +130,16 @@ func (l *Loop) adopt(oa *observed.App, a Action, now time.Time) {
 		return
 	}
 	oa.Instance = &observed.Instance{
-		ID:        id,
-		App:       a.App,
-		Revision:  l.file.Revision(),
-		PID:       c.PID,
-		PGID:      c.PGID,
-		StartTime: st,
-		Started:   now,
-		LastSeen:  now,
-		Adopted:   true,
+		ID:         id,
+		App:        a.App,
+		Revision:   l.file.Revision(),
+		PID:        c.PID,
+		PGID:       c.PGID,
+		StartTime:  st,
+		Started:    now,
+		LastSeen:   now,
+		Adopted:    true,
+		Signalable: true,
 	}
 	oa.Starts++
 	l.tags[id] = a.ID
@@ -157,10 +160,14 @@ func (l *Loop) stop(oa *observed.App, reason schema.Reason, now time.Time) {
 	inst.Stopping = &observed.Stopping{Reason: reason, Since: now, Deadline: now.Add(app.StopTimeout)}
 	signalled := l.signal(inst, app.StopSignal)
 	l.log.Info("stopping", "app", oa.ID, "pid", inst.PID, "signal", app.StopSignal, "reason", string(reason))
-	if !signalled && inst.PID == 0 {
-		// A keepalive 2 instance whose launcher is gone and whose daemon
-		// never showed up: nothing to wait for.
-		l.closeInstance(oa, nil, now)
+	if !signalled {
+		// Nothing Patrol may signal is left: a keepalive 2 launcher gone
+		// without a daemon, an exit not processed yet, or a pid reported by
+		// a ping that nobody vouched for. End the instance now.
+		if inst.PID > 0 && !inst.Signalable && l.exec.Alive(inst.PID) {
+			l.log.Warn("not signalling an unverified pid reported by a ping; set pid-verify to let Patrol stop it", "app", oa.ID, "pid", inst.PID)
+		}
+		l.closeInstance(oa, nil, now, "")
 		return
 	}
 	if app.StopTimeout == 0 {
@@ -169,14 +176,19 @@ func (l *Loop) stop(oa *observed.App, reason schema.Reason, now time.Time) {
 	}
 }
 
-// signal sends sig to an instance's process groups and reports whether any
-// process got it.
+// signal sends sig to an instance's processes and reports whether any
+// process got it. A process group is signalled only if the instance leads
+// it or Patrol created it; otherwise only the pid.
 func (l *Loop) signal(inst *observed.Instance, sig string) bool {
 	ok := false
-	if inst.PGID > 0 && l.exec.SignalGroup(inst.PGID, sig) == nil {
-		ok = true
+	switch {
+	case !inst.Signalable:
+	case inst.PGID > 0 && (inst.PGID == inst.PID || inst.PGID == inst.SpawnPGID):
+		ok = l.exec.SignalGroup(inst.PGID, sig) == nil
+	case inst.PID > 0:
+		ok = l.exec.SignalProcess(inst.PID, sig) == nil
 	}
-	if inst.Launcher > 0 && inst.LauncherPGID > 0 && inst.LauncherPGID != inst.PGID && l.exec.SignalGroup(inst.LauncherPGID, sig) == nil {
+	if inst.Launcher > 0 && inst.SpawnPGID > 0 && inst.SpawnPGID != inst.PGID && l.exec.SignalGroup(inst.SpawnPGID, sig) == nil {
 		ok = true
 	}
 	return ok
@@ -199,24 +211,27 @@ func (l *Loop) applyExit(ev observed.Exit) {
 		switch {
 		case inst.PID > 0:
 		case inst.Stopping != nil:
-			l.closeInstance(oa, &ev, ev.Ended)
-		case ev.Code != 0:
+			l.closeInstance(oa, &ev, ev.Ended, "")
+		case ev.Code != 0 && inst.App.Keepalive == schema.KeepalivePIDApp:
 			oa.StartError = fmt.Sprintf("launcher exited with code %d before writing a live pid to %s", ev.Code, inst.App.PIDPath)
-			l.closeInstance(oa, &ev, ev.Ended)
+			l.closeInstance(oa, &ev, ev.Ended, "")
 		}
 		return
 	}
-	l.closeInstance(oa, &ev, ev.Ended)
+	l.closeInstance(oa, &ev, ev.Ended, "")
 }
 
 // closeInstance ends an app's current instance: history, backoff,
-// run-once, and what is left of its process group.
-func (l *Loop) closeInstance(oa *observed.App, ev *observed.Exit, now time.Time) {
+// run-once, key/value, and what is left of its process group. The reason
+// is derived from the exit unless given.
+func (l *Loop) closeInstance(oa *observed.App, ev *observed.Exit, now time.Time, why schema.Reason) {
 	inst := oa.Instance
 	app := inst.App
 	bySelf := inst.Stopping == nil
 	reason := schema.ReasonStartFailed
 	switch {
+	case why != "":
+		reason = why
 	case !bySelf:
 		reason = historyReason(inst.Stopping.Reason)
 	case ev == nil:
@@ -234,11 +249,15 @@ func (l *Loop) closeInstance(oa *observed.App, ev *observed.Exit, now time.Time)
 		code = ev.Code
 	}
 	key := desired.Key{Group: schema.GroupApp, ID: oa.ID}
+	lastSeen := inst.LastSeen
+	if !app.Keepalive.Pinged() {
+		lastSeen = now // watched continuously until now, as the original recorded
+	}
 	rec := observed.Record{
 		InstanceID:     inst.ID,
 		PID:            inst.PID,
 		Started:        inst.Started,
-		LastSeen:       inst.LastSeen,
+		LastSeen:       lastSeen,
 		Stopped:        now,
 		Disabled:       l.disabled(oa.ID),
 		Restart:        oa.Pending != nil && oa.Pending.Reason == schema.ReasonRestart,
@@ -247,11 +266,22 @@ func (l *Loop) closeInstance(oa *observed.App, ev *observed.Exit, now time.Time)
 		ExitCode:       code,
 		Reason:         reason,
 		ConfigRevision: inst.Revision,
+		KeyValue:       cloneKV(oa.KeyValue),
 	}
 	l.appendHistory(oa, rec)
-	oa.LastEnd = &observed.End{Reason: reason, Exit: ev, At: now, Fingerprint: app.Fingerprint(), BySelf: bySelf}
+	if app.KeyValueClear && oa.KeyValue != nil {
+		oa.KeyValue = nil
+		oa.KeyValueWrites++
+	}
+	// An instance that failed its liveness check failed as surely as one
+	// that crashed: restart policy and backoff treat them alike.
+	failed := bySelf || reason == schema.ReasonPingTimeout
+	if reason == schema.ReasonPIDChanged {
+		failed = false // a new instance was reported, nothing failed
+	}
+	oa.LastEnd = &observed.End{Reason: reason, Exit: ev, At: now, Fingerprint: app.Fingerprint(), BySelf: failed}
 
-	if bySelf {
+	if failed {
 		if now.Sub(inst.Started) >= app.Backoff.ResetAfter {
 			oa.Backoff.Crashes = 0
 		} else {
@@ -280,7 +310,7 @@ func (l *Loop) closeInstance(oa *observed.App, ev *observed.Exit, now time.Time)
 			}
 		}
 	}
-	if inst.PGID > 0 && l.exec.GroupAlive(inst.PGID) {
+	if inst.Signalable && inst.PGID > 0 && (inst.PGID == inst.PID || inst.PGID == inst.SpawnPGID) && l.exec.GroupAlive(inst.PGID) {
 		lo := &observed.Leftover{PGID: inst.PGID, Since: now}
 		if inst.Stopping != nil {
 			lo.Deadline, lo.Killed = inst.Stopping.Deadline, inst.Stopping.Killed

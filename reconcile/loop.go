@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -27,6 +28,8 @@ type Executor interface {
 	StartApp(a *desired.App, s desired.Settings, tag string, now time.Time) (observed.Launch, error)
 	// SignalGroup sends a signal ("SIGTERM") to a process group.
 	SignalGroup(pgid int, sig string) error
+	// SignalProcess sends a signal to one process.
+	SignalProcess(pid int, sig string) error
 	GroupAlive(pgid int) bool
 	Alive(pid int) bool
 	ReadPIDFile(path string) (int, error)
@@ -159,6 +162,13 @@ func (l *Loop) poke() {
 func (l *Loop) Run(ctx context.Context) error {
 	defer close(l.done)
 	l.started = l.now()
+	l.snap.Started = l.started
+	for _, a := range l.file.Apps() {
+		l.app(a.ID)
+	}
+	for _, v := range l.file.Services() {
+		l.service(v.ID)
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	ctxDone := ctx.Done()
@@ -224,8 +234,33 @@ func (l *Loop) applyConfig(st *desired.State) {
 		return
 	}
 	l.log.Info("config loaded", "revision", st.Revision(), "previous", l.file.Revision())
+	old := l.file
 	l.file = st
 	l.loaded = l.now()
+	// The file's keyvalue is the entry's starting data: when it changes in
+	// the file, the new value replaces the runtime data (the file wins).
+	for _, a := range st.Apps() {
+		if prev, ok := old.App(a.ID); ok && !sameKV(prev.KeyValue, a.KeyValue) {
+			if oa := l.snap.Apps[a.ID]; oa != nil {
+				oa.KeyValue = cloneKV(a.KeyValue)
+				oa.KeyValueWrites++
+			}
+		}
+	}
+	for _, v := range st.Services() {
+		if prev, ok := old.Service(v.ID); ok && !sameKV(prev.KeyValue, v.KeyValue) {
+			if os := l.snap.Services[v.ID]; os != nil {
+				os.KeyValue = cloneKV(v.KeyValue)
+				os.KeyValueWrites++
+			}
+		}
+	}
+}
+
+func sameKV(a, b map[string]any) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
 }
 
 // maxPasses bounds the passes of one step: a pass that starts apps may
@@ -258,6 +293,7 @@ func (l *Loop) step() (next time.Time) {
 			break
 		}
 	}
+	l.countChanges(l.now())
 	return l.nextWake(l.now())
 }
 
@@ -278,6 +314,10 @@ func (l *Loop) app(id string) *observed.App {
 	oa := l.snap.Apps[id]
 	if oa == nil {
 		oa = &observed.App{ID: id}
+		oa.CAS = newCAS()
+		if da, ok := l.file.App(id); ok {
+			oa.KeyValue = cloneKV(da.KeyValue)
+		}
 		l.snap.Apps[id] = oa
 	}
 	return oa
@@ -306,9 +346,6 @@ func (l *Loop) observe(now time.Time) {
 		}
 		if inst.App.Keepalive == schema.KeepalivePIDApp && inst.PID == 0 && inst.Stopping == nil {
 			l.learnDaemon(id, oa, now)
-		}
-		if inst.PID > 0 && inst.Stopping == nil {
-			inst.LastSeen = now
 		}
 	}
 	// Keepalive 2 apps without an instance: is their daemon already
@@ -404,10 +441,20 @@ func (l *Loop) nextWake(now time.Time) time.Time {
 			case inst.App.Keepalive == schema.KeepalivePIDApp && inst.PID == 0:
 				soon(now.Add(poll))
 				soon(inst.Started.Add(inst.App.StartTimeout))
-			case inst.App.ExecuteTimeout > 0:
-				soon(inst.Started.Add(inst.App.ExecuteTimeout))
+			default:
+				if inst.App.ExecuteTimeout > 0 {
+					soon(inst.Started.Add(inst.App.ExecuteTimeout))
+				}
+				if inst.App.Keepalive.Pinged() {
+					soon(PingDeadline(inst, l.file.Settings().PingTimeout))
+				}
 			}
 			continue
+		}
+		if a, ok := l.file.App(id); ok && a.Keepalive.Pinged() {
+			if g := l.started.Add(2 * l.file.Settings().PingTimeout); g.After(now) {
+				soon(g)
+			}
 		}
 		if a, ok := l.file.App(id); ok && oa.Backoff.Until.After(now) && oa.Backoff.Fingerprint == a.Fingerprint() {
 			soon(oa.Backoff.Until)

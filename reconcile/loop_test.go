@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -31,6 +33,10 @@ type fakeExec struct {
 	// panic first.
 	onStart     func(pid int, tag string)
 	panicStarts int
+	// watchable lists pids Watch accepts (as live processes Patrol did not
+	// start); exitOnSignal makes a signalled process exit at once.
+	watchable    map[int]bool
+	exitOnSignal bool
 }
 
 func newFake() *fakeExec {
@@ -61,6 +67,16 @@ func (f *fakeExec) SignalGroup(pgid int, sig string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.signals = append(f.signals, fmt.Sprintf("%d %s", pgid, sig))
+	if f.exitOnSignal && f.alive[pgid] {
+		go f.exit(pgid, 143, 15)
+	}
+	return nil
+}
+
+func (f *fakeExec) SignalProcess(pid int, sig string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.signals = append(f.signals, fmt.Sprintf("pid %d %s", pid, sig))
 	return nil
 }
 
@@ -70,12 +86,34 @@ func (f *fakeExec) GroupAlive(pgid int) bool {
 	return f.alive[pgid]
 }
 
-func (f *fakeExec) Alive(pid int) bool                               { return false }
-func (f *fakeExec) ReadPIDFile(string) (int, error)                  { return 0, fs.ErrNotExist }
-func (f *fakeExec) ProcStat(int) (int, uint64, error)                { return 0, 0, fs.ErrNotExist }
-func (f *fakeExec) VerifyBinary(int, string) error                   { return nil }
-func (f *fakeExec) Watch(int, string, observed.Role) (uint64, error) { return 0, fs.ErrNotExist }
-func (f *fakeExec) Forget(string)                                    {}
+func (f *fakeExec) Alive(pid int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.watchable[pid]
+}
+
+func (f *fakeExec) ReadPIDFile(string) (int, error) { return 0, fs.ErrNotExist }
+func (f *fakeExec) VerifyBinary(int, string) error  { return nil }
+func (f *fakeExec) Forget(string)                   {}
+
+func (f *fakeExec) ProcStat(pid int) (int, uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.watchable[pid] || f.alive[pid] {
+		return pid, 1, nil
+	}
+	return 0, 0, fs.ErrNotExist
+}
+
+func (f *fakeExec) Watch(pid int, tag string, role observed.Role) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.watchable[pid] && !f.alive[pid] {
+		return 0, fs.ErrNotExist
+	}
+	f.tags[pid] = tag
+	return 1, nil
+}
 
 // exit makes pid exit with code (or signal) and tells the loop.
 func (f *fakeExec) exit(pid, code, sig int) {
@@ -92,11 +130,19 @@ func (f *fakeExec) snapshot() (starts []time.Time, signals []string) {
 	return slices.Clone(f.starts), slices.Clone(f.signals)
 }
 
+// tlog sends the loop's logs to the test log.
+type tlog struct{ t *testing.T }
+
+func (w tlog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
 // runLoop starts a loop over cfg with the fake executor; the returned stop
 // cancels it and waits for Run to return.
 func runLoop(t *testing.T, cfg string, f *fakeExec) (*reconcile.Loop, func()) {
 	t.Helper()
-	l := reconcile.New(reconcile.Options{Exec: f}, state(t, cfg))
+	l := reconcile.New(reconcile.Options{Exec: f, Log: slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))}, state(t, cfg))
 	f.loop = l
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -148,6 +148,12 @@ func planApp(d *desired.State, o *observed.Snapshot, id string, now time.Time) [
 			out = append(out, a)
 		case da.ExecuteTimeout > 0 && !now.Before(inst.Started.Add(da.ExecuteTimeout)):
 			out = append(out, act(KindStop, schema.ReasonExecuteTimeout))
+		case inst.App.Keepalive.Pinged() && !now.Before(PingDeadline(inst, d.Settings().PingTimeout)):
+			// No ping within ping-timeout: the (possibly hung) process is
+			// stopped before a new one starts, never two copies.
+			a := act(KindStop, schema.ReasonPingTimeout)
+			a.Note = fmt.Sprintf("no ping for %s", d.Settings().PingTimeout)
+			out = append(out, a)
 		}
 		return out
 	}
@@ -181,6 +187,9 @@ func planApp(d *desired.State, o *observed.Snapshot, id string, now time.Time) [
 			return out // started once its dependencies run
 		}
 	}
+	if da.Keepalive.Pinged() && oa.Starts == 0 && now.Before(PingGrace(o, d)) {
+		return out // an instance started before Patrol may still ping in
+	}
 	if oa.Pending == nil && oa.LastEnd != nil && oa.LastEnd.BySelf && oa.LastEnd.Fingerprint == da.Fingerprint() {
 		switch da.RestartPolicy {
 		case schema.RestartNever:
@@ -213,10 +222,7 @@ func startReason(oa *observed.App, da *desired.App) schema.Reason {
 	case oa.LastEnd.Fingerprint != da.Fingerprint():
 		return schema.ReasonChanged
 	case oa.LastEnd.BySelf:
-		if oa.LastEnd.Succeeded() {
-			return schema.ReasonExited
-		}
-		return schema.ReasonCrashed
+		return oa.LastEnd.Reason // crashed, exited, signal, ping-timeout, ...
 	}
 	return schema.ReasonEnabled
 }
@@ -225,6 +231,23 @@ func startReason(oa *observed.App, da *desired.App) schema.Reason {
 func running(o *observed.Snapshot, id string) bool {
 	a := o.Apps[id]
 	return a != nil && a.Instance != nil && a.Instance.PID > 0 && a.Instance.Stopping == nil
+}
+
+// PingDeadline is when a keepalive 3 or 4 instance times out without a
+// further ping: ping-timeout after its last ping, or after its start.
+func PingDeadline(inst *observed.Instance, timeout time.Duration) time.Time {
+	last := inst.Started
+	if inst.LastSeen.After(last) {
+		last = inst.LastSeen
+	}
+	return last.Add(timeout)
+}
+
+// PingGrace is when Patrol starts keepalive 3 and 4 apps that have not
+// pinged since it started: 2 x ping-timeout after its start, so that
+// instances running from before can ping in (the original's behaviour).
+func PingGrace(o *observed.Snapshot, d *desired.State) time.Time {
+	return o.Started.Add(2 * d.Settings().PingTimeout)
 }
 
 // BackoffDelay is the wait before the next start after the n-th

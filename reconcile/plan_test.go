@@ -82,11 +82,16 @@ func TestPlan(t *testing.T) {
 	onlyDB := state(t, `{"apps": {"db": {"binary": "/bin/db"}}}`)
 	deps := state(t, `{"apps": {"web": {"binary": "/bin/web", "depends-on": ["db"]}, "db": {"binary": "/bin/db", "keepalive": 2, "pid-path": "db.pid"}}}`)
 	policies := state(t, `{"apps": {"never": {"binary": "/x", "restart-policy": "never"}, "onfail": {"binary": "/x", "restart-policy": "on-failure"}, "always": {"binary": "/x"}}}`)
+	pinged := state(t, `{"ping-timeout": 30, "apps": {"web": {"binary": "/bin/web", "keepalive": 3}}}`)
 	timeouts := state(t, `{"apps": {"web": {"binary": "/bin/web", "execute-timeout": 5}, "db": {"binary": "/bin/db", "keepalive": 2, "pid-path": "db.pid", "start-timeout": 3}}}`)
 
 	crashed := func(a *desired.App, code int, backoffUntil time.Time) *observed.App {
+		reason := schema.ReasonCrashed
+		if code == 0 {
+			reason = schema.ReasonExited
+		}
 		return &observed.App{ID: a.ID, Starts: 1,
-			LastEnd: &observed.End{Reason: schema.ReasonCrashed, BySelf: true, Fingerprint: a.Fingerprint(), At: t0,
+			LastEnd: &observed.End{Reason: reason, BySelf: true, Fingerprint: a.Fingerprint(), At: t0,
 				Exit: &observed.Exit{Code: code}},
 			Backoff: observed.Backoff{Crashes: 2, Until: backoffUntil, Fingerprint: a.Fingerprint()},
 		}
@@ -171,6 +176,26 @@ func TestPlan(t *testing.T) {
 			"stop db (start-failed) note: no live pid in /cfg/db.pid after start-timeout (3s)"},
 		{"run-once consumed and ended: the entry is kept disabled", override(base, "web", &yes, false), snap(running(db, 10), &observed.App{ID: "web", LastEnd: &observed.End{Reason: schema.ReasonExited, BySelf: true}}), t0,
 			"keep web (override) note: kept stopped by override (config: enabled)"},
+		{"keepalive 3 pinged recently: nothing", pinged, snap(func() *observed.App {
+			a := running(app(pinged, "web"), 11)
+			a.Instance.LastSeen = t0.Add(20 * time.Second)
+			return a
+		}()), t0.Add(49 * time.Second), ""},
+		{"keepalive 3 ping overdue: stop", pinged, snap(func() *observed.App {
+			a := running(app(pinged, "web"), 11)
+			a.Instance.LastSeen = t0.Add(20 * time.Second)
+			return a
+		}()), t0.Add(50 * time.Second), "stop web (ping-timeout) note: no ping for 30s"},
+		{"keepalive 3 within the start-up grace: wait for a ping", pinged, func() *observed.Snapshot {
+			s := snap()
+			s.Started = t0
+			return s
+		}(), t0.Add(59 * time.Second), ""},
+		{"keepalive 3 after the start-up grace: start", pinged, func() *observed.Snapshot {
+			s := snap()
+			s.Started = t0
+			return s
+		}(), t0.Add(60 * time.Second), "start web (added)"},
 		{"run-once armed: it starts", override(base, "web", nil, true), snap(running(db, 10)), t0, "start web (added)"},
 	}
 	for _, tc := range cases {

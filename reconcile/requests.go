@@ -14,7 +14,10 @@ import (
 // top of the file; ttl > 0 makes the override expire.
 func (l *Loop) Toggle(ctx context.Context, k desired.Key, t schema.Toggle, ttl time.Duration) error {
 	var err error
-	if e := l.do(ctx, func() { err = l.toggle(k, t, ttl, l.now()) }); e != nil {
+	if e := l.do(ctx, func() {
+		err = l.toggle(k, t, ttl, l.now())
+		l.countChanges(l.now())
+	}); e != nil {
 		return e
 	}
 	return err
@@ -24,15 +27,15 @@ func (l *Loop) Toggle(ctx context.Context, k desired.Key, t schema.Toggle, ttl t
 func (l *Loop) ClearOverride(ctx context.Context, k desired.Key) error {
 	var err error
 	if e := l.do(ctx, func() {
-		if k.Group != schema.GroupApp {
+		_, isApp := l.file.App(k.ID)
+		_, isService := l.file.Service(k.ID)
+		if (k.Group == schema.GroupApp && !isApp) || (k.Group == schema.GroupService && !isService) ||
+			(k.Group != schema.GroupApp && k.Group != schema.GroupService) {
 			err = fmt.Errorf("%w: %s %s", ErrUnknownEntry, k.Group, k.ID)
 			return
 		}
-		if _, ok := l.file.App(k.ID); !ok {
-			err = fmt.Errorf("%w: app %s", ErrUnknownEntry, k.ID)
-			return
-		}
 		delete(l.overrides, k)
+		l.countChanges(l.now())
 	}); e != nil {
 		return e
 	}
@@ -40,26 +43,40 @@ func (l *Loop) ClearOverride(ctx context.Context, k desired.Key) error {
 }
 
 func (l *Loop) toggle(k desired.Key, t schema.Toggle, ttl time.Duration, now time.Time) error {
-	if k.Group != schema.GroupApp {
-		return fmt.Errorf("%w: %s %s", ErrUnknownEntry, k.Group, k.ID)
-	}
-	a, ok := l.file.App(k.ID)
-	if !ok {
-		return fmt.Errorf("%w: app %s", ErrUnknownEntry, k.ID)
-	}
 	if !t.Valid() {
 		return fmt.Errorf("invalid toggle %d", t)
 	}
-	oa := l.app(a.ID)
+	var (
+		fileDisabled bool
+		fingerprint  string
+		oa           = &observed.App{} // services have no instances yet
+	)
+	switch k.Group {
+	case schema.GroupApp:
+		a, ok := l.file.App(k.ID)
+		if !ok {
+			return fmt.Errorf("%w: app %s", ErrUnknownEntry, k.ID)
+		}
+		fileDisabled, fingerprint, oa = a.Disabled, a.Fingerprint(), l.app(a.ID)
+	case schema.GroupService:
+		v, ok := l.file.Service(k.ID)
+		if !ok {
+			return fmt.Errorf("%w: service %s", ErrUnknownEntry, k.ID)
+		}
+		fileDisabled, fingerprint = v.Disabled, v.Fingerprint()
+		l.service(v.ID)
+	default:
+		return fmt.Errorf("%w: %s %s", ErrUnknownEntry, k.Group, k.ID)
+	}
 	inst := oa.Instance
 	live := inst != nil && inst.Stopping == nil
-	ov := &desired.Override{Since: now, Fingerprint: a.Fingerprint()}
+	ov := &desired.Override{Since: now, Fingerprint: fingerprint}
 	if old := l.overrides[k]; old != nil {
 		c := *old
 		ov = &c
 	}
 	setDisabled := func(v bool) {
-		if v == a.Disabled {
+		if v == fileDisabled {
 			ov.Disabled = nil // equal to the file: no override needed
 		} else {
 			ov.Disabled = &v

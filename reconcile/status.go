@@ -23,13 +23,7 @@ func (l *Loop) Status(ctx context.Context) (*schema.Status, error) {
 }
 
 func (l *Loop) status(now time.Time) *schema.Status {
-	layout := l.file.Settings().TimestampLayout
-	ts := func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return t.Format(layout)
-	}
+	ts := l.ts
 	st := &schema.Status{
 		InstanceID: l.instanceID,
 		Started:    ts(l.started),
@@ -54,38 +48,53 @@ func (l *Loop) status(now time.Time) *schema.Status {
 		st.Apps = map[string]*schema.Response{}
 	}
 	for _, id := range slices.Sorted(maps.Keys(ids)) {
-		st.Apps[id] = l.appStatus(eff, id, now, ts)
+		st.Apps[id] = l.appResponse(eff, id, now, true)
+	}
+	if svcs := l.file.Services(); len(svcs) > 0 {
+		st.Services = map[string]*schema.Response{}
+		for _, v := range svcs {
+			st.Services[v.ID] = l.serviceResponse(eff, v.ID, true)
+		}
 	}
 	return st
 }
 
-func (l *Loop) appStatus(eff *desired.State, id string, now time.Time, ts func(time.Time) string) *schema.Response {
+// ts formats a time with the config's json-timestamp layout; the zero time
+// is "".
+func (l *Loop) ts(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(l.file.Settings().TimestampLayout)
+}
+
+// appResponse is an app's status entry (and the body of API responses
+// about it), with its history if asked for.
+func (l *Loop) appResponse(eff *desired.State, id string, now time.Time, history bool) *schema.Response {
+	ts := l.ts
 	da, inFile := eff.App(id)
 	oa := l.snap.Apps[id]
 	if oa == nil {
 		oa = &observed.App{ID: id}
 	}
-	r := &schema.Response{Restarts: max(0, oa.Starts-1)}
+	r := &schema.Response{Restarts: max(0, oa.Starts-1), CAS: oa.CAS, KeyValue: maps.Clone(oa.KeyValue)}
 	if inFile {
 		r.Name = da.Name
 		r.Secret = da.Secret != ""
 		r.Disabled = eff.AppDisabled(da)
 		r.ConfigDisabled = da.Disabled
-		r.KeyValue = da.KeyValue
 	}
-	if ov := eff.Override(desired.Key{Group: schema.GroupApp, ID: id}); ov != nil {
-		r.Override = &schema.Override{Disabled: ov.Disabled, Since: ts(ov.Since), Expires: ts(ov.Expires)}
-		if ov.RunOnce {
-			t := true
-			r.Override.RunOnce = &t
-			r.RunOnce = true
-		}
-	}
+	r.Override = l.override(eff, desired.Key{Group: schema.GroupApp, ID: id})
+	r.RunOnce = r.Override != nil && r.Override.RunOnce != nil
 	if inst := oa.Instance; inst != nil {
 		r.InstanceID = inst.ID
 		r.PID = uint32(inst.PID)
 		r.Started = ts(inst.Started)
 		r.LastSeen = ts(inst.LastSeen)
+		if !inst.App.Keepalive.Pinged() && inst.PID > 0 && inst.Stopping == nil {
+			// Watched continuously: seen now (as the original reported).
+			r.LastSeen = ts(now)
+		}
 		r.RunOnce = r.RunOnce || inst.RunOnce
 		if r.Name == "" {
 			r.Name = inst.App.Name
@@ -96,8 +105,57 @@ func (l *Loop) appStatus(eff *desired.State, id string, now time.Time, ts func(t
 	if r.State == schema.StateBackoff {
 		r.BackoffUntil = ts(oa.Backoff.Until)
 	}
-	for _, h := range oa.History {
-		r.History = append(r.History, schema.History{
+	if history {
+		r.History = l.history(oa.History)
+	}
+	return r
+}
+
+// override renders an entry's override for status.
+func (l *Loop) override(eff *desired.State, k desired.Key) *schema.Override {
+	ov := eff.Override(k)
+	if ov == nil {
+		return nil
+	}
+	r := &schema.Override{Disabled: ov.Disabled, Since: l.ts(ov.Since), Expires: l.ts(ov.Expires)}
+	if ov.RunOnce {
+		t := true
+		r.RunOnce = &t
+	}
+	return r
+}
+
+// serviceResponse is a service's status entry. Services are managed from
+// issue 6 on; until then Patrol keeps their API state (CAS, key/value,
+// overrides) and shows them as configured.
+func (l *Loop) serviceResponse(eff *desired.State, id string, history bool) *schema.Response {
+	os := l.snap.Services[id]
+	if os == nil {
+		os = &observed.Service{ID: id}
+	}
+	r := &schema.Response{CAS: os.CAS, KeyValue: maps.Clone(os.KeyValue), State: schema.StateStopped}
+	if ds, ok := eff.Service(id); ok {
+		r.Name = ds.Name
+		r.Secret = ds.Secret != ""
+		r.Disabled = eff.ServiceDisabled(ds)
+		r.ConfigDisabled = ds.Disabled
+		if r.Disabled {
+			r.State = schema.StateDisabled
+		}
+	}
+	r.Override = l.override(eff, desired.Key{Group: schema.GroupService, ID: id})
+	r.RunOnce = r.Override != nil && r.Override.RunOnce != nil
+	if history {
+		r.History = l.history(os.History)
+	}
+	return r
+}
+
+func (l *Loop) history(hs []observed.Record) []schema.History {
+	ts := l.ts
+	var out []schema.History
+	for _, h := range hs {
+		out = append(out, schema.History{
 			InstanceID:     h.InstanceID,
 			PID:            uint32(h.PID),
 			Started:        ts(h.Started),
@@ -113,7 +171,7 @@ func (l *Loop) appStatus(eff *desired.State, id string, now time.Time, ts func(t
 			ConfigRevision: h.ConfigRevision,
 		})
 	}
-	return r
+	return out
 }
 
 // state derives an entry's displayed state and, when useful, why.

@@ -192,6 +192,7 @@ const (
 	ReasonExecuteTimeout  Reason = "execute-timeout"   // Ran longer than execute-timeout.
 	ReasonShutdown        Reason = "shutdown"          // Stopped by Patrol's shutdown.
 	ReasonStartFailed     Reason = "start-failed"      // Could not be started.
+	ReasonPIDChanged      Reason = "pid-changed"       // A ping reported another pid: a new instance.
 )
 
 // Why an action is planned.

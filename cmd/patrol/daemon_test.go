@@ -55,12 +55,13 @@ type proc struct {
 
 var listening = regexp.MustCompile(`msg="http listening" addr=(\S+)`)
 
-// startDaemon runs `patrol run --config path --http 127.0.0.1:0` and waits
-// until it listens.
+// startDaemon runs `patrol run --config path --http 127.0.0.1:0 --udp
+// 127.0.0.1:0` and waits until it listens. Both ports are free ones, so that
+// test binaries running at once do not collide on the default UDP port.
 func startDaemon(t *testing.T, path string) *proc {
 	t.Helper()
 	self, _ := os.Executable()
-	cmd := osexec.Command(self, mainArg, "run", "--config", path, "--http", "127.0.0.1:0")
+	cmd := osexec.Command(self, mainArg, "run", "--config", path, "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

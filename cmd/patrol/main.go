@@ -67,15 +67,24 @@ func commands(ctx context.Context, o io3) []command {
 			return notYet(o, "plan")
 		}},
 		{"status", "", "show the state of a running Patrol", func(fs *flag.FlagSet) func([]string) int {
-			fs.String("server", schema.DefaultServer, "Patrol `URL`")
-			fs.Bool("json", false, "print the raw status JSON")
-			return notYet(o, "status")
+			server := fs.String("server", schema.DefaultServer, "Patrol `URL` (or host:port)")
+			asJSON := fs.Bool("json", false, "print the raw status JSON")
+			return func(args []string) int {
+				if len(args) > 0 {
+					fmt.Fprintf(o.stderr, "patrol status: unexpected arguments %q\n", args)
+					return exitUsage
+				}
+				return status(ctx, o, *server, *asJSON)
+			}
 		}},
 		{"toggle", "app|service ID ACTION", "enable|disable|restart|runonce-enable|runonce-disable|clear an entry", func(fs *flag.FlagSet) func([]string) int {
-			fs.String("server", schema.DefaultServer, "Patrol `URL`")
-			fs.String("secret", "", "the entry's secret")
-			fs.Uint64("cas", 0, "only apply if the entry's CAS counter is `N`")
-			return notYet(o, "toggle")
+			var t toggleArgs
+			fs.StringVar(&t.server, "server", schema.DefaultServer, "Patrol `URL` (or host:port)")
+			fs.StringVar(&t.secret, "secret", "", "the entry's secret")
+			fs.Uint64Var(&t.cas, "cas", 0, "only apply if the entry's CAS counter is `N`")
+			fs.Var(&t.ttl, "ttl", "make the override expire after `DURATION` (30s, 2h, or a number of seconds)")
+			fs.StringVar(&t.token, "token", "", "the API's bearer token (default $PATROL_TOKEN)")
+			return func(args []string) int { return toggle(ctx, o, t, args) }
 		}},
 		{"schema", "", "print the JSON Schema of config.json", func(fs *flag.FlagSet) func([]string) int {
 			return func(args []string) int {

@@ -5,7 +5,12 @@
 package testhelper
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -41,6 +46,9 @@ func Dispatch() {
 //	                          it wrote its pid to $PATROL_PID
 //	daemon                    write the pid to $PATROL_PID, sleep forever
 //	write-pidfile TEXT        write TEXT to $PATROL_PID, sleep forever
+//	ping-http INTERVAL [PIDFILE] ping $PATROL_HTTP's /api/ as $PATROL_ID,
+//	                          with our pid, every INTERVAL; write our pid
+//	ping-udp INTERVAL [PIDFILE]  the same over $PATROL_UDP
 func Run(cmd string, args []string) int {
 	arg := func(i int) string {
 		if i < len(args) {
@@ -100,12 +108,45 @@ func Run(cmd string, args []string) int {
 	case "daemon":
 		WritePID(os.Getenv("PATROL_PID"), os.Getpid())
 		select {}
+	case "ping-http", "ping-udp":
+		every, _ := time.ParseDuration(arg(0))
+		if f := arg(1); f != "" {
+			WritePID(f, os.Getpid())
+		}
+		return pingLoop(cmd == "ping-udp", every)
 	case "write-pidfile":
 		os.WriteFile(os.Getenv("PATROL_PID"), []byte(arg(0)), 0o644)
 		select {}
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper", cmd)
 	return 2
+}
+
+// pingLoop pings Patrol every interval until it is killed.
+func pingLoop(udp bool, every time.Duration) int {
+	env := "PATROL_HTTP"
+	if udp {
+		env = "PATROL_UDP"
+	}
+	var addrs []string
+	if err := json.Unmarshal([]byte(os.Getenv(env)), &addrs); err != nil || len(addrs) == 0 {
+		fmt.Fprintln(os.Stderr, "no addresses in", env)
+		return 2
+	}
+	body, _ := json.Marshal(map[string]any{"id": os.Getenv("PATROL_ID"), "group": "app", "ping": true, "pid": os.Getpid()})
+	client := &http.Client{Timeout: 2 * time.Second}
+	for {
+		if udp {
+			if c, err := net.Dial("udp", addrs[0]); err == nil {
+				c.Write(body)
+				c.Close()
+			}
+		} else if resp, err := client.Post("http://"+addrs[0]+"/api/", "application/json", bytes.NewReader(body)); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		time.Sleep(every)
+	}
 }
 
 // WritePID writes pid to path atomically.

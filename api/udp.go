@@ -1,0 +1,121 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/patrolhq/patrol/schema"
+)
+
+// UDP server limits. A request holds a worker for at most udpTimeout: the
+// loop answers in microseconds, so a slow answer means the loop is busy and
+// the client, which retries anyway, is better served by silence than by a
+// late reply.
+const (
+	udpWorkers = 64
+	udpTimeout = 5 * time.Second
+)
+
+// ServeUDP serves the UDP API (seed §11.8) on conn until ctx is done, then
+// waits for the requests in flight and returns nil; conn stays open, the
+// caller closes it. One datagram is one request, decoded by DecodeRequest
+// and applied with b.Request over schema.TransportUDP. A valid answer is
+// sent back to the sender as compact JSON without history, keyvalue and
+// errors; a datagram over schema.MaxUDPRequest bytes, one that is not a
+// request, an answer with errors and a backend failure get no reply at all,
+// as in the seed. Unlike the seed, which shut Patrol down when a reply
+// could not be sent, reply errors are only logged.
+//
+// One goroutine reads; each datagram is handled on its own goroutine, at
+// most 64 at a time. When all 64 are busy the reader waits for one to
+// finish and the kernel's socket buffer absorbs the burst (and drops the
+// excess, as UDP may): the reader is never blocked for longer than one
+// request takes, and memory stays bounded whatever the senders do.
+func ServeUDP(ctx context.Context, conn net.PacketConn, b Backend, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	// A read deadline in the past unblocks the reader when ctx ends; unlike
+	// closing conn, it leaves conn to its owner. Any earlier deadline is
+	// cleared first, so a timeout can only mean that ctx ended.
+	if err := conn.SetReadDeadline(time.Time{}); err != nil {
+		return fmt.Errorf("serve udp: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
+	defer stop()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sem := make(chan struct{}, udpWorkers)
+	// One byte more than the largest request, to see that a datagram was
+	// cut short (the read truncates it) rather than exactly that long.
+	buf := make([]byte, schema.MaxUDPRequest+1)
+	for {
+		n, addr, err := conn.ReadFrom(buf)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read udp request: %w", err)
+		}
+		if n > schema.MaxUDPRequest {
+			log.Debug("udp request dropped: too large", "from", addr.String(), "max", schema.MaxUDPRequest)
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		data := append([]byte(nil), buf[:n]...)
+		wg.Go(func() {
+			defer func() { <-sem }()
+			handleUDP(ctx, conn, b, log, data, addr)
+		})
+	}
+}
+
+// handleUDP answers one datagram, or stays silent.
+func handleUDP(ctx context.Context, conn net.PacketConn, b Backend, log *slog.Logger, data []byte, addr net.Addr) {
+	req, err := DecodeRequest(data)
+	if err != nil {
+		log.Debug("udp request dropped", "from", addr.String(), "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, udpTimeout)
+	defer cancel()
+	resp, err := b.Request(ctx, req, schema.TransportUDP)
+	if err != nil || resp == nil {
+		log.Debug("udp request not answered", "from", addr.String(), "err", err)
+		return
+	}
+	if len(resp.Errors) > 0 {
+		log.Debug("udp request refused", "from", addr.String(), "app", req.ID, "errors", resp.Errors)
+		return
+	}
+	reply, err := UDPReply(resp)
+	if err != nil {
+		log.Error("udp reply not encoded", "from", addr.String(), "err", err)
+		return
+	}
+	if _, err := conn.WriteTo(reply, addr); err != nil {
+		log.Warn("udp reply not sent", "to", addr.String(), "err", err)
+	}
+}
+
+// UDPReply encodes resp as the UDP API sends it: compact JSON, no trailing
+// newline, without history, keyvalue and errors (seed §11.8).
+func UDPReply(resp *schema.Response) ([]byte, error) {
+	r := *resp
+	r.History, r.KeyValue, r.Errors = nil, nil, nil
+	b, err := json.Marshal(&r)
+	if err != nil {
+		return nil, fmt.Errorf("encode udp reply: %w", err)
+	}
+	return b, nil
+}

@@ -1,0 +1,433 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/patrolhq/patrol/schema"
+)
+
+// clock is the time the status table measures uptimes against; tests
+// replace it.
+var clock = time.Now
+
+// maxAnswer bounds what the CLI reads of an answer (a status with long
+// histories is large, but not this large).
+const maxAnswer = 64 << 20
+
+// client talks to a running Patrol's HTTP API.
+type client struct {
+	base string // the server URL, without a trailing slash
+	tr   *http.Transport
+	http *http.Client
+}
+
+// newClient returns a client for server, a URL or a bare host:port.
+func newClient(server string) (*client, error) {
+	s := strings.TrimSpace(server)
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("invalid --server %q: want a URL such as %s, or host:port", server, schema.DefaultServer)
+	}
+	u.RawQuery, u.Fragment = "", ""
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	return &client{
+		base: strings.TrimRight(u.String(), "/"),
+		tr:   tr,
+		http: &http.Client{Transport: tr, Timeout: 30 * time.Second},
+	}, nil
+}
+
+// close releases the client's connections.
+func (c *client) close() { c.tr.CloseIdleConnections() }
+
+// unreachableError is a request that got no HTTP answer at all.
+type unreachableError struct {
+	server string
+	err    error
+}
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("cannot reach Patrol at %s: %v", e.server, e.err)
+}
+
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// do sends one request to path and returns the answer's status and body.
+func (c *client) do(ctx context.Context, method, path string, body []byte, token string) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return 0, nil, fmt.Errorf("request %s: %w", path, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		// The *url.Error repeats the method and URL; the server is named
+		// once, by unreachableError.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err
+		}
+		return 0, nil, &unreachableError{c.base, err}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return 0, nil, &unreachableError{c.base, fmt.Errorf("read answer: %w", err)}
+	}
+	return resp.StatusCode, data, nil
+}
+
+// apiErrors returns the error strings of a non-200 answer, or a
+// description of the answer when it is not the API's error JSON.
+func apiErrors(code int, body []byte) []string {
+	var e schema.ErrorResponse
+	if err := json.Unmarshal(body, &e); err == nil && len(e.Errors) > 0 {
+		return e.Errors
+	}
+	snippet := strings.TrimSpace(string(body))
+	if len(snippet) > 200 {
+		snippet = snippet[:200] + "..."
+	}
+	return []string{fmt.Sprintf("unexpected answer: HTTP %d %s", code, snippet)}
+}
+
+// status is `patrol status`.
+func status(ctx context.Context, o io3, server string, asJSON bool) int {
+	c, err := newClient(server)
+	if err != nil {
+		fmt.Fprintf(o.stderr, "patrol status: %v\n", err)
+		return exitUsage
+	}
+	defer c.close()
+	code, body, err := c.do(ctx, http.MethodGet, "/status/", nil, "")
+	if err != nil {
+		fmt.Fprintf(o.stderr, "patrol status: %v\n", err)
+		return exitFail
+	}
+	if code != http.StatusOK {
+		fmt.Fprintf(o.stderr, "patrol status: %s: %s\n", c.base, strings.Join(apiErrors(code, body), "; "))
+		return exitFail
+	}
+	if asJSON {
+		o.stdout.Write(body)
+		return exitOK
+	}
+	var st schema.Status
+	if err := json.Unmarshal(body, &st); err != nil {
+		fmt.Fprintf(o.stderr, "patrol status: %s: the answer is not a status: %v\n", c.base, err)
+		return exitFail
+	}
+	printStatus(o.stdout, &st, clock())
+	return exitOK
+}
+
+// printStatus writes st as a header and a table, one row per entry sorted
+// by group and id.
+func printStatus(w io.Writer, st *schema.Status, now time.Time) {
+	if cfg := st.Config; cfg != nil {
+		fmt.Fprintf(w, "config revision %s", cmp.Or(cfg.Revision, "-"))
+		if cfg.Path != "" {
+			fmt.Fprintf(w, " (%s)", cfg.Path)
+		}
+		fmt.Fprintln(w)
+		if cfg.Error != "" {
+			fmt.Fprint(w, "config error")
+			if cfg.ErrorSince != "" {
+				fmt.Fprintf(w, " since %s", cfg.ErrorSince)
+			}
+			fmt.Fprintf(w, ": %s (the last good config stays in force)\n", cfg.Error)
+		}
+	}
+	if st.Shutdown {
+		fmt.Fprintln(w, "Patrol is shutting down")
+	}
+	type row struct {
+		group, id string
+		e         *schema.Response
+	}
+	var rows []row
+	for id, e := range st.Apps {
+		rows = append(rows, row{string(schema.GroupApp), id, e})
+	}
+	for id, e := range st.Services {
+		rows = append(rows, row{string(schema.GroupService), id, e})
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(w, "no apps or services")
+		return
+	}
+	slices.SortFunc(rows, func(a, b row) int { return cmp.Or(cmp.Compare(a.group, b.group), cmp.Compare(a.id, b.id)) })
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "GROUP\tID\tSTATE\tPID\tUPTIME\tRESTARTS\tOVERRIDE\tREASON")
+	for _, r := range rows {
+		e := r.e
+		if e == nil {
+			e = &schema.Response{}
+		}
+		pid := "-"
+		if e.PID > 0 {
+			pid = strconv.FormatUint(uint64(e.PID), 10)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.group, r.id, cmp.Or(string(e.State), "-"), pid,
+			uptime(e, now), e.Restarts, overrideText(e.Override, now), reasonText(e, now))
+	}
+	tw.Flush()
+}
+
+// timeLayouts are the layouts tried on the daemon's timestamps, which are
+// written with its json-timestamp setting (RFC1123Z unless configured).
+var timeLayouts = []string{
+	time.RFC1123Z, time.RFC3339Nano, time.RFC1123, time.RFC822Z, time.RFC822, time.RFC850,
+	time.UnixDate, time.RubyDate, time.ANSIC, time.Layout, time.DateTime,
+	"2006-01-02 15:04:05.999999999 -0700 MST", // time.Time.String
+}
+
+// parseTime parses one of the daemon's timestamps.
+func parseTime(s string) (time.Time, bool) {
+	// time.Time.String adds a monotonic clock reading.
+	if i := strings.Index(s, " m="); i > 0 {
+		s = s[:i]
+	}
+	for _, l := range timeLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// uptime is how long the entry's instance has run, or "-" when it is not
+// running or its start time cannot be read.
+func uptime(e *schema.Response, now time.Time) string {
+	switch e.State {
+	case schema.StateRunning, schema.StateStarting, schema.StateStopping:
+	case "":
+		if e.InstanceID == "" && e.PID == 0 {
+			return "-"
+		}
+	default:
+		return "-"
+	}
+	t, ok := parseTime(e.Started)
+	if !ok {
+		return "-"
+	}
+	return shortDuration(now.Sub(t))
+}
+
+// shortDuration writes d with its two largest units: 42s, 5m3s, 3h2m, 2d3h.
+func shortDuration(d time.Duration) string {
+	d = max(d, 0).Truncate(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+// clockTime writes t in local time, with the date unless it is today.
+func clockTime(t, now time.Time) string {
+	t, now = t.Local(), now.Local()
+	if y, m, d := t.Date(); y == now.Year() && m == now.Month() && d == now.Day() {
+		return t.Format("15:04:05")
+	}
+	return t.Format("2006-01-02 15:04:05")
+}
+
+// overrideText describes an API override: "disabled until 15:04:05".
+func overrideText(o *schema.Override, now time.Time) string {
+	if o == nil {
+		return "-"
+	}
+	var parts []string
+	if o.Disabled != nil {
+		parts = append(parts, map[bool]string{true: "disabled", false: "enabled"}[*o.Disabled])
+	}
+	if o.RunOnce != nil {
+		parts = append(parts, map[bool]string{true: "run-once", false: "no run-once"}[*o.RunOnce])
+	}
+	s := cmp.Or(strings.Join(parts, ", "), "override")
+	if o.Expires != "" {
+		if t, ok := parseTime(o.Expires); ok {
+			s += " until " + clockTime(t, now)
+		} else {
+			s += " until " + o.Expires
+		}
+	}
+	return s
+}
+
+// reasonText is the entry's reason, with the time of a delayed restart.
+func reasonText(e *schema.Response, now time.Time) string {
+	s := e.Reason
+	if e.BackoffUntil != "" {
+		at := e.BackoffUntil
+		if t, ok := parseTime(at); ok {
+			at = clockTime(t, now)
+		}
+		s = strings.TrimSpace(s + " (restart at " + at + ")")
+	}
+	return cmp.Or(s, "-")
+}
+
+// ttlFlag is --ttl: a Go duration or a number of seconds.
+type ttlFlag struct{ secs float64 }
+
+func (f *ttlFlag) String() string {
+	if f == nil || f.secs == 0 {
+		return ""
+	}
+	return (time.Duration(f.secs * float64(time.Second))).String()
+}
+
+func (f *ttlFlag) Set(s string) error {
+	secs, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		d, derr := time.ParseDuration(s)
+		if derr != nil {
+			return errors.New("want a duration such as 30s or 2h, or a number of seconds")
+		}
+		secs = d.Seconds()
+	}
+	if math.IsNaN(secs) || secs < 0 || secs >= time.Duration(math.MaxInt64).Seconds() {
+		return errors.New("must not be negative")
+	}
+	f.secs = secs
+	return nil
+}
+
+// toggleArgs are the flags of `patrol toggle`.
+type toggleArgs struct {
+	server, secret, token string
+	cas                   uint64
+	ttl                   ttlFlag
+}
+
+// toggle is `patrol toggle app|service ID ACTION`.
+func toggle(ctx context.Context, o io3, t toggleArgs, args []string) int {
+	const actions = "enable, disable, restart, runonce-enable, runonce-disable or clear"
+	if len(args) != 3 {
+		fmt.Fprintf(o.stderr, "patrol toggle: want app|service ID ACTION (ACTION is %s), got %q\n", actions, args)
+		return exitUsage
+	}
+	group, ok := schema.ParseGroup(args[0])
+	if !ok {
+		fmt.Fprintf(o.stderr, "patrol toggle: the group must be app or service, got %q\n", args[0])
+		return exitUsage
+	}
+	id, action := args[1], strings.ToLower(args[2])
+	req := schema.Request{ID: id, Group: string(group), Secret: t.secret, CAS: t.cas, TTL: schema.Seconds(t.ttl.secs)}
+	if action == "clear" {
+		if t.ttl.secs != 0 {
+			fmt.Fprintln(o.stderr, "patrol toggle: --ttl applies to the override a toggle writes; clear removes it")
+			return exitUsage
+		}
+		req.Clear = true
+	} else if req.Toggle, ok = schema.ParseToggleWord(action); !ok {
+		fmt.Fprintf(o.stderr, "patrol toggle: unknown action %q: want %s\n", args[2], actions)
+		return exitUsage
+	}
+	token := cmp.Or(t.token, os.Getenv("PATROL_TOKEN"))
+	c, err := newClient(t.server)
+	if err != nil {
+		fmt.Fprintf(o.stderr, "patrol toggle: %v\n", err)
+		return exitUsage
+	}
+	defer c.close()
+	body, err := json.Marshal(&req)
+	if err != nil {
+		fmt.Fprintf(o.stderr, "patrol toggle: encode request: %v\n", err)
+		return exitFail
+	}
+	code, answer, err := c.do(ctx, http.MethodPost, "/api/", body, token)
+	if err != nil {
+		fmt.Fprintf(o.stderr, "patrol toggle: %v\n", err)
+		return exitFail
+	}
+	entry := string(group) + " " + id
+	if code != http.StatusOK {
+		msg := strings.Join(apiErrors(code, answer), "; ")
+		if code == http.StatusUnauthorized {
+			msg += " (give the API token with --token or PATROL_TOKEN)"
+		}
+		fmt.Fprintf(o.stderr, "patrol toggle: %s: %s\n", entry, msg)
+		return exitFail
+	}
+	var resp schema.Response
+	if err := json.Unmarshal(answer, &resp); err != nil {
+		fmt.Fprintf(o.stderr, "patrol toggle: %s: the answer is not an API response: %v\n", entry, err)
+		return exitFail
+	}
+	if resp.CASInvalid {
+		var why string
+		switch {
+		case t.cas != 0 && t.cas != resp.CAS:
+			why = fmt.Sprintf("the CAS was stale (given %d, the entry's is now %d)", t.cas, resp.CAS)
+		case resp.Secret && t.secret == "":
+			why = "the entry has a secret; give it with --secret"
+		default:
+			why = fmt.Sprintf("the CAS was stale or a secret is needed (the entry's CAS is %d)", resp.CAS)
+		}
+		fmt.Fprintf(o.stderr, "patrol toggle: %s: NOT applied: %s\n", entry, why)
+		return exitFail
+	}
+	done := action + " applied"
+	if req.Clear {
+		done = "override cleared"
+	}
+	fmt.Fprintf(o.stdout, "%s: %s (before: %s); next change: --cas %d, unless the entry changed since\n", entry, done, stateBefore(&resp), resp.CAS+1)
+	return exitOK
+}
+
+// stateBefore describes the entry as the response shows it, before the
+// change.
+func stateBefore(r *schema.Response) string {
+	s := string(r.State)
+	if s == "" {
+		switch {
+		case r.Disabled:
+			s = string(schema.StateDisabled)
+		case r.PID > 0 || r.InstanceID != "":
+			s = string(schema.StateRunning)
+		default:
+			s = string(schema.StateStopped)
+		}
+	}
+	if r.PID > 0 {
+		s += fmt.Sprintf(", pid %d", r.PID)
+	}
+	if r.RunOnce {
+		s += ", run-once"
+	}
+	return s
+}

@@ -1,0 +1,372 @@
+package reconcile
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/patrolhq/patrol/desired"
+	"github.com/patrolhq/patrol/observed"
+	"github.com/patrolhq/patrol/schema"
+)
+
+// Request applies one API request (HTTP, UDP or a library call) and returns
+// the entry as it was before the request, as the original Patrol did. API
+// errors ("Unknown App", "Secret Invalid", ...) are in Response.Errors; the
+// error is non-nil only when the loop cannot answer.
+func (l *Loop) Request(ctx context.Context, req *schema.Request, via schema.Transport) (*schema.Response, error) {
+	var resp *schema.Response
+	if err := l.do(ctx, func() { resp = l.request(req, via, l.now()) }); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func apiError(msg string) *schema.Response { return &schema.Response{Errors: []string{msg}} }
+
+// request follows the original Patrol's processing order (seed §11.5).
+func (l *Loop) request(req *schema.Request, via schema.Transport, now time.Time) *schema.Response {
+	if req == nil {
+		return apiError(schema.ErrRequestNil)
+	}
+	group, ok := schema.ParseGroup(req.Group)
+	if req.Ping && group == schema.GroupService {
+		// The original checked the raw group, so "Service" slipped through;
+		// any spelling is refused here.
+		return apiError(schema.ErrServicesDontSupport)
+	}
+	if !ok {
+		return apiError(schema.ErrUnknownGroup)
+	}
+	if !req.Toggle.Valid() && req.Toggle != 0 {
+		return apiError(schema.ErrInvalidToggle)
+	}
+	if req.TTL < 0 {
+		return apiError(schema.ErrInvalidTTL)
+	}
+	id := strings.ToLower(req.ID)
+	if group == schema.GroupService {
+		return l.serviceRequest(id, req, now)
+	}
+	return l.appRequest(id, req, via, now)
+}
+
+// secretCheck applies the secret rules: no secret configured → ok; a
+// request without one → a read-only answer; a wrong one → "Secret Invalid".
+// Secrets are compared in constant time (of their hashes, so that not even
+// the length leaks).
+func secretCheck(want, got string) (readOnly bool, errMsg string) {
+	if want == "" {
+		return false, ""
+	}
+	if got == "" {
+		return true, ""
+	}
+	w, g := sha256.Sum256([]byte(want)), sha256.Sum256([]byte(got))
+	if subtle.ConstantTimeCompare(w[:], g[:]) != 1 {
+		return false, schema.ErrSecretInvalid
+	}
+	return false, ""
+}
+
+func (l *Loop) appRequest(id string, req *schema.Request, via schema.Transport, now time.Time) *schema.Response {
+	da, ok := l.file.App(id)
+	if !ok {
+		return apiError(schema.ErrUnknownApp)
+	}
+	oa := l.app(id)
+	readOnly, errMsg := secretCheck(da.Secret, req.Secret)
+	if errMsg != "" {
+		return apiError(errMsg)
+	}
+	pre := l.appResponse(l.effective(), id, now, req.History)
+	pre.ID, pre.Group, pre.Shutdown = id, string(schema.GroupApp), l.snap.Shutdown
+	if readOnly {
+		pre.CASInvalid = true
+		return pre
+	}
+	if req.Ping {
+		switch {
+		case !da.Keepalive.Pinged():
+			return apiError(schema.ErrPingNotSupported)
+		case via == schema.TransportHTTP && da.Keepalive != schema.KeepaliveHTTP,
+			via == schema.TransportUDP && da.Keepalive != schema.KeepaliveUDP:
+			return apiError(schema.ErrInvalidPingEndpoint)
+		}
+	}
+	if req.PID > 0 {
+		switch {
+		case !da.Keepalive.Pinged():
+			return apiError(schema.ErrPIDNotSupported)
+		case !req.Ping:
+			return apiError(schema.ErrPIDRequiresPing)
+		}
+	}
+	if req.CAS != 0 && req.CAS != oa.CAS {
+		pre.CASInvalid = true
+	} else {
+		key := desired.Key{Group: schema.GroupApp, ID: id}
+		l.applyKeyValue(&oa.Entry, req)
+		if req.Clear {
+			delete(l.overrides, key)
+		}
+		if req.Toggle != 0 {
+			if err := l.toggle(key, req.Toggle, ttl(req.TTL), now); err != nil {
+				return apiError(err.Error())
+			}
+		}
+	}
+	if req.Ping {
+		l.ping(oa, da, int(req.PID), now)
+	}
+	l.countChanges(now)
+	return pre
+}
+
+func (l *Loop) serviceRequest(id string, req *schema.Request, now time.Time) *schema.Response {
+	ds, ok := l.file.Service(id)
+	if !ok {
+		return apiError(schema.ErrUnknownService)
+	}
+	os := l.service(id)
+	readOnly, errMsg := secretCheck(ds.Secret, req.Secret)
+	if errMsg != "" {
+		return apiError(errMsg)
+	}
+	pre := l.serviceResponse(l.effective(), id, req.History)
+	pre.ID, pre.Group, pre.Shutdown = id, string(schema.GroupService), l.snap.Shutdown
+	if readOnly {
+		pre.CASInvalid = true
+		return pre
+	}
+	if req.PID > 0 {
+		return apiError(schema.ErrPIDNotSupported)
+	}
+	if req.CAS != 0 && req.CAS != os.CAS {
+		pre.CASInvalid = true
+	} else {
+		key := desired.Key{Group: schema.GroupService, ID: id}
+		l.applyKeyValue(&os.Entry, req)
+		if req.Clear {
+			delete(l.overrides, key)
+		}
+		if req.Toggle != 0 {
+			if err := l.toggle(key, req.Toggle, ttl(req.TTL), now); err != nil {
+				return apiError(err.Error())
+			}
+		}
+	}
+	l.countChanges(now)
+	return pre
+}
+
+func ttl(s schema.Seconds) time.Duration { return time.Duration(float64(s) * float64(time.Second)) }
+
+// applyKeyValue merges (or with keyvalue-replace, replaces) the entry's
+// key/value data. A write always counts as a change for CAS.
+func (l *Loop) applyKeyValue(e *observed.Entry, req *schema.Request) {
+	switch {
+	case req.KeyValueReplace:
+		e.KeyValue = maps.Clone(req.KeyValue)
+		if len(e.KeyValue) == 0 {
+			e.KeyValue = nil
+		}
+	case len(req.KeyValue) > 0:
+		if e.KeyValue == nil {
+			e.KeyValue = map[string]any{}
+		}
+		maps.Copy(e.KeyValue, req.KeyValue)
+	default:
+		return
+	}
+	e.KeyValueWrites++
+}
+
+// ping records a keepalive 3 or 4 app's ping (seed §3.4): it refreshes the
+// instance, learns its pid, adopts an app started outside Patrol, or, when
+// the pid changed, closes the old instance and opens a new one.
+func (l *Loop) ping(oa *observed.App, da *desired.App, pid int, now time.Time) {
+	if l.snap.Shutdown {
+		return
+	}
+	inst := oa.Instance
+	switch {
+	case inst != nil && inst.Stopping != nil:
+		return // it is being stopped; a last ping changes nothing
+	case inst == nil:
+		l.adoptByPing(oa, da, pid, now)
+		return
+	case pid == 0 || pid == inst.PID:
+	case !inst.PIDFromPing && !inst.Adopted:
+		// Patrol started it; the pinging process may be the child itself
+		// or a process it started. Trust it only inside the instance's
+		// process group or when it verifiably runs the binary.
+		if l.trusted(da, pid, inst.PGID) {
+			l.learnPingPID(oa, inst, pid)
+		} else {
+			l.log.Warn("ping names a pid outside the app's process group; ignored", "app", oa.ID, "pid", pid)
+		}
+	default:
+		// A known instance reports another pid: a new instance (seed).
+		l.log.Info("ping reports a new pid: new instance", "app", oa.ID, "old-pid", inst.PID, "pid", pid)
+		l.closeInstance(oa, nil, now, schema.ReasonPIDChanged)
+		l.adoptByPing(oa, da, pid, now)
+		return
+	}
+	inst.LastSeen = now
+}
+
+// trusted reports whether a pid reported by a ping may be signalled: it is
+// in the instance's process group, or it runs the app's binary and
+// pid-verify asks for that check.
+func (l *Loop) trusted(da *desired.App, pid, pgid int) bool {
+	if g, _, err := l.exec.ProcStat(pid); err == nil && pgid > 0 && g == pgid {
+		return true
+	}
+	return da.PIDVerify && l.exec.VerifyBinary(pid, da.Binary) == nil
+}
+
+// learnPingPID makes the pinging process the leader of a Patrol-started
+// keepalive 3/4 instance; the process Patrol started becomes its launcher,
+// whose exit no longer ends the instance.
+func (l *Loop) learnPingPID(oa *observed.App, inst *observed.Instance, pid int) {
+	if pid != inst.PID {
+		if _, err := l.exec.Watch(pid, inst.ID, observed.RoleLeader); err != nil {
+			l.log.Warn("ping names a pid that is gone", "app", oa.ID, "pid", pid, "err", err)
+			return
+		}
+		if inst.PID > 0 {
+			_, _ = l.exec.Watch(inst.PID, inst.ID, observed.RoleLauncher)
+			inst.Launcher, inst.LauncherPGID = inst.PID, inst.PGID
+		}
+		inst.PID = pid
+		if g, st, err := l.exec.ProcStat(pid); err == nil {
+			inst.PGID, inst.StartTime = g, st
+		}
+	}
+	inst.PIDFromPing = true
+}
+
+// adoptByPing opens an instance for an app that pings while Patrol has none
+// for it: it was started outside Patrol (or before this Patrol started).
+func (l *Loop) adoptByPing(oa *observed.App, da *desired.App, pid int, now time.Time) {
+	id := uuid.NewString()
+	inst := &observed.Instance{
+		ID: id, App: da, Revision: l.file.Revision(), Started: now, LastSeen: now,
+		Adopted: true, PIDFromPing: pid > 0,
+	}
+	if pid > 0 {
+		if st, err := l.exec.Watch(pid, id, observed.RoleLeader); err == nil {
+			inst.PID, inst.StartTime = pid, st
+			if g, _, err := l.exec.ProcStat(pid); err == nil {
+				inst.PGID = g
+			}
+			inst.Signalable = da.PIDVerify && l.exec.VerifyBinary(pid, da.Binary) == nil
+		} else {
+			l.log.Warn("ping names a pid that is gone", "app", oa.ID, "pid", pid, "err", err)
+		}
+	}
+	if !inst.Signalable {
+		inst.PGID = 0 // never signal a pid nobody vouched for
+	}
+	oa.Instance = inst
+	oa.Candidate = nil
+	oa.Starts++
+	l.tags[id] = oa.ID
+	l.log.Info("adopted by ping", "app", oa.ID, "pid", pid, "instance", id, "signalable", inst.Signalable)
+}
+
+// newCAS returns a random start for a CAS counter, so that a CAS read
+// before a Patrol restart is unlikely to match afterwards.
+func newCAS() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:])%100000 + 1
+}
+
+// countChanges adds one to the CAS of every entry whose visible state
+// changed since it was last counted: at most one per request or pass.
+func (l *Loop) countChanges(now time.Time) {
+	eff := l.effective()
+	for id, oa := range l.snap.Apps {
+		if d := l.appDigest(eff, id, oa); d != oa.Digest {
+			oa.Digest = d
+			oa.CAS++
+		}
+	}
+	for id, os := range l.snap.Services {
+		if d := l.serviceDigest(eff, id, os); d != os.Digest {
+			os.Digest = d
+			os.CAS++
+		}
+	}
+}
+
+// appDigest summarises what CAS counts for an app: its instance, pid,
+// times, flags, history and key/value writes (seed §9.1).
+func (l *Loop) appDigest(eff *desired.State, id string, oa *observed.App) string {
+	var b strings.Builder
+	if inst := oa.Instance; inst != nil {
+		fmt.Fprintf(&b, "%s %d %d %d %v %v|", inst.ID, inst.PID, inst.Started.UnixNano(), inst.LastSeen.UnixNano(), inst.RunOnce, inst.Stopping != nil)
+	}
+	if da, ok := eff.App(id); ok {
+		fmt.Fprintf(&b, "%v|", eff.AppDisabled(da))
+	}
+	ov := eff.Override(desired.Key{Group: schema.GroupApp, ID: id})
+	fmt.Fprintf(&b, "%v %v %v %d %d", ov != nil && ov.RunOnce, oa.RestartRequested, oa.Pending != nil, len(oa.History), oa.KeyValueWrites)
+	if n := len(oa.History); n > 0 {
+		b.WriteString(oa.History[n-1].InstanceID)
+	}
+	return b.String()
+}
+
+func (l *Loop) serviceDigest(eff *desired.State, id string, os *observed.Service) string {
+	ov := eff.Override(desired.Key{Group: schema.GroupService, ID: id})
+	disabled := false
+	if ds, ok := eff.Service(id); ok {
+		disabled = eff.ServiceDisabled(ds)
+	}
+	return fmt.Sprintf("%v %v %d %d", disabled, ov != nil && ov.RunOnce, len(os.History), os.KeyValueWrites)
+}
+
+// service returns the observed service with id, creating it.
+func (l *Loop) service(id string) *observed.Service {
+	os := l.snap.Services[id]
+	if os == nil {
+		os = &observed.Service{ID: id}
+		os.CAS = newCAS()
+		if ds, ok := l.file.Service(id); ok {
+			os.KeyValue = cloneKV(ds.KeyValue)
+		}
+		l.snap.Services[id] = os
+	}
+	return os
+}
+
+// cloneKV deep-copies key/value data (it is JSON, so a JSON round trip is
+// exact; json.Number values survive).
+func cloneKV(kv map[string]any) map[string]any {
+	if len(kv) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(kv)
+	if err != nil {
+		return maps.Clone(kv)
+	}
+	var out map[string]any
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.UseNumber()
+	if err := dec.Decode(&out); err != nil {
+		return maps.Clone(kv)
+	}
+	return out
+}
