@@ -12,7 +12,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -187,18 +189,46 @@ func (p *Patrol) Run(ctx context.Context) error {
 func (p *Patrol) Kill() { p.loop.Kill() }
 
 // Reload reads the config file again and applies it; an invalid file is
-// reported and the running config stays in force.
-func (p *Patrol) Reload() error {
+// reported (in the log and as config.error in status) and the running
+// config stays in force. It returns the revision of the file's config.
+func (p *Patrol) Reload() (string, error) {
 	st, err := desired.Load(p.opts.ConfigPath)
 	if err != nil {
 		p.log.Error("config reload failed; keeping the running config", "path", p.opts.ConfigPath, "err", err)
-		return err
+		p.loop.ConfigFailed(strings.Join(desired.Problems(err), "; "))
+		return "", err
 	}
 	p.mu.Lock()
 	p.current = st
 	p.mu.Unlock()
 	p.loop.SetConfig(st)
-	return nil
+	return st.Revision(), nil
+}
+
+// Plan returns what applying config (the bytes of a config.json; nil: the
+// current file) would do now, without applying anything. Relative
+// working directories in config are resolved against the running config
+// file's directory.
+func (p *Patrol) Plan(ctx context.Context, config []byte) (*schema.Plan, error) {
+	if config == nil {
+		return p.loop.PlanCurrent(ctx)
+	}
+	st, err := desired.Parse(config, desired.Options{Dir: filepath.Dir(p.state.Path())})
+	if err != nil {
+		return nil, err
+	}
+	return p.loop.PlanFor(ctx, st)
+}
+
+// PlanFile returns what a new Patrol would do with the config file at path
+// (the plan against an empty observed state), for `patrol plan` when no
+// daemon answers.
+func PlanFile(path string) (*schema.Plan, error) {
+	st, err := desired.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return reconcile.PlanEmpty(st, time.Now()), nil
 }
 
 // Status returns the status of every app and service.
@@ -230,6 +260,31 @@ type backend struct{ p *Patrol }
 func (b backend) Status(ctx context.Context) (*schema.Status, error) { return b.p.Status(ctx) }
 func (b backend) Request(ctx context.Context, req *schema.Request, via schema.Transport) (*schema.Response, error) {
 	return b.p.Request(ctx, req, via)
+}
+
+func (b backend) Plan(ctx context.Context, config []byte) (*schema.Plan, []string, error) {
+	plan, err := b.p.Plan(ctx, config)
+	if err != nil {
+		if problems := desired.Problems(err); config != nil && isConfigError(err) {
+			return nil, problems, nil
+		}
+		return nil, nil, err
+	}
+	return plan, nil, nil
+}
+
+func (b backend) Reload(ctx context.Context) (string, []string, error) {
+	rev, err := b.p.Reload()
+	if err != nil {
+		return "", desired.Problems(err), nil
+	}
+	return rev, nil, nil
+}
+
+// isConfigError reports whether err is a config's problems (as opposed to
+// the loop not answering).
+func isConfigError(err error) bool {
+	return !errors.Is(err, reconcile.ErrStopped) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // executor adapts exec to reconcile.Executor.

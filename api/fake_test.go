@@ -56,6 +56,10 @@ type fakeBackend struct {
 	// block, when set, makes requests for id "slow" wait for it to close
 	// (or for their context to end).
 	block chan struct{}
+	// plans and reloads record Plan and Reload calls.
+	plans          []string
+	reloads        int
+	reloadProblems []string
 }
 
 const (
@@ -63,6 +67,35 @@ const (
 	fakeStarted = "Sun, 22 Nov 2026 16:13:28 +0000"
 	fakeSeen    = "Sun, 22 Nov 2026 16:13:31 +0000"
 )
+
+// fakePlan is the plan the fake returns for any valid config.
+var fakePlan = &schema.Plan{
+	Actions: []schema.PlanAction{
+		{Group: schema.GroupApp, ID: "api", Action: schema.ActionRestart, Reason: schema.ReasonChanged,
+			Changes: []schema.FieldChange{{Field: "args", Old: []byte(`["-p","80"]`), New: []byte(`["-p","8080"]`), Restart: true}}},
+		{Group: schema.GroupApp, ID: "web", Action: schema.ActionStart, Reason: schema.ReasonAdded},
+	},
+	Summary: schema.PlanSummary{Start: 1, Restart: 1},
+}
+
+// Plan answers "{}" and nil with fakePlan, anything else with a problem.
+func (f *fakeBackend) Plan(ctx context.Context, config []byte) (*schema.Plan, []string, error) {
+	f.mu.Lock()
+	f.plans = append(f.plans, string(config))
+	f.mu.Unlock()
+	if config != nil && string(config) != "{}" {
+		return nil, []string{"apps.web.binary: required", `tick-evry: unknown key, did you mean "tick-every"?`}, nil
+	}
+	return fakePlan, nil, nil
+}
+
+// Reload succeeds unless reloadProblems is set.
+func (f *fakeBackend) Reload(ctx context.Context) (string, []string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reloads++
+	return "abc123def456", f.reloadProblems, nil
+}
 
 func (f *fakeBackend) Status(ctx context.Context) (*schema.Status, error) {
 	if f.statusErr != nil {

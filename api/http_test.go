@@ -544,3 +544,53 @@ func TestServe(t *testing.T) {
 }
 
 func urlValues(q string) (url.Values, error) { return url.ParseQuery(q) }
+
+// TestPlanAndReload: /api/plan plans without applying (no token needed),
+// an invalid config is 400 with every problem; /api/reload needs the
+// token and POST.
+func TestPlanAndReload(t *testing.T) {
+	f := &fakeBackend{}
+	token := "t0k"
+	h := NewServer(f, Options{Token: func() string { return token }}).Handler()
+	do := func(method, path, body, auth string) (int, string) {
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code, w.Body.String()
+	}
+	code, body := do("GET", "/api/plan", "", "")
+	if code != 200 || !strings.Contains(body, `"action": "restart"`) || !strings.Contains(body, `"start": 1`) {
+		t.Errorf("GET /api/plan: %d %s", code, body)
+	}
+	code, body = do("POST", "/api/plan", "{}", "")
+	if code != 200 {
+		t.Errorf("POST /api/plan: %d %s", code, body)
+	}
+	code, body = do("POST", "/api/plan", `{"tick-evry": 1}`, "")
+	if code != 400 || !strings.Contains(body, "apps.web.binary: required") || !strings.Contains(body, "tick-evry: unknown key") {
+		t.Errorf("POST /api/plan with an invalid config: %d %s", code, body)
+	}
+	if code, _ := do("PUT", "/api/plan", "", ""); code != 405 {
+		t.Errorf("PUT /api/plan: %d", code)
+	}
+	if len(f.plans) != 3 || f.plans[0] != "" || f.plans[1] != "{}" {
+		t.Errorf("plans: %q", f.plans)
+	}
+	if code, _ := do("POST", "/api/reload", "", ""); code != 401 {
+		t.Errorf("reload without the token: %d", code)
+	}
+	if code, _ := do("GET", "/api/reload", "", token); code != 405 {
+		t.Errorf("GET /api/reload: %d", code)
+	}
+	code, body = do("POST", "/api/reload", "", token)
+	if code != 200 || !strings.Contains(body, `"revision": "abc123def456"`) || f.reloads != 1 {
+		t.Errorf("reload: %d %s (%d reloads)", code, body, f.reloads)
+	}
+	f.reloadProblems = []string{"invalid JSON: unexpected end of file"}
+	if code, body := do("POST", "/api/reload", "", token); code != 400 || !strings.Contains(body, "unexpected end of file") {
+		t.Errorf("reload of a broken file: %d %s", code, body)
+	}
+}

@@ -29,6 +29,15 @@ type Backend interface {
 	// means the supervisor could not answer at all (it is shutting down or
 	// the context ended).
 	Request(ctx context.Context, req *schema.Request, via schema.Transport) (*schema.Response, error)
+	// Plan returns what applying config (the bytes of a config.json) would
+	// do now, without applying anything; nil config means the current file
+	// (what the next pass will do). An invalid config gives every problem,
+	// one per line, and no plan.
+	Plan(ctx context.Context, config []byte) (plan *schema.Plan, problems []string, err error)
+	// Reload reads the config file now and applies it; an invalid file
+	// gives every problem and changes nothing. It returns the revision in
+	// force afterwards.
+	Reload(ctx context.Context) (revision string, problems []string, err error)
 }
 
 // Options configures a Server.
@@ -76,6 +85,8 @@ func (s *Server) routes() []route {
 		{"/status", redirect("/status/")},
 		{"/api/", s.handle(s.api)},
 		{"/api", redirect("/api/")},
+		{"/api/plan", s.handle(s.plan)},
+		{"/api/reload", s.handle(s.reload)},
 		{"/healthz", s.handle(s.healthz)},
 	}
 }
@@ -301,4 +312,70 @@ func (s *Server) api(r *http.Request) (any, error) {
 		return nil, responseErrors(resp.Errors)
 	}
 	return resp, nil
+}
+
+// readBody reads a request body, turning the size cap into 413.
+func readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, newError(http.StatusRequestEntityTooLarge, schema.ErrRequestEntityTooLarge, err)
+		}
+		return nil, newError(http.StatusBadRequest, schema.ErrInvalidBody, fmt.Errorf("read body: %w", err))
+	}
+	return body, nil
+}
+
+// plan is GET /api/plan (what the next pass will do for the current file)
+// and POST /api/plan with a config as the body (what applying it would
+// do). Nothing is applied either way, so it needs no token; an invalid
+// config is 400 with every problem.
+func (s *Server) plan(r *http.Request) (any, error) {
+	var config []byte
+	switch r.Method {
+	case http.MethodGet:
+	case http.MethodPost:
+		body, err := readBody(r)
+		if err != nil {
+			return nil, err
+		}
+		config = body
+		if config == nil {
+			config = []byte{}
+		}
+	default:
+		return nil, newError(http.StatusMethodNotAllowed, schema.ErrInvalidMethod, fmt.Errorf("method %s", r.Method))
+	}
+	p, problems, err := s.backend.Plan(r.Context(), config)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w: %w", errBackend, err)
+	}
+	if len(problems) > 0 {
+		return nil, responseErrors(problems)
+	}
+	return p, nil
+}
+
+// ReloadResponse is the body of a successful POST /api/reload.
+type ReloadResponse struct {
+	Revision string `json:"revision"`
+}
+
+// reload is POST /api/reload: read the config file now. It changes what
+// runs, so it needs the token like any mutating request.
+func (s *Server) reload(r *http.Request) (any, error) {
+	if r.Method != http.MethodPost {
+		return nil, newError(http.StatusMethodNotAllowed, schema.ErrInvalidMethod, fmt.Errorf("method %s", r.Method))
+	}
+	if err := s.authorize(r); err != nil {
+		return nil, err
+	}
+	rev, problems, err := s.backend.Reload(r.Context())
+	if err != nil {
+		return nil, fmt.Errorf("reload: %w: %w", errBackend, err)
+	}
+	if len(problems) > 0 {
+		return nil, responseErrors(problems)
+	}
+	return ReloadResponse{Revision: rev}, nil
 }

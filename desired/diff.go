@@ -45,6 +45,8 @@ var appFields = []appField{
 	{"pid-path", true, false, func(a *App) any { return a.PIDPath }},
 	{"std-merge", true, false, func(a *App) any { return a.StdMerge }},
 	{"stop-signal", true, false, func(a *App) any { return a.StopSignal }},
+	{"listen-http", true, false, func(a *App) any { return a.ListenHTTP }},
+	{"listen-udp", true, false, func(a *App) any { return a.ListenUDP }},
 	{"name", false, false, func(a *App) any { return a.Name }},
 	{"disabled", false, false, func(a *App) any { return a.Disabled }},
 	{"secret", false, true, func(a *App) any { return a.Secret }},

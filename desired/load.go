@@ -223,7 +223,13 @@ func fromConfig(c *schema.Config, opts Options, errs *problems) (*State, error) 
 			errs.add(p+".working-directory", err.Error())
 			continue
 		}
+		var listenHTTP, listenUDP []string
+		if a.Keepalive.Pinged() {
+			listenHTTP, listenUDP = settings.ListenHTTP, settings.ListenUDP
+		}
 		apps[id] = &App{
+			ListenHTTP:       listenHTTP,
+			ListenUDP:        listenUDP,
 			ID:               id,
 			Keepalive:        a.Keepalive,
 			Name:             or(a.Name, key),

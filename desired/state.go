@@ -84,6 +84,12 @@ type App struct {
 	DependsOn        []string // lower-cased ids
 	Hooks            Hooks
 	X                json.RawMessage
+	// ListenHTTP and ListenUDP are the top-level listen-http and
+	// listen-udp as given to a keepalive 3 or 4 app (nil for other apps,
+	// and when the bound address is used): part of the app's config, so
+	// that changing where it must ping restarts it.
+	ListenHTTP []string
+	ListenUDP  []string
 
 	fingerprint string
 }

@@ -69,18 +69,23 @@ type Loop struct {
 	instanceID string
 
 	// Owned by the loop goroutine.
-	file      *desired.State
-	loaded    time.Time
-	overrides map[desired.Key]*desired.Override
-	snap      *observed.Snapshot
-	tags      map[string]string // instance id -> app id
-	started   time.Time
-	lastPanic string
+	file   *desired.State
+	loaded time.Time
+	// configErr is why the last attempt to load the file failed, since
+	// configErrSince; empty once a load succeeds.
+	configErr      string
+	configErrSince time.Time
+	overrides      map[desired.Key]*desired.Override
+	snap           *observed.Snapshot
+	tags           map[string]string // instance id -> app id
+	started        time.Time
+	lastPanic      string
 
 	// Inboxes, safe from any goroutine.
 	mu       sync.Mutex
 	exits    []observed.Exit
 	config   *desired.State
+	failed   *string // a failed load to report
 	wake     chan struct{}
 	requests chan request
 	force    chan struct{}
@@ -130,10 +135,22 @@ func (l *Loop) Notify(ev observed.Exit) {
 	l.poke()
 }
 
-// SetConfig hands the loop a new desired state; the latest one wins.
+// SetConfig hands the loop a new desired state; the latest one wins, and
+// it clears a reported load failure.
 func (l *Loop) SetConfig(st *desired.State) {
 	l.mu.Lock()
 	l.config = st
+	l.failed = nil
+	l.mu.Unlock()
+	l.poke()
+}
+
+// ConfigFailed reports that loading the file failed: the last good config
+// stays in force and status shows the error until a load succeeds.
+func (l *Loop) ConfigFailed(problem string) {
+	l.mu.Lock()
+	l.failed = &problem
+	l.config = nil // a failure after a success: the failure is the news
 	l.mu.Unlock()
 	l.poke()
 }
@@ -218,11 +235,20 @@ func (l *Loop) drain() {
 	l.exits = nil
 	cfg := l.config
 	l.config = nil
+	failed := l.failed
+	l.failed = nil
 	l.mu.Unlock()
 	for _, ev := range exits {
 		l.applyExit(ev)
 	}
+	if failed != nil {
+		if l.configErr == "" {
+			l.configErrSince = l.now()
+		}
+		l.configErr = *failed
+	}
 	if cfg != nil {
+		l.configErr, l.configErrSince = "", time.Time{}
 		l.applyConfig(cfg)
 	}
 }

@@ -29,9 +29,11 @@ func (l *Loop) status(now time.Time) *schema.Status {
 		Started:    ts(l.started),
 		Shutdown:   l.snap.Shutdown,
 		Config: &schema.ConfigStatus{
-			Path:     l.file.Path(),
-			Revision: l.file.Revision(),
-			Loaded:   ts(l.loaded),
+			Path:       l.file.Path(),
+			Revision:   l.file.Revision(),
+			Loaded:     ts(l.loaded),
+			Error:      l.configErr,
+			ErrorSince: ts(l.configErrSince),
 		},
 	}
 	eff := l.effective()

@@ -61,10 +61,10 @@ func commands(ctx context.Context, o io3) []command {
 			return func(args []string) int { return validate(o, args) }
 		}},
 		{"plan", "PATH", "show what applying a config would do, without doing it", func(fs *flag.FlagSet) func([]string) int {
-			fs.String("server", schema.DefaultServer, "Patrol `URL`")
-			fs.Bool("json", false, "print the plan as JSON")
-			fs.Bool("detailed-exitcode", false, "exit 0 for no changes, 2 for changes, 1 for errors")
-			return notYet(o, "plan")
+			server := fs.String("server", schema.DefaultServer, "Patrol `URL` (or host:port)")
+			asJSON := fs.Bool("json", false, "print the plan as JSON")
+			detailed := fs.Bool("detailed-exitcode", false, "exit 0 for no changes, 2 for changes, 1 for errors")
+			return func(args []string) int { return planCmd(ctx, o, args, *server, *asJSON, *detailed) }
 		}},
 		{"status", "", "show the state of a running Patrol", func(fs *flag.FlagSet) func([]string) int {
 			server := fs.String("server", schema.DefaultServer, "Patrol `URL` (or host:port)")
@@ -137,7 +137,7 @@ func runDaemon(ctx context.Context, o io3, opts patrol.Options, format string) i
 			switch {
 			case s == patrol.ReloadSignal:
 				opts.Log.Info("reloading config", "signal", s.String())
-				_ = p.Reload()
+				_, _ = p.Reload()
 			case !shutdown:
 				shutdown = true
 				opts.Log.Info("graceful shutdown; send the signal again to kill every app now", "signal", s.String())

@@ -466,9 +466,16 @@ func (g *generator) markdown() []byte {
 			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", f.key, typeName(f.sf.Type), def, escapeCell(f.doc))
 		}
 		if bl.def == "app" {
+			var restart []string
+			for _, k := range desired.RestartFields() {
+				if !strings.HasPrefix(k, "listen-") { // top-level keys, noted below
+					restart = append(restart, k)
+				}
+			}
 			b.WriteString("\nWhen the config changes while an app runs, changing any of these keys restarts it " +
-				"gracefully: " + codeList(desired.RestartFields()) + ". Every other key is applied in place, " +
-				"with no restart: " + codeList(desired.InPlaceFields()) + " (`disabled` starts or stops it).\n")
+				"gracefully: " + codeList(restart) + " (and, for keepalive 3 and 4 apps, the top-level " +
+				"`listen-http` and `listen-udp`, which they are told to ping). Every other key is applied in " +
+				"place, with no restart: " + codeList(desired.InPlaceFields()) + " (`disabled` starts or stops it).\n")
 		}
 	}
 	b.WriteString("\n")

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+
+	"github.com/patrolhq/patrol"
+	"github.com/patrolhq/patrol/schema"
+)
+
+// Exit codes of `patrol plan --detailed-exitcode` (the terraform
+// convention).
+const exitChanges = 2
+
+// planCmd is `patrol plan PATH`: what applying PATH would do to the running
+// daemon (POST /api/plan), or, when no daemon answers, to an empty Patrol.
+func planCmd(ctx context.Context, o io3, args []string, server string, asJSON, detailed bool) int {
+	if len(args) != 1 {
+		fmt.Fprintln(o.stderr, "patrol plan: want exactly one config file (usage: patrol plan PATH)")
+		return exitUsage
+	}
+	path := args[0]
+	// Validate locally first: the same loader as the daemon, so a broken
+	// file is reported the same way whether a daemon runs or not.
+	if _, err := patrol.LoadConfig(path); err != nil {
+		for _, line := range patrol.Problems(err) {
+			fmt.Fprintf(o.stderr, "%s: %s\n", path, line)
+		}
+		return exitFail
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintf(o.stderr, "patrol plan: %v\n", err)
+		return exitFail
+	}
+	c, err := newClient(server)
+	if err != nil {
+		fmt.Fprintf(o.stderr, "patrol plan: %v\n", err)
+		return exitUsage
+	}
+	defer c.close()
+	var plan *schema.Plan
+	code, body, err := c.do(ctx, http.MethodPost, "/api/plan", data, "")
+	var unreachable *unreachableError
+	switch {
+	case errors.As(err, &unreachable):
+		fmt.Fprintf(o.stderr, "patrol plan: %v; planning against an empty Patrol (nothing running)\n", err)
+		if plan, err = patrol.PlanFile(path); err != nil {
+			for _, line := range patrol.Problems(err) {
+				fmt.Fprintf(o.stderr, "%s: %s\n", path, line)
+			}
+			return exitFail
+		}
+	case err != nil:
+		fmt.Fprintf(o.stderr, "patrol plan: %v\n", err)
+		return exitFail
+	case code != http.StatusOK:
+		for _, e := range apiErrors(code, body) {
+			fmt.Fprintf(o.stderr, "%s: %s\n", path, e)
+		}
+		return exitFail
+	default:
+		plan = &schema.Plan{}
+		if err := json.Unmarshal(body, plan); err != nil {
+			fmt.Fprintf(o.stderr, "patrol plan: unexpected answer: %v\n", err)
+			return exitFail
+		}
+	}
+	if asJSON {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetIndent("", "  ")
+		enc.Encode(plan)
+		o.stdout.Write(buf.Bytes())
+	} else {
+		fmt.Fprint(o.stdout, plan.Text())
+	}
+	if detailed && plan.Changes() {
+		return exitChanges
+	}
+	return exitOK
+}
