@@ -98,7 +98,7 @@ func (d *daemon) stop(t *testing.T) {
 	}
 }
 
-func writeConfig(t *testing.T, path string, cfg any) {
+func writeConfig(t testing.TB, path string, cfg any) {
 	t.Helper()
 	var data []byte
 	switch c := cfg.(type) {

@@ -172,16 +172,33 @@ func (p *Patrol) Run(ctx context.Context) error {
 	udpDone := make(chan error, 1)
 	go func() { udpDone <- api.ServeUDP(apiCtx, pc, backend{p}, p.log) }()
 
+	// The watcher reloads the file whenever it changes; an invalid edit is
+	// reported and the last good config stays.
+	watchDone := make(chan error, 1)
+	w, err := desired.NewWatcher(p.state.Path(), p.log, func(reason string) {
+		p.log.Debug("config file changed", "reason", reason)
+		_, _ = p.Reload()
+	})
+	if err != nil {
+		p.log.Error("cannot watch the config file; reload with SIGHUP or POST /api/reload", "path", p.state.Path(), "err", err)
+		watchDone <- nil
+	} else {
+		go func() { watchDone <- w.Run(apiCtx) }()
+		// A change between the first load and the watch would be missed:
+		// read the file once more now that it is watched.
+		_, _ = p.Reload()
+	}
+
 	close(p.ready)
 	loopErr := p.loop.Run(ctx)
 
 	stopAPI()
-	httpErr, udpErr := <-httpDone, <-udpDone
+	httpErr, udpErr, watchErr := <-httpDone, <-udpDone, <-watchDone
 	pc.Close()
 	stopRunner()
 	runErr := <-runnerDone
 	p.runner.Close()
-	return errors.Join(loopErr, httpErr, udpErr, runErr)
+	return errors.Join(loopErr, httpErr, udpErr, watchErr, runErr)
 }
 
 // Kill makes a shutting-down Patrol stop waiting for apps to exit: every

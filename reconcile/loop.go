@@ -255,7 +255,7 @@ func (l *Loop) drain() {
 
 func (l *Loop) applyConfig(st *desired.State) {
 	if st.Revision() == l.file.Revision() {
-		l.log.Info("config unchanged", "revision", st.Revision())
+		l.log.Debug("config unchanged", "revision", st.Revision())
 		l.loaded = l.now()
 		return
 	}

@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 )
@@ -62,11 +64,17 @@ func (a *PlanAction) details() string {
 	return strings.Join(parts, "; ")
 }
 
+// orNull renders a raw JSON value on one line ("null" when absent): a plan
+// that went through indented JSON renders the same as one that did not.
 func orNull(raw []byte) string {
 	if len(raw) == 0 {
 		return "null"
 	}
-	return string(raw)
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return string(raw)
+	}
+	return b.String()
 }
 
 // Text is the summary line: "Plan: 1 to start, 1 to restart, 1 to update
