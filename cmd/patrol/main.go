@@ -155,13 +155,6 @@ func runDaemon(ctx context.Context, o io3, opts patrol.Options, format string) i
 	return exitOK
 }
 
-func notYet(o io3, name string) func([]string) int {
-	return func([]string) int {
-		fmt.Fprintf(o.stderr, "patrol %s: not implemented yet\n", name)
-		return exitFail
-	}
-}
-
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o := io3{stdout, stderr}
