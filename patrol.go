@@ -248,6 +248,12 @@ func PlanFile(path string) (*schema.Plan, error) {
 	return reconcile.PlanEmpty(st, time.Now()), nil
 }
 
+// Events returns Patrol's lifecycle events from now on, until ctx ends;
+// pings asks for ping events too.
+func (p *Patrol) Events(ctx context.Context, pings bool) <-chan schema.Event {
+	return p.loop.Events(ctx, pings)
+}
+
 // Status returns the status of every app and service.
 func (p *Patrol) Status(ctx context.Context) (*schema.Status, error) {
 	return p.loop.Status(ctx)
@@ -288,6 +294,14 @@ func (b backend) Plan(ctx context.Context, config []byte) (*schema.Plan, []strin
 		return nil, nil, err
 	}
 	return plan, nil, nil
+}
+
+func (b backend) Events(ctx context.Context, pings bool) (<-chan schema.Event, error) {
+	return b.p.loop.Events(ctx, pings), nil
+}
+
+func (b backend) LogFile(ctx context.Context, id, stream, secret string) (string, string, error) {
+	return b.p.loop.LogFile(ctx, id, stream, secret)
 }
 
 func (b backend) Reload(ctx context.Context) (string, []string, error) {

@@ -89,6 +89,18 @@ func (f *fakeBackend) Plan(ctx context.Context, config []byte) (*schema.Plan, []
 	return fakePlan, nil, nil
 }
 
+// Events streams the fake's events channel (nil: none).
+func (f *fakeBackend) Events(ctx context.Context, pings bool) (<-chan schema.Event, error) {
+	ch := make(chan schema.Event)
+	go func() { <-ctx.Done(); close(ch) }()
+	return ch, nil
+}
+
+// LogFile knows no logs.
+func (f *fakeBackend) LogFile(ctx context.Context, id, stream, secret string) (string, string, error) {
+	return "", "No Log", nil
+}
+
 // Reload succeeds unless reloadProblems is set.
 func (f *fakeBackend) Reload(ctx context.Context) (string, []string, error) {
 	f.mu.Lock()

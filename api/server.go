@@ -38,6 +38,15 @@ type Backend interface {
 	// gives every problem and changes nothing. It returns the revision in
 	// force afterwards.
 	Reload(ctx context.Context) (revision string, problems []string, err error)
+	// Events returns the lifecycle events published from now on, until ctx
+	// ends (then the channel is closed); pings asks for ping events too.
+	Events(ctx context.Context, pings bool) (<-chan schema.Event, error)
+	// LogFile returns the path of app id's newest log file for stream
+	// ("stdout" or "stderr"), checking the app's secret like a change
+	// (apiErr "Unknown App", "Secret Invalid", "No Log", "Invalid
+	// Request"). The file keeps growing while the instance runs; a new
+	// instance writes a new file.
+	LogFile(ctx context.Context, id, stream, secret string) (path, apiErr string, err error)
 }
 
 // Options configures a Server.

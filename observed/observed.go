@@ -127,6 +127,10 @@ type App struct {
 	History []Record
 	// Starts counts instances started or adopted since Patrol started.
 	Starts int
+	// LastStdout and LastStderr are the log files of the newest instance,
+	// kept after it ends (for the log viewer).
+	LastStdout string
+	LastStderr string
 }
 
 // Instance is one run of an app.

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -36,6 +37,8 @@ func (l *Loop) execute(a Action, now time.Time) {
 		log.Info("updated in place", "changes", fmtChanges(a.Changes))
 		oa.Instance.App = a.App
 		oa.Instance.Revision = l.file.Revision()
+		l.emit(schema.Event{Event: schema.EventUpdated, Group: schema.GroupApp, ID: a.ID, PID: oa.Instance.PID,
+			InstanceID: oa.Instance.ID, Reason: a.Reason, Message: strings.Join(fmtChanges(a.Changes), "; ")})
 	case KindKill:
 		if inst := oa.Instance; inst != nil && inst.Stopping != nil {
 			log.Warn("stop-timeout passed; sending SIGKILL to the process group", "pid", inst.PID)
@@ -105,8 +108,11 @@ func (l *Loop) start(oa *observed.App, a Action, now time.Time) {
 	oa.StartError = ""
 	oa.Candidate = nil
 	oa.Starts++
+	oa.LastStdout, oa.LastStderr = launch.Stdout, launch.Stderr
 	l.tags[id] = app.ID
 	l.log.Info("started", "app", app.ID, "pid", launch.PID, "instance", id, "reason", string(a.Reason))
+	l.emit(schema.Event{Event: schema.EventStarted, Group: schema.GroupApp, ID: app.ID, PID: launch.PID,
+		InstanceID: id, Reason: a.Reason, Restarts: max(0, oa.Starts-1)})
 }
 
 // startFailed records a failed start and backs off like a crash.
@@ -117,6 +123,8 @@ func (l *Loop) startFailed(oa *observed.App, app *desired.App, err error, now ti
 	oa.Backoff.Fingerprint = app.Fingerprint()
 	oa.Pending = nil
 	l.log.Error("start failed", "app", app.ID, "err", err, "retry-at", oa.Backoff.Until)
+	l.emit(schema.Event{Event: schema.EventStartFailed, Group: schema.GroupApp, ID: app.ID, Reason: schema.ReasonStartFailed, Message: err.Error()})
+	l.emit(schema.Event{Event: schema.EventBackoff, Group: schema.GroupApp, ID: app.ID, Message: "next start at " + oa.Backoff.Until.Format(time.RFC3339Nano)})
 }
 
 // adopt takes over a running process instead of starting a new one.
@@ -144,6 +152,7 @@ func (l *Loop) adopt(oa *observed.App, a Action, now time.Time) {
 	oa.Starts++
 	l.tags[id] = a.ID
 	l.log.Info("adopted running process", "app", a.ID, "pid", c.PID, "instance", id)
+	l.emit(schema.Event{Event: schema.EventAdopted, Group: schema.GroupApp, ID: a.ID, PID: c.PID, InstanceID: id, Reason: schema.ReasonAdopted})
 }
 
 // stop begins a graceful stop: the stop signal to the instance's process
@@ -160,6 +169,7 @@ func (l *Loop) stop(oa *observed.App, reason schema.Reason, now time.Time) {
 	inst.Stopping = &observed.Stopping{Reason: reason, Since: now, Deadline: now.Add(app.StopTimeout)}
 	signalled := l.signal(inst, app.StopSignal)
 	l.log.Info("stopping", "app", oa.ID, "pid", inst.PID, "signal", app.StopSignal, "reason", string(reason))
+	l.emit(schema.Event{Event: schema.EventStopping, Group: schema.GroupApp, ID: oa.ID, PID: inst.PID, InstanceID: inst.ID, Reason: reason})
 	if !signalled {
 		// Nothing Patrol may signal is left: a keepalive 2 launcher gone
 		// without a daemon, an exit not processed yet, or a pid reported by
@@ -330,6 +340,13 @@ func (l *Loop) closeInstance(oa *observed.App, ev *observed.Exit, now time.Time,
 		args = append(args, "backoff", oa.Backoff.Until.Sub(now).Round(time.Millisecond))
 	}
 	lvl("instance ended", args...)
+	h := l.history([]observed.Record{rec})[0]
+	l.emit(schema.Event{Event: schema.EventExited, Group: schema.GroupApp, ID: oa.ID, PID: inst.PID, InstanceID: inst.ID,
+		Reason: reason, ExitCode: &code, History: &h, ConfigRevision: inst.Revision})
+	if failed && oa.Backoff.Until.After(now) {
+		l.emit(schema.Event{Event: schema.EventBackoff, Group: schema.GroupApp, ID: oa.ID, Reason: reason,
+			Message: "next start at " + oa.Backoff.Until.Format(time.RFC3339Nano)})
+	}
 }
 
 // historyReason maps why Patrol stopped an instance to its history reason.

@@ -80,6 +80,10 @@ type Loop struct {
 	tags           map[string]string // instance id -> app id
 	started        time.Time
 	lastPanic      string
+	// states are the entry states last published, to publish changes.
+	states map[desired.Key]schema.State
+
+	bus *Bus
 
 	// Inboxes, safe from any goroutine.
 	mu       sync.Mutex
@@ -108,6 +112,8 @@ func New(opts Options, initial *desired.State) *Loop {
 		overrides:  map[desired.Key]*desired.Override{},
 		snap:       observed.NewSnapshot(),
 		tags:       map[string]string{},
+		states:     map[desired.Key]schema.State{},
+		bus:        NewBus(),
 		wake:       make(chan struct{}, 1),
 		requests:   make(chan request),
 		force:      make(chan struct{}, 1),
@@ -164,6 +170,62 @@ func (l *Loop) Kill() {
 	}
 }
 
+// Events returns the lifecycle events published from now on, until ctx
+// ends; pings asks for ping events too (there are many).
+func (l *Loop) Events(ctx context.Context, pings bool) <-chan schema.Event {
+	return l.bus.Subscribe(ctx, pings)
+}
+
+// emit publishes an event, stamped with the config revision in force.
+func (l *Loop) emit(ev schema.Event) {
+	if ev.ConfigRevision == "" {
+		ev.ConfigRevision = l.file.Revision()
+	}
+	l.bus.Publish(ev, l.now())
+}
+
+// publishStates publishes an EventState for every entry whose state
+// changed since the last pass.
+func (l *Loop) publishStates(now time.Time) {
+	eff := l.effective()
+	seen := map[desired.Key]bool{}
+	for id := range l.snap.Apps {
+		k := desired.Key{Group: schema.GroupApp, ID: id}
+		da, _ := eff.App(id)
+		if da == nil && l.snap.Apps[id].Instance == nil && l.snap.Apps[id].Leftover == nil {
+			continue // removed and gone
+		}
+		seen[k] = true
+		st, why := l.state(eff, da, l.snap.Apps[id], now)
+		if l.states[k] != st {
+			l.states[k] = st
+			oa := l.snap.Apps[id]
+			ev := schema.Event{Event: schema.EventState, Group: schema.GroupApp, ID: id, State: st, Message: why, Restarts: max(0, oa.Starts-1)}
+			if oa.Instance != nil {
+				ev.PID, ev.InstanceID = oa.Instance.PID, oa.Instance.ID
+			}
+			l.emit(ev)
+		}
+	}
+	for id := range l.snap.Services {
+		k := desired.Key{Group: schema.GroupService, ID: id}
+		if _, ok := eff.Service(id); !ok {
+			continue
+		}
+		seen[k] = true
+		st := l.serviceResponse(eff, id, false).State
+		if l.states[k] != st {
+			l.states[k] = st
+			l.emit(schema.Event{Event: schema.EventState, Group: schema.GroupService, ID: id, State: st})
+		}
+	}
+	for k := range l.states {
+		if !seen[k] {
+			delete(l.states, k)
+		}
+	}
+}
+
 // Done is closed when Run has returned.
 func (l *Loop) Done() <-chan struct{} { return l.done }
 
@@ -186,6 +248,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	for _, v := range l.file.Services() {
 		l.service(v.ID)
 	}
+	l.emit(schema.Event{Event: schema.EventPatrolStarted, Message: l.instanceID})
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	ctxDone := ctx.Done()
@@ -202,6 +265,7 @@ func (l *Loop) Run(ctx context.Context) error {
 			ctxDone = nil
 			l.snap.Shutdown = true
 			l.log.Info("shutting down: stopping every app")
+			l.emit(schema.Event{Event: schema.EventPatrolStopping})
 		case <-l.wake:
 		case r := <-l.requests:
 			r.fn()
@@ -246,6 +310,7 @@ func (l *Loop) drain() {
 			l.configErrSince = l.now()
 		}
 		l.configErr = *failed
+		l.emit(schema.Event{Event: schema.EventConfigError, Message: *failed})
 	}
 	if cfg != nil {
 		l.configErr, l.configErrSince = "", time.Time{}
@@ -263,6 +328,7 @@ func (l *Loop) applyConfig(st *desired.State) {
 	old := l.file
 	l.file = st
 	l.loaded = l.now()
+	l.emit(schema.Event{Event: schema.EventConfigLoaded, Message: st.Path()})
 	// The file's keyvalue is the entry's starting data: when it changes in
 	// the file, the new value replaces the runtime data (the file wins).
 	for _, a := range st.Apps() {
@@ -320,6 +386,7 @@ func (l *Loop) step() (next time.Time) {
 		}
 	}
 	l.countChanges(l.now())
+	l.publishStates(l.now())
 	return l.nextWake(l.now())
 }
 

@@ -127,8 +127,12 @@ func (l *Loop) appRequest(id string, req *schema.Request, via schema.Transport, 
 	}
 	if req.Ping {
 		l.ping(oa, da, int(req.PID), now)
+		if inst := oa.Instance; inst != nil {
+			l.emit(schema.Event{Event: schema.EventPinged, Group: schema.GroupApp, ID: id, PID: inst.PID, InstanceID: inst.ID})
+		}
 	}
 	l.countChanges(now)
+	l.publishStates(now)
 	return pre
 }
 
@@ -166,6 +170,7 @@ func (l *Loop) serviceRequest(id string, req *schema.Request, now time.Time) *sc
 		}
 	}
 	l.countChanges(now)
+	l.publishStates(now)
 	return pre
 }
 
@@ -283,6 +288,7 @@ func (l *Loop) adoptByPing(oa *observed.App, da *desired.App, pid int, now time.
 	oa.Starts++
 	l.tags[id] = oa.ID
 	l.log.Info("adopted by ping", "app", oa.ID, "pid", pid, "instance", id, "signalable", inst.Signalable)
+	l.emit(schema.Event{Event: schema.EventAdopted, Group: schema.GroupApp, ID: oa.ID, PID: pid, InstanceID: id, Reason: schema.ReasonAdopted})
 }
 
 // newCAS returns a random start for a CAS counter, so that a CAS read
@@ -369,4 +375,53 @@ func cloneKV(kv map[string]any) map[string]any {
 		return maps.Clone(kv)
 	}
 	return out
+}
+
+// The log streams of an app.
+const (
+	StreamStdout = "stdout"
+	StreamStderr = "stderr"
+)
+
+// ErrNoLog is the API error for an app that has no log file for a stream
+// (it never started, or its output goes elsewhere).
+const ErrNoLog = "No Log"
+
+// LogFile returns the path of app id's newest log file for stream
+// ("stdout" or "stderr"; with std-merge both are the merged file). The
+// secret is checked as for an API change: log contents are not public
+// for secret-protected apps. apiErr is a seed-style error string.
+func (l *Loop) LogFile(ctx context.Context, id, stream, secret string) (path, apiErr string, err error) {
+	err = l.do(ctx, func() {
+		id = strings.ToLower(id)
+		da, ok := l.file.App(id)
+		if !ok {
+			apiErr = schema.ErrUnknownApp
+			return
+		}
+		if da.Secret != "" {
+			if readOnly, msg := secretCheck(da.Secret, secret); readOnly || msg != "" {
+				apiErr = schema.ErrSecretInvalid
+				return
+			}
+		}
+		oa := l.snap.Apps[id]
+		if oa == nil {
+			apiErr = ErrNoLog
+			return
+		}
+		switch stream {
+		case StreamStdout:
+			path = oa.LastStdout
+		case StreamStderr:
+			path = oa.LastStderr
+		default:
+			apiErr = schema.ErrInvalidRequest
+			return
+		}
+		if path == "" {
+			apiErr = ErrNoLog
+		}
+	})
+	return path, apiErr, err
 }
