@@ -32,6 +32,8 @@ var allowedImports = map[string][]string{
 	"internal/schemagen": {"schema", "desired"},
 	// Test support: helper commands run by test binaries; only tests import it.
 	"internal/testhelper": {},
+	// Browser tests of the web GUI against a real Patrol (tests only).
+	"internal/browsertest": {".", "schema"},
 }
 
 // processImports may only be imported by exec, the one package that starts
