@@ -369,6 +369,56 @@ func helper(args []string) int {
 			pids = append(pids, strconv.Itoa(c.Process.Pid))
 		}
 		return writeLines(arg(1), pids)
+	case "print-args-and-exit":
+		// Writes its arguments (JSON) to stdout and exits with code N.
+		n, err := strconv.Atoi(arg(0))
+		if err != nil {
+			return 2
+		}
+		b, _ := json.Marshal(os.Args[1:])
+		os.Stdout.Write(append(b, '\n'))
+		return n
+	case "interleave":
+		// Alternates between stdout and stderr, one write each.
+		for i := range 5 {
+			os.Stdout.WriteString("out" + strconv.Itoa(i) + "\n")
+			os.Stderr.WriteString("err" + strconv.Itoa(i) + "\n")
+		}
+	case "print-lots":
+		n, err := strconv.Atoi(arg(0))
+		if err != nil {
+			return 2
+		}
+		if _, err := os.Stdout.Write(lotsOfBytes(n)); err != nil {
+			return 1
+		}
+	case "kill-self":
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		time.Sleep(helperLife)
+	case "hang":
+		os.Stdout.WriteString("hanging\n")
+		time.Sleep(helperLife)
+	case "hang-with-child-holding-stdout", "exit-with-child-holding-stdout":
+		// A child in this process group (or, for "exit-...", a session of
+		// its own, as a daemon) inherits stdout; its pid is written to
+		// arg(0). "hang-..." then hangs, "exit-..." exits 0.
+		c := osexec.Command(os.Args[0], helperArg, "sleep")
+		c.Stdout = os.Stdout
+		if cmd == "exit-with-child-holding-stdout" {
+			c.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		}
+		if err := c.Start(); err != nil {
+			return 1
+		}
+		if err := writeFileAtomic(arg(0), strconv.Itoa(c.Process.Pid)); err != nil {
+			return 1
+		}
+		os.Stdout.WriteString("child started\n")
+		if cmd == "exit-with-child-holding-stdout" {
+			return 0
+		}
+		go c.Wait()
+		time.Sleep(helperLife)
 	default:
 		fmt.Fprintf(os.Stderr, "patrol-helper: unknown command %q\n", cmd)
 		return 2
@@ -417,4 +467,14 @@ func writeFileAtomic(path, content string) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// lotsOfBytes is n bytes of a pattern that does not repeat every power of
+// two, so a tail taken at the wrong offset shows.
+func lotsOfBytes(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i % 251)
+	}
+	return b
 }

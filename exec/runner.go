@@ -64,6 +64,23 @@ type registration struct {
 	// done is set once the exit was delivered or the registration was
 	// dropped; nothing is delivered for it afterwards.
 	done bool
+	// exitTo is Spec.Done: the exit is sent there instead of to notify.
+	exitTo chan<- observed.Exit
+}
+
+// deliver hands the exit of reg to its Done channel, if it has one, without
+// ever blocking, and otherwise to notify. The caller does not hold mu.
+func (r *Runner) deliver(reg *registration, ex observed.Exit) {
+	if reg.exitTo == nil {
+		r.notify(ex)
+		return
+	}
+	select {
+	case reg.exitTo <- ex:
+	default:
+		r.log.Error("exit channel full, exit dropped (Spec.Done needs capacity 1)",
+			"pid", ex.PID, "tag", ex.Tag, "code", ex.Code)
+	}
 }
 
 // NewRunner returns a Runner that reports every exit of a registered process
@@ -133,7 +150,7 @@ func (r *Runner) reap() {
 		if reg.pidfd != nil {
 			reg.pidfd.Close()
 		}
-		r.notify(ex)
+		r.deliver(reg, ex)
 	}
 }
 
@@ -202,6 +219,15 @@ type Spec struct {
 	ExtraFiles []*os.File
 	Tag        string
 	Role       observed.Role
+	// Done, when not nil, receives the process's exit instead of the
+	// Runner's notify callback: exactly once, sent by the reaper without
+	// blocking, so the caller must give it a free buffer slot (capacity 1
+	// for a channel of its own); an exit that finds the channel full is
+	// logged and dropped. Forget leaves such a registration alone (its exit
+	// still goes to Done; nobody else can wait for it), and Close sends
+	// it an Exit with Code observed.CodeUnknown if the process was not
+	// reaped by then, so no waiter hangs once the reaper is gone.
+	Done chan<- observed.Exit
 }
 
 // Start starts a process in its own process group (Setpgid; no parent-death
@@ -280,7 +306,7 @@ func (r *Runner) start(s Spec) (observed.Launch, error) {
 	} else {
 		r.log.Warn("read a new process's start time", "pid", pid, "err", err)
 	}
-	r.procs[pid] = &registration{pid: pid, tag: s.Tag, role: s.Role}
+	r.procs[pid] = &registration{pid: pid, tag: s.Tag, role: s.Role, exitTo: s.Done}
 	return l, nil
 }
 
@@ -424,7 +450,7 @@ func (r *Runner) waitPidfd(reg *registration) {
 	ex, ok := r.collect(reg)
 	reg.pidfd.Close()
 	if ok {
-		r.notify(ex)
+		r.deliver(reg, ex)
 	}
 }
 
@@ -449,12 +475,13 @@ func (r *Runner) collect(reg *registration) (observed.Exit, bool) {
 
 // Forget drops every registration with this tag without delivering anything
 // and closes its pidfds (used when Patrol stops caring, for example at the
-// end of shutdown). A forgotten child is still reaped when it exits.
+// end of shutdown). A forgotten child is still reaped when it exits. A
+// registration with a Spec.Done channel is kept: its exit still goes there.
 func (r *Runner) Forget(tag string) {
 	r.mu.Lock()
 	var files []*os.File
 	for _, reg := range r.procs {
-		if reg.tag == tag {
+		if reg.tag == tag && reg.exitTo == nil {
 			files = r.dropFile(reg, files)
 		}
 	}
@@ -479,13 +506,19 @@ func (r *Runner) dropFile(reg *registration, files []*os.File) []*os.File {
 }
 
 // Close drops every registration, releases all pidfds, waits for the watcher
-// goroutines to end and unsubscribes from SIGCHLD. Call it after Run
-// returned; Start and Watch fail afterwards.
+// goroutines to end and unsubscribes from SIGCHLD. A registration with a
+// Spec.Done channel gets an Exit with Code observed.CodeUnknown, so that its
+// waiter (such as RunCommand) returns. Call it after Run returned; Start and
+// Watch fail afterwards.
 func (r *Runner) Close() {
 	r.mu.Lock()
 	r.closed = true
 	var files []*os.File
+	var unknown []*registration
 	for _, reg := range r.procs {
+		if reg.exitTo != nil {
+			unknown = append(unknown, reg)
+		}
 		files = r.dropFile(reg, files)
 	}
 	for reg := range r.watched {
@@ -494,6 +527,10 @@ func (r *Runner) Close() {
 	r.mu.Unlock()
 	for _, f := range files {
 		f.Close()
+	}
+	for _, reg := range unknown {
+		r.deliver(reg, observed.Exit{Tag: reg.tag, Role: reg.role, PID: reg.pid,
+			Code: observed.CodeUnknown, Ended: time.Now()})
 	}
 	r.watchers.Wait()
 	signal.Stop(r.sigch)

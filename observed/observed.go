@@ -95,7 +95,59 @@ type Entry struct {
 type Service struct {
 	ID string
 	Entry
-	History []Record
+	// Instance is the service's current instance while its status says it
+	// runs.
+	Instance *ServiceInstance
+	// Checked is set once a status command answered; Running is its answer.
+	Checked bool
+	Running bool
+	// StatusDue asks for a status check (every tick, and after a restart).
+	StatusDue bool
+	// Command is the command in flight, if any: one at a time per service.
+	Command *Command
+	// LastError is the output of the last failed command, until one
+	// succeeds.
+	LastError string
+	// LastEnd, Backoff, Pending and RestartRequested are as for apps.
+	LastEnd          *End
+	Backoff          Backoff
+	Pending          *Pending
+	RestartRequested bool
+	History          []Record
+	Starts           int
+}
+
+// ServiceInstance is one period in which a service ran.
+type ServiceInstance struct {
+	ID       string
+	Started  time.Time
+	LastSeen time.Time
+	Revision string
+	RunOnce  bool
+	// Fingerprint is the service config it was started or found with.
+	Fingerprint string
+}
+
+// Command is a service command in flight.
+type Command struct {
+	Action string // "start", "status", "stop" or "restart"
+	Reason schema.Reason
+	Since  time.Time
+}
+
+// CommandResult is the outcome of a service command, delivered to the loop.
+type CommandResult struct {
+	Service string
+	Action  string
+	// Code is the exit code (128+N for death by signal N; -1 when the
+	// command could not run).
+	Code     int
+	Signal   int
+	Output   string
+	TimedOut bool
+	// Err says why the command could not run or was killed.
+	Err   string
+	Ended time.Time
 }
 
 // App is what is known about one app.

@@ -14,6 +14,10 @@ import (
 
 // execute carries out one planned action.
 func (l *Loop) execute(a Action, now time.Time) {
+	if a.Group == schema.GroupService {
+		l.executeService(a, now)
+		return
+	}
 	oa := l.app(a.ID)
 	log := l.log.With("app", a.ID, "action", string(a.Kind), "reason", string(a.Reason))
 	switch a.Kind {

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,6 +40,12 @@ type Executor interface {
 	Watch(pid int, tag string, role observed.Role) (startTime uint64, err error)
 	// Forget drops every registration of tag.
 	Forget(tag string)
+	// ServiceArgv is the command line of a service action.
+	ServiceArgv(m schema.Management, initdDir, service, verb string) ([]string, error)
+	// RunCommand runs a service command to completion, killing it after
+	// timeout. The loop calls it from its own goroutines, never the loop
+	// goroutine.
+	RunCommand(ctx context.Context, argv []string, timeout time.Duration) observed.CommandResult
 }
 
 // ErrStopped is returned by requests to a loop that no longer runs.
@@ -56,6 +63,12 @@ type Options struct {
 	Now func() time.Time
 	// InstanceID identifies this Patrol run (status "instance-id").
 	InstanceID string
+	// ServiceStatusTimeout and ServiceActionTimeout bound service commands
+	// (default 30 s and 3 minutes); ServiceCommands caps how many run at
+	// once (default 8).
+	ServiceStatusTimeout time.Duration
+	ServiceActionTimeout time.Duration
+	ServiceCommands      int
 }
 
 // Loop is the one goroutine that owns Patrol's mutable state: the observed
@@ -85,9 +98,21 @@ type Loop struct {
 
 	bus *Bus
 
+	// Service commands run off the loop goroutine, at most
+	// cap(serviceSlots) at once, until serviceCtx ends.
+	serviceSlots         chan struct{}
+	serviceCtx           context.Context
+	serviceCancel        context.CancelFunc
+	serviceWG            sync.WaitGroup
+	serviceStatusTimeout time.Duration
+	serviceActionTimeout time.Duration
+	// nextTick is when the next tick marks every service's status due.
+	nextTick time.Time
+
 	// Inboxes, safe from any goroutine.
 	mu       sync.Mutex
 	exits    []observed.Exit
+	results  []observed.CommandResult
 	config   *desired.State
 	failed   *string // a failed load to report
 	wake     chan struct{}
@@ -128,6 +153,10 @@ func New(opts Options, initial *desired.State) *Loop {
 	if l.instanceID == "" {
 		l.instanceID = uuid.NewString()
 	}
+	l.serviceStatusTimeout = cmp.Or(opts.ServiceStatusTimeout, DefaultServiceStatusTimeout)
+	l.serviceActionTimeout = cmp.Or(opts.ServiceActionTimeout, DefaultServiceActionTimeout)
+	l.serviceSlots = make(chan struct{}, cmp.Or(opts.ServiceCommands, DefaultServiceCommands))
+	l.serviceCtx, l.serviceCancel = context.WithCancel(context.Background())
 	l.loaded = l.now()
 	return l
 }
@@ -240,6 +269,7 @@ func (l *Loop) poke() {
 // (graceful shutdown, DESIGN §5.4), or until Kill.
 func (l *Loop) Run(ctx context.Context) error {
 	defer close(l.done)
+	defer l.stopServices()
 	l.started = l.now()
 	l.snap.Started = l.started
 	for _, a := range l.file.Apps() {
@@ -297,6 +327,8 @@ func (l *Loop) drain() {
 	l.mu.Lock()
 	exits := l.exits
 	l.exits = nil
+	results := l.results
+	l.results = nil
 	cfg := l.config
 	l.config = nil
 	failed := l.failed
@@ -304,6 +336,9 @@ func (l *Loop) drain() {
 	l.mu.Unlock()
 	for _, ev := range exits {
 		l.applyExit(ev)
+	}
+	for _, r := range results {
+		l.applyResult(r)
 	}
 	if failed != nil {
 		if l.configErr == "" {
@@ -369,6 +404,13 @@ func (l *Loop) step() (next time.Time) {
 			next = l.now().Add(time.Second)
 		}
 	}()
+	if now := l.now(); !now.Before(l.nextTick) {
+		// The tick: every service's status is checked again.
+		l.nextTick = now.Add(l.file.Settings().TickEvery)
+		for _, os := range l.snap.Services {
+			os.StatusDue = true
+		}
+	}
 	for range maxPasses {
 		now := l.now()
 		l.pruneOverrides(now)
@@ -511,7 +553,7 @@ func (l *Loop) learnDaemon(id string, oa *observed.App, now time.Time) {
 // nextWake is the earliest time something needs the loop's attention
 // without an event: the tick, stop deadlines, backoff ends, timeouts.
 func (l *Loop) nextWake(now time.Time) time.Time {
-	next := now.Add(l.file.Settings().TickEvery)
+	next := l.nextTick
 	soon := func(t time.Time) {
 		if t.Before(next) {
 			next = t
@@ -556,6 +598,11 @@ func (l *Loop) nextWake(now time.Time) time.Time {
 	for _, o := range l.overrides {
 		if !o.Expires.IsZero() {
 			soon(o.Expires)
+		}
+	}
+	for id, os := range l.snap.Services {
+		if ds, ok := l.file.Service(id); ok && os.Backoff.Until.After(now) && os.Backoff.Fingerprint == ds.Fingerprint() {
+			soon(os.Backoff.Until)
 		}
 	}
 	return next

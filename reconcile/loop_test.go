@@ -37,10 +37,53 @@ type fakeExec struct {
 	// start); exitOnSignal makes a signalled process exit at once.
 	watchable    map[int]bool
 	exitOnSignal bool
+	// services is the fake OS's services: name -> running; commands
+	// records every service command line; statusCode, when set, is what a
+	// running service's status exits with; hang makes status commands run
+	// until their timeout.
+	services   map[string]bool
+	commands   []string
+	statusCode int
+	hang       bool
 }
 
 func newFake() *fakeExec {
-	return &fakeExec{nextPID: 100, tags: map[int]string{}, alive: map[int]bool{}}
+	return &fakeExec{nextPID: 100, tags: map[int]string{}, alive: map[int]bool{}, services: map[string]bool{}}
+}
+
+func (f *fakeExec) ServiceArgv(m schema.Management, initd, service, verb string) ([]string, error) {
+	return []string{fmt.Sprintf("m%d", m), service, verb}, nil
+}
+
+func (f *fakeExec) RunCommand(ctx context.Context, argv []string, timeout time.Duration) observed.CommandResult {
+	f.mu.Lock()
+	f.commands = append(f.commands, strings.Join(argv, " "))
+	name, verb := argv[1], argv[2]
+	hang := f.hang && verb == "status"
+	f.mu.Unlock()
+	if hang {
+		select {
+		case <-time.After(timeout):
+		case <-ctx.Done():
+		}
+		return observed.CommandResult{Code: 137, Signal: 9, TimedOut: true, Err: "timed out", Ended: time.Now()}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	code := 0
+	switch verb {
+	case "status":
+		if !f.services[name] {
+			code = 3
+		} else {
+			code = f.statusCode
+		}
+	case "start", "go":
+		f.services[name] = true
+	case "stop":
+		f.services[name] = false
+	}
+	return observed.CommandResult{Code: code, Ended: time.Now()}
 }
 
 func (f *fakeExec) StartApp(a *desired.App, s desired.Settings, tag string, now time.Time) (observed.Launch, error) {

@@ -77,6 +77,9 @@ func Plan(d *desired.State, o *observed.Snapshot, now time.Time) []Action {
 	for _, id := range slices.Sorted(maps.Keys(ids)) {
 		out = append(out, planApp(d, o, id, now)...)
 	}
+	for _, v := range d.Services() {
+		out = append(out, planService(d, o, v.ID, now)...)
+	}
 	return out
 }
 

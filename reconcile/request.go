@@ -341,7 +341,12 @@ func (l *Loop) serviceDigest(eff *desired.State, id string, os *observed.Service
 	if ds, ok := eff.Service(id); ok {
 		disabled = eff.ServiceDisabled(ds)
 	}
-	return fmt.Sprintf("%v %v %d %d", disabled, ov != nil && ov.RunOnce, len(os.History), os.KeyValueWrites)
+	var b strings.Builder
+	if inst := os.Instance; inst != nil {
+		fmt.Fprintf(&b, "%s %d %d %v|", inst.ID, inst.Started.UnixNano(), inst.LastSeen.UnixNano(), inst.RunOnce)
+	}
+	fmt.Fprintf(&b, "%v %v %v %v %d %d", disabled, ov != nil && ov.RunOnce, os.RestartRequested, os.Pending != nil, len(os.History), os.KeyValueWrites)
+	return b.String()
 }
 
 // service returns the observed service with id, creating it.

@@ -49,7 +49,8 @@ func (l *Loop) toggle(k desired.Key, t schema.Toggle, ttl time.Duration, now tim
 	var (
 		fileDisabled bool
 		fingerprint  string
-		oa           = &observed.App{} // services have no instances yet
+		oa           = &observed.App{}
+		os           *observed.Service
 	)
 	switch k.Group {
 	case schema.GroupApp:
@@ -64,12 +65,16 @@ func (l *Loop) toggle(k desired.Key, t schema.Toggle, ttl time.Duration, now tim
 			return fmt.Errorf("%w: service %s", ErrUnknownEntry, k.ID)
 		}
 		fileDisabled, fingerprint = v.Disabled, v.Fingerprint()
-		l.service(v.ID)
+		os = l.service(v.ID)
 	default:
 		return fmt.Errorf("%w: %s %s", ErrUnknownEntry, k.Group, k.ID)
 	}
 	inst := oa.Instance
 	live := inst != nil && inst.Stopping == nil
+	if os != nil {
+		// A service: its "instance" is the period its status says it runs.
+		return l.toggleService(k, os, t, ttl, now, fileDisabled, fingerprint)
+	}
 	ov := &desired.Override{Since: now, Fingerprint: fingerprint}
 	if old := l.overrides[k]; old != nil {
 		c := *old
@@ -141,4 +146,74 @@ func (l *Loop) toggle(k desired.Key, t schema.Toggle, ttl time.Duration, now tim
 func samePolicy(a, b *desired.Override) bool {
 	return a.RunOnce == b.RunOnce && (a.Disabled == nil) == (b.Disabled == nil) &&
 		(a.Disabled == nil || *a.Disabled == *b.Disabled)
+}
+
+// toggleService is toggle for a service.
+func (l *Loop) toggleService(k desired.Key, os *observed.Service, t schema.Toggle, ttl time.Duration, now time.Time, fileDisabled bool, fingerprint string) error {
+	ov := &desired.Override{Since: now, Fingerprint: fingerprint}
+	if old := l.overrides[k]; old != nil {
+		c := *old
+		ov = &c
+	}
+	setDisabled := func(v bool) {
+		if v == fileDisabled {
+			ov.Disabled = nil
+		} else {
+			ov.Disabled = &v
+		}
+		if !v {
+			os.Backoff.Until = time.Time{}
+		}
+	}
+	runOnce := func(on bool) {
+		if os.Instance != nil {
+			os.Instance.RunOnce = on
+			ov.RunOnce = false
+		} else {
+			ov.RunOnce = on
+		}
+	}
+	switch t {
+	case schema.ToggleEnable:
+		setDisabled(false)
+	case schema.ToggleDisable:
+		setDisabled(true)
+		ov.RunOnce = false
+		os.RestartRequested = false
+		os.Pending = nil
+		if os.Instance != nil {
+			os.Instance.RunOnce = false
+		}
+	case schema.ToggleRestart:
+		setDisabled(false)
+		ov.RunOnce = false
+		if os.Running {
+			os.RestartRequested = true
+		} else {
+			os.Pending = &observed.Pending{Reason: schema.ReasonRestart}
+		}
+	case schema.ToggleRunOnceEnable:
+		runOnce(true)
+	case schema.ToggleRunOnceDisable:
+		runOnce(false)
+	case schema.ToggleEnableRunOnceEnable:
+		setDisabled(false)
+		runOnce(true)
+	case schema.ToggleEnableRunOnceDisable:
+		setDisabled(false)
+		runOnce(false)
+	}
+	if ttl > 0 {
+		ov.Expires = now.Add(ttl)
+	}
+	if ov.Empty() {
+		delete(l.overrides, k)
+	} else {
+		if old := l.overrides[k]; old == nil || !samePolicy(old, ov) {
+			ov.Since = now
+		}
+		l.overrides[k] = ov
+	}
+	l.log.Info("toggle", "group", k.Group, "id", k.ID, "toggle", t.String(), "ttl", ttl)
+	return nil
 }

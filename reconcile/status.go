@@ -127,26 +127,35 @@ func (l *Loop) override(eff *desired.State, k desired.Key) *schema.Override {
 	return r
 }
 
-// serviceResponse is a service's status entry. Services are managed from
-// issue 6 on; until then Patrol keeps their API state (CAS, key/value,
-// overrides) and shows them as configured.
+// serviceResponse is a service's status entry (and the body of API
+// responses about it), with its history if asked for.
 func (l *Loop) serviceResponse(eff *desired.State, id string, history bool) *schema.Response {
 	os := l.snap.Services[id]
 	if os == nil {
 		os = &observed.Service{ID: id}
 	}
-	r := &schema.Response{CAS: os.CAS, KeyValue: maps.Clone(os.KeyValue), State: schema.StateStopped}
-	if ds, ok := eff.Service(id); ok {
+	ds, _ := eff.Service(id)
+	r := &schema.Response{CAS: os.CAS, KeyValue: maps.Clone(os.KeyValue), Restarts: max(0, os.Starts-1)}
+	if ds != nil {
 		r.Name = ds.Name
 		r.Secret = ds.Secret != ""
 		r.Disabled = eff.ServiceDisabled(ds)
 		r.ConfigDisabled = ds.Disabled
-		if r.Disabled {
-			r.State = schema.StateDisabled
-		}
+	}
+	if inst := os.Instance; inst != nil {
+		r.InstanceID = inst.ID
+		r.Started = l.ts(inst.Started)
+		r.LastSeen = l.ts(inst.LastSeen)
+		r.RunOnce = inst.RunOnce
 	}
 	r.Override = l.override(eff, desired.Key{Group: schema.GroupService, ID: id})
-	r.RunOnce = r.Override != nil && r.Override.RunOnce != nil
+	r.RunOnce = r.RunOnce || (r.Override != nil && r.Override.RunOnce != nil)
+	r.Restart = os.RestartRequested || (os.Pending != nil && os.Pending.Reason == schema.ReasonRestart)
+	now := l.now()
+	r.State, r.Reason = l.serviceState(eff, ds, os, now)
+	if r.State == schema.StateBackoff {
+		r.BackoffUntil = l.ts(os.Backoff.Until)
+	}
 	if history {
 		r.History = l.history(os.History)
 	}
