@@ -62,11 +62,19 @@ type daemon struct {
 // config.json and runs Patrol on it until the test ends.
 func startPatrol(t *testing.T, cfg any) *daemon {
 	t.Helper()
+	return startPatrolWith(t, cfg, patrol.Options{})
+}
+
+// startPatrolWith is startPatrol with options (config path, listeners and
+// log are filled in).
+func startPatrolWith(t *testing.T, cfg any, opts patrol.Options) *daemon {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.json")
 	writeConfig(t, path, cfg)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	p, err := patrol.New(patrol.Options{ConfigPath: path, HTTPAddr: "127.0.0.1:0", UDPAddr: "127.0.0.1:0", Log: log})
+	opts.ConfigPath, opts.HTTPAddr, opts.UDPAddr, opts.Log = path, "127.0.0.1:0", "127.0.0.1:0", log
+	p, err := patrol.New(opts)
 	if err != nil {
 		t.Fatalf("new: %q", patrol.Problems(err))
 	}

@@ -73,6 +73,10 @@ type Options struct {
 	StateDir string
 	// Log receives Patrol's logs (default: discarded).
 	Log *slog.Logger
+	// ServiceStatusTimeout and ServiceActionTimeout bound service commands
+	// (defaults 30 s and 3 minutes, as the original Patrol).
+	ServiceStatusTimeout time.Duration
+	ServiceActionTimeout time.Duration
 }
 
 // Patrol is one supervisor.
@@ -106,7 +110,10 @@ func New(opts Options) (*Patrol, error) {
 		return nil, err
 	}
 	p := &Patrol{opts: opts, log: log, state: st, current: st, ready: make(chan struct{})}
-	p.loop = reconcile.New(reconcile.Options{Log: log, Exec: (*executor)(p)}, st)
+	p.loop = reconcile.New(reconcile.Options{
+		Log: log, Exec: (*executor)(p),
+		ServiceStatusTimeout: opts.ServiceStatusTimeout, ServiceActionTimeout: opts.ServiceActionTimeout,
+	}, st)
 	p.runner = exec.NewRunner(log, p.loop.Notify)
 	return p, nil
 }
@@ -347,3 +354,16 @@ func (e *executor) Watch(pid int, tag string, role observed.Role) (uint64, error
 	return (*Patrol)(e).runner.Watch(pid, tag, role)
 }
 func (e *executor) Forget(tag string) { (*Patrol)(e).runner.Forget(tag) }
+
+func (e *executor) ServiceArgv(m schema.Management, initdDir, service, verb string) ([]string, error) {
+	return exec.ServiceArgv(m, initdDir, service, verb)
+}
+
+func (e *executor) RunCommand(ctx context.Context, argv []string, timeout time.Duration) observed.CommandResult {
+	r := (*Patrol)(e).runner.RunCommand(ctx, exec.Command{Argv: argv, Timeout: timeout})
+	out := observed.CommandResult{Code: r.Code, Signal: r.Signal, Output: string(r.Output), TimedOut: r.TimedOut, Ended: r.Ended}
+	if r.Err != nil {
+		out.Err = r.Err.Error()
+	}
+	return out
+}

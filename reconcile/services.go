@@ -85,7 +85,7 @@ func planService(d *desired.State, o *observed.Snapshot, id string, now time.Tim
 	switch {
 	case os.Pending != nil:
 		r = os.Pending.Reason
-	case os.LastError != "":
+	case os.Backoff.Crashes > 0:
 		r = schema.ReasonStartFailed
 	case os.LastEnd != nil && os.LastEnd.BySelf:
 		r = schema.ReasonCrashed
