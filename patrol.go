@@ -7,6 +7,7 @@ package patrol
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -148,9 +149,19 @@ func (p *Patrol) token() string {
 func (p *Patrol) Run(ctx context.Context) error {
 	settings := p.state.Settings()
 	httpAddr := cmp.Or(p.opts.HTTPAddr, settings.HTTPListen)
+	var certs *certReloader
+	if settings.HTTPTLSCert != "" {
+		var err error
+		if certs, err = newCertReloader(settings.HTTPTLSCert, settings.HTTPTLSKey); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", httpAddr)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)
+	}
+	if certs != nil {
+		ln = tls.NewListener(ln, certs.config())
 	}
 	udpAddr := cmp.Or(p.opts.UDPAddr, settings.UDPListen)
 	pc, err := net.ListenPacket("udp", udpAddr)
@@ -161,7 +172,7 @@ func (p *Patrol) Run(ctx context.Context) error {
 	p.mu.Lock()
 	p.httpAddr, p.udpAddr = ln.Addr().String(), pc.LocalAddr().String()
 	p.mu.Unlock()
-	p.log.Info("http listening", "addr", p.httpAddr)
+	p.log.Info("http listening", "addr", p.httpAddr, "tls", certs != nil)
 	p.log.Info("udp listening", "addr", p.udpAddr)
 
 	// The reaper outlives the loop: the loop needs exit events until the
@@ -197,9 +208,19 @@ func (p *Patrol) Run(ctx context.Context) error {
 	}
 
 	close(p.ready)
+	notifyDone := make(chan struct{})
+	go func() {
+		defer close(notifyDone)
+		select {
+		case <-p.loop.FirstPass():
+			p.notifySystemd(apiCtx, ctx)
+		case <-apiCtx.Done():
+		}
+	}()
 	loopErr := p.loop.Run(ctx)
 
 	stopAPI()
+	<-notifyDone
 	httpErr, udpErr, watchErr := <-httpDone, <-udpDone, <-watchDone
 	pc.Close()
 	stopRunner()

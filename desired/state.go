@@ -42,7 +42,10 @@ type Settings struct {
 	ListenUDP  []string
 	HTTPListen string
 	HTTPToken  string
-	UDPListen  string
+	// HTTPTLSCert and HTTPTLSKey are absolute paths, or "" for plain HTTP.
+	HTTPTLSCert string
+	HTTPTLSKey  string
+	UDPListen   string
 	// InitdDirectory is where management 2 finds init scripts.
 	InitdDirectory string
 	// LogRetentionDays and LogRetentionBytes bound app log files; 0 is no

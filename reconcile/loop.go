@@ -119,6 +119,8 @@ type Loop struct {
 	requests chan request
 	force    chan struct{}
 	done     chan struct{}
+	// firstPass is closed once the first pass has run.
+	firstPass chan struct{}
 }
 
 type request struct {
@@ -143,6 +145,7 @@ func New(opts Options, initial *desired.State) *Loop {
 		requests:   make(chan request),
 		force:      make(chan struct{}, 1),
 		done:       make(chan struct{}),
+		firstPass:  make(chan struct{}),
 	}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
@@ -255,6 +258,10 @@ func (l *Loop) publishStates(now time.Time) {
 	}
 }
 
+// FirstPass is closed once the loop's first pass has run: every app
+// Patrol starts at once has been started.
+func (l *Loop) FirstPass() <-chan struct{} { return l.firstPass }
+
 // Done is closed when Run has returned.
 func (l *Loop) Done() <-chan struct{} { return l.done }
 
@@ -282,9 +289,14 @@ func (l *Loop) Run(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	ctxDone := ctx.Done()
+	first := true
 	for {
 		l.drain()
 		next := l.step()
+		if first {
+			close(l.firstPass)
+			first = false
+		}
 		if l.snap.Shutdown && l.idle() {
 			l.log.Info("all apps stopped")
 			return nil

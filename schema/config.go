@@ -87,6 +87,15 @@ type HTTP struct {
 	// "=" padding.
 	Token string `json:"token,omitempty" validate:"omitempty,token"`
 
+	// TLSCert is a PEM certificate file (absolute, or relative to the
+	// directory holding config.json); with TLSKey, the HTTP server speaks
+	// HTTPS only. Both or neither. The files are read again when they
+	// change (certificate renewal needs no restart).
+	TLSCert string `json:"tls-cert,omitempty" validate:"omitempty,nonul,cleanpath"`
+
+	// TLSKey is the PEM private key file of TLSCert.
+	TLSKey string `json:"tls-key,omitempty" validate:"omitempty,nonul,cleanpath"`
+
 	// X is free-form data, never interpreted.
 	X json.RawMessage `json:"x,omitempty"`
 }
