@@ -175,6 +175,34 @@ func (p *Patrol) Run(ctx context.Context) error {
 	p.log.Info("http listening", "addr", p.httpAddr, "tls", certs != nil)
 	p.log.Info("udp listening", "addr", p.udpAddr)
 
+	// The state: locked against a second Patrol, restored (and running
+	// instances re-adopted) when the loop starts.
+	stateDir := p.opts.StateDir
+	if stateDir == "" {
+		stateDir = filepath.Join(filepath.Dir(p.state.Path()), ".patrol")
+	}
+	store, persisted, err := observed.OpenStore(stateDir, p.log)
+	if err != nil {
+		var ce *observed.CorruptError
+		if !errors.As(err, &ce) {
+			ln.Close()
+			pc.Close()
+			return fmt.Errorf("state: %w", err)
+		}
+		p.log.Error("the saved state was damaged and set aside; starting with no saved state (history, overrides and key/value are lost, running apps are not adopted)", "err", err)
+	}
+	lock, err := exec.LockDir(stateDir)
+	if err != nil {
+		store.Close()
+		ln.Close()
+		pc.Close()
+		return fmt.Errorf("state: %w", err)
+	}
+	defer lock.Close()
+	defer store.Close()
+	p.loop.UseStore(store, persisted)
+	p.log.Info("state", "dir", stateDir, "entries", len(persisted.Entries))
+
 	// The reaper outlives the loop: the loop needs exit events until the
 	// last app has stopped.
 	runCtx, stopRunner := context.WithCancel(context.Background())
@@ -206,6 +234,8 @@ func (p *Patrol) Run(ctx context.Context) error {
 		// read the file once more now that it is watched.
 		_, _ = p.Reload()
 	}
+
+	go p.pruneLogs(apiCtx)
 
 	close(p.ready)
 	notifyDone := make(chan struct{})
@@ -376,6 +406,10 @@ func (e *executor) Watch(pid int, tag string, role observed.Role) (uint64, error
 }
 func (e *executor) Forget(tag string) { (*Patrol)(e).runner.Forget(tag) }
 
+func (e *executor) FindSpawned(argv []string, dir string, at time.Time, window time.Duration) []int {
+	return exec.FindSpawned(argv, dir, at, window)
+}
+
 func (e *executor) ServiceArgv(m schema.Management, initdDir, service, verb string) ([]string, error) {
 	return exec.ServiceArgv(m, initdDir, service, verb)
 }
@@ -387,4 +421,38 @@ func (e *executor) RunCommand(ctx context.Context, argv []string, timeout time.D
 		out.Err = r.Err.Error()
 	}
 	return out
+}
+
+// pruneInterval is how often log retention runs.
+const pruneInterval = time.Hour
+
+// pruneLogs applies log-retention a minute after start and then every
+// hour, off the loop goroutine, never touching the files of running
+// instances.
+func (p *Patrol) pruneLogs(ctx context.Context) {
+	t := time.NewTimer(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		t.Reset(pruneInterval)
+		p.mu.Lock()
+		s := p.current.Settings()
+		p.mu.Unlock()
+		if s.LogRetentionDays == 0 && s.LogRetentionBytes == 0 {
+			continue
+		}
+		inUse, dirs, err := p.loop.LogsInUse(ctx)
+		if err != nil {
+			return
+		}
+		res := exec.PruneLogs(dirs, inUse, exec.Retention{Days: s.LogRetentionDays, MaxBytes: s.LogRetentionBytes}, time.Now())
+		if len(res.Removed) > 0 || len(res.Errors) > 0 {
+			p.log.Info("log retention", "removed", len(res.Removed), "removed-bytes", res.RemovedBytes,
+				"kept", res.Kept, "kept-bytes", res.KeptBytes, "errors", errors.Join(res.Errors...))
+		}
+	}
 }

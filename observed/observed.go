@@ -218,6 +218,10 @@ type Instance struct {
 	// Signalable is false for an instance adopted from a ping whose pid
 	// could not be verified: Patrol never signals a pid it cannot trust.
 	Signalable bool
+	// Stale is set for an instance re-adopted after a Patrol restart whose
+	// config changed meanwhile: what changed is unknown, so it is
+	// restarted.
+	Stale bool
 	// RunOnce is set when this instance consumed a run-once.
 	RunOnce bool
 	// Stopping is set once Patrol asked the instance to stop.

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -69,7 +70,7 @@ func (l *Loop) execute(a Action, now time.Time) {
 // start starts a new instance.
 func (l *Loop) start(oa *observed.App, a Action, now time.Time) {
 	app := a.App
-	id := uuid.NewString()
+	id := cmp.Or(a.Instance, uuid.NewString())
 	if app.Keepalive == schema.KeepalivePIDApp {
 		if err := removeStalePIDFile(app.PIDPath); err != nil {
 			l.startFailed(oa, app, fmt.Errorf("remove stale pid file: %w", err), now)

@@ -40,6 +40,10 @@ type Executor interface {
 	Watch(pid int, tag string, role observed.Role) (startTime uint64, err error)
 	// Forget drops every registration of tag.
 	Forget(tag string)
+	// FindSpawned finds processes running exactly argv in dir, leading
+	// their own process group, started within window of at (re-adoption
+	// after a crash between a start and its record).
+	FindSpawned(argv []string, dir string, at time.Time, window time.Duration) []int
 	// ServiceArgv is the command line of a service action.
 	ServiceArgv(m schema.Management, initdDir, service, verb string) ([]string, error)
 	// RunCommand runs a service command to completion, killing it after
@@ -69,6 +73,11 @@ type Options struct {
 	ServiceStatusTimeout time.Duration
 	ServiceActionTimeout time.Duration
 	ServiceCommands      int
+	// Store, when set, persists history, overrides, key/value, CAS and the
+	// running instances; Persisted is what it held at start, restored (and
+	// running instances re-adopted) when Run starts.
+	Store     *observed.Store
+	Persisted *observed.Persisted
 }
 
 // Loop is the one goroutine that owns Patrol's mutable state: the observed
@@ -108,6 +117,10 @@ type Loop struct {
 	serviceActionTimeout time.Duration
 	// nextTick is when the next tick marks every service's status due.
 	nextTick time.Time
+
+	store     *observed.Store
+	restoring *observed.Persisted
+	written   map[desired.Key]persisted
 
 	// Inboxes, safe from any goroutine.
 	mu       sync.Mutex
@@ -160,6 +173,8 @@ func New(opts Options, initial *desired.State) *Loop {
 	l.serviceActionTimeout = cmp.Or(opts.ServiceActionTimeout, DefaultServiceActionTimeout)
 	l.serviceSlots = make(chan struct{}, cmp.Or(opts.ServiceCommands, DefaultServiceCommands))
 	l.serviceCtx, l.serviceCancel = context.WithCancel(context.Background())
+	l.store, l.restoring = opts.Store, opts.Persisted
+	l.written = map[desired.Key]persisted{}
 	l.loaded = l.now()
 	return l
 }
@@ -258,6 +273,34 @@ func (l *Loop) publishStates(now time.Time) {
 	}
 }
 
+// UseStore makes the loop persist its state in store and restore p when
+// Run starts. It must be called before Run.
+func (l *Loop) UseStore(store *observed.Store, p *observed.Persisted) {
+	l.store, l.restoring = store, p
+}
+
+// LogsInUse returns the log files of running instances (which log
+// retention must not remove) and the log directory of every app.
+func (l *Loop) LogsInUse(ctx context.Context) (inUse map[string]bool, dirs []string, err error) {
+	err = l.do(ctx, func() {
+		inUse = map[string]bool{}
+		for _, oa := range l.snap.Apps {
+			if inst := oa.Instance; inst != nil {
+				for _, f := range []string{inst.Stdout, inst.Stderr} {
+					if f != "" {
+						inUse[f] = true
+					}
+				}
+				dirs = append(dirs, inst.App.LogDirectory)
+			}
+		}
+		for _, a := range l.file.Apps() {
+			dirs = append(dirs, a.LogDirectory)
+		}
+	})
+	return inUse, dirs, err
+}
+
 // FirstPass is closed once the loop's first pass has run: every app
 // Patrol starts at once has been started.
 func (l *Loop) FirstPass() <-chan struct{} { return l.firstPass }
@@ -286,6 +329,8 @@ func (l *Loop) Run(ctx context.Context) error {
 		l.service(v.ID)
 	}
 	l.emit(schema.Event{Event: schema.EventPatrolStarted, Message: l.instanceID})
+	l.restore(l.restoring, l.started)
+	l.restoring = nil
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	ctxDone := ctx.Done()
@@ -428,6 +473,7 @@ func (l *Loop) step() (next time.Time) {
 		l.pruneOverrides(now)
 		l.observe(now)
 		actions := Plan(l.effective(), l.snap, now)
+		l.writeIntents(actions, now)
 		acted := false
 		for _, a := range actions {
 			if a.Kind != KindKeep {
@@ -441,6 +487,7 @@ func (l *Loop) step() (next time.Time) {
 	}
 	l.countChanges(l.now())
 	l.publishStates(l.now())
+	l.persist(false)
 	return l.nextWake(l.now())
 }
 

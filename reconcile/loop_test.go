@@ -136,8 +136,11 @@ func (f *fakeExec) Alive(pid int) bool {
 }
 
 func (f *fakeExec) ReadPIDFile(string) (int, error) { return 0, fs.ErrNotExist }
-func (f *fakeExec) VerifyBinary(int, string) error  { return nil }
-func (f *fakeExec) Forget(string)                   {}
+func (f *fakeExec) FindSpawned([]string, string, time.Time, time.Duration) []int {
+	return nil
+}
+func (f *fakeExec) VerifyBinary(int, string) error { return nil }
+func (f *fakeExec) Forget(string)                  {}
 
 func (f *fakeExec) ProcStat(pid int) (int, uint64, error) {
 	f.mu.Lock()

@@ -45,6 +45,9 @@ type Action struct {
 	App *desired.App
 	// PID is the process an adopt takes over.
 	PID int
+	// Instance is the id the instance a start creates will have (set by
+	// the loop before it executes the plan).
+	Instance string
 }
 
 // String renders an action for logs.
@@ -137,6 +140,10 @@ func planApp(d *desired.State, o *observed.Snapshot, id string, now time.Time) [
 			out = append(out, act(KindStop, r))
 		case oa.RestartRequested:
 			out = append(out, act(KindRestart, schema.ReasonRestart))
+		case inst.Stale:
+			a := act(KindRestart, schema.ReasonChanged)
+			a.Note = "the config changed while Patrol was not running"
+			out = append(out, a)
 		case inst.App.Fingerprint() != da.Fingerprint():
 			changes := desired.DiffApps(inst.App, da)
 			a := act(KindUpdate, schema.ReasonChanged)

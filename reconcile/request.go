@@ -133,6 +133,7 @@ func (l *Loop) appRequest(id string, req *schema.Request, via schema.Transport, 
 	}
 	l.countChanges(now)
 	l.publishStates(now)
+	l.persist(true)
 	return pre
 }
 
@@ -171,6 +172,7 @@ func (l *Loop) serviceRequest(id string, req *schema.Request, now time.Time) *sc
 	}
 	l.countChanges(now)
 	l.publishStates(now)
+	l.persist(true)
 	return pre
 }
 

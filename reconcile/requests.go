@@ -17,6 +17,7 @@ func (l *Loop) Toggle(ctx context.Context, k desired.Key, t schema.Toggle, ttl t
 	if e := l.do(ctx, func() {
 		err = l.toggle(k, t, ttl, l.now())
 		l.countChanges(l.now())
+		l.persist(true)
 	}); e != nil {
 		return e
 	}
@@ -36,6 +37,7 @@ func (l *Loop) ClearOverride(ctx context.Context, k desired.Key) error {
 		}
 		delete(l.overrides, k)
 		l.countChanges(l.now())
+		l.persist(true)
 	}); e != nil {
 		return e
 	}

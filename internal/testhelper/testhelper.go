@@ -42,8 +42,8 @@ func Dispatch() {
 //	print-env FILE            write the environment, one per line; sleep
 //	spawn-grandchild PIDFILE  start "sleep PIDFILE.grandchild" in our process
 //	                          group, write our pid, sleep forever
-//	daemonize                 start "daemon" in a new session and exit once
-//	                          it wrote its pid to $PATROL_PID
+//	daemonize [ARGS...]       start "daemon ARGS..." in a new session and exit
+//	                          once it wrote its pid to $PATROL_PID
 //	daemon                    write the pid to $PATROL_PID, sleep forever
 //	write-pidfile TEXT        write TEXT to $PATROL_PID, sleep forever
 //	ping-http INTERVAL [PIDFILE] ping $PATROL_HTTP's /api/ as $PATROL_ID,
@@ -91,7 +91,7 @@ func Run(cmd string, args []string) int {
 		select {}
 	case "daemonize":
 		self, _ := os.Executable()
-		p, err := os.StartProcess(self, []string{self, Arg, "daemon"},
+		p, err := os.StartProcess(self, append([]string{self, Arg, "daemon"}, args...),
 			&os.ProcAttr{Env: os.Environ(), Files: []*os.File{nil, os.Stdout, os.Stderr}, Sys: &syscall.SysProcAttr{Setsid: true}})
 		if err != nil {
 			return 3

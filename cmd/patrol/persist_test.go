@@ -1,0 +1,339 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/patrolhq/patrol/internal/testhelper"
+	"github.com/patrolhq/patrol/schema"
+)
+
+// apiPost sends one API request to the daemon and decodes the answer.
+func (p *proc) apiPost(t *testing.T, req map[string]any) (*schema.Response, int) {
+	t.Helper()
+	body, _ := json.Marshal(req)
+	resp, err := http.Post("http://"+p.addr+"/api/", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r schema.Response
+	json.NewDecoder(resp.Body).Decode(&r)
+	return &r, resp.StatusCode
+}
+
+// kill9 SIGKILLs the daemon (not its apps) and waits for it.
+func (p *proc) kill9(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("patrol did not die")
+	}
+}
+
+// TestKill9Adopts: after kill -9 of Patrol its apps keep running, and the
+// next Patrol adopts them (same pids, same instance ids), with history,
+// key/value and overrides intact.
+func TestKill9Adopts(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.json")
+	os.WriteFile(path, []byte(fmt.Sprintf(`{"apps": {"web": %s, "daemon": %s, "off": %s}}`,
+		helperApp(`"backoff": {"reset-after": 0.05}`, "sleep", filepath.Join(dir, "web.pid")),
+		helperApp(`"keepalive": 2, "pid-path": "daemon.pid"`, "daemonize"),
+		helperApp("", "sleep"))), 0o644)
+	p := startDaemon(t, path)
+	poll(t, "running", 10*time.Second, func() bool { return len(pids(p.status(t))) == 3 })
+	// A crash for history, key/value, and an override.
+	first := p.status(t).Apps["web"]
+	time.Sleep(60 * time.Millisecond)
+	syscall.Kill(int(first.PID), syscall.SIGKILL)
+	poll(t, "web restarted", 10*time.Second, func() bool {
+		a := p.status(t).Apps["web"]
+		return a.State == schema.StateRunning && a.PID != first.PID
+	})
+	if r, code := p.apiPost(t, map[string]any{"id": "web", "group": "app", "keyvalue": map[string]any{"owner": "ops"}}); code != 200 {
+		t.Fatalf("keyvalue: %d %+v", code, r)
+	}
+	if r, code := p.apiPost(t, map[string]any{"id": "off", "group": "app", "toggle": 2, "ttl": 3600}); code != 200 {
+		t.Fatalf("disable: %d %+v", code, r)
+	}
+	poll(t, "off stopped", 10*time.Second, func() bool { return p.status(t).Apps["off"].State == schema.StateDisabled })
+	before := p.status(t)
+
+	p.kill9(t)
+	for id, a := range before.Apps {
+		if a.PID != 0 && !testhelper.Alive(int(a.PID)) {
+			t.Fatalf("%s (pid %d) died with patrol", id, a.PID)
+		}
+	}
+
+	p2 := startDaemon(t, path)
+	var after *schema.Status
+	poll(t, "adopted", 10*time.Second, func() bool {
+		after = p2.status(t)
+		return after.Apps["web"].State == schema.StateRunning && after.Apps["daemon"].State == schema.StateRunning
+	})
+	for _, id := range []string{"web", "daemon"} {
+		b, a := before.Apps[id], after.Apps[id]
+		if a.PID != b.PID || a.InstanceID != b.InstanceID {
+			t.Errorf("%s: pid %d/%s before, %d/%s after: not adopted", id, b.PID, b.InstanceID, a.PID, a.InstanceID)
+		}
+	}
+	web := after.Apps["web"]
+	if len(web.History) != 1 || web.History[0].ExitCode != 137 || web.KeyValue["owner"] != "ops" {
+		t.Errorf("web after the restart: history %+v, keyvalue %v", web.History, web.KeyValue)
+	}
+	if off := after.Apps["off"]; off.State != schema.StateDisabled || off.Override == nil || off.Override.Expires == "" {
+		t.Errorf("off after the restart: %+v", off)
+	}
+	if web.CAS <= before.Apps["web"].CAS {
+		t.Errorf("CAS went back: %d -> %d", before.Apps["web"].CAS, web.CAS)
+	}
+	// Adopted apps are still stopped by a graceful shutdown.
+	shutdown(t, p2)
+	for _, id := range []string{"web", "daemon"} {
+		if testhelper.Alive(int(after.Apps[id].PID)) {
+			t.Errorf("%s survived the graceful shutdown", id)
+		}
+	}
+	testhelper.ReapOrphans()
+}
+
+// TestReusedPIDNotAdopted: a saved pid that now names another process
+// (same pid, different start time) is not adopted and not signalled.
+func TestReusedPIDNotAdopted(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.json")
+	os.WriteFile(path, []byte(fmt.Sprintf(`{"apps": {"web": %s}}`, helperApp("", "sleep"))), 0o644)
+	p := startDaemon(t, path)
+	poll(t, "running", 10*time.Second, func() bool { return len(pids(p.status(t))) == 1 })
+	old := p.status(t).Apps["web"]
+	p.kill9(t)
+	syscall.Kill(int(old.PID), syscall.SIGKILL)
+	poll(t, "the app gone", 5*time.Second, func() bool { return !testhelper.Alive(int(old.PID)) })
+	testhelper.ReapOrphans()
+
+	// An unrelated process, and the saved state rewritten so that the
+	// instance's pid is that process's pid: a pid reused by the kernel,
+	// with a start time that does not match.
+	self, _ := os.Executable()
+	other, err := os.StartProcess(self, []string{self, testhelper.Arg, "sleep"}, &os.ProcAttr{Files: []*os.File{nil, nil, nil}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { other.Kill(); other.Wait() }()
+	for _, f := range []string{"state.json", "journal.jsonl"} {
+		f = filepath.Join(dir, ".patrol", f)
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		b = bytes.ReplaceAll(b, []byte(`"pid":`+strconv.Itoa(int(old.PID))), []byte(`"pid":`+strconv.Itoa(other.Pid)))
+		os.WriteFile(f, b, 0o644)
+	}
+	p2 := startDaemon(t, path)
+	var a *schema.Response
+	poll(t, "a new instance", 10*time.Second, func() bool {
+		a = p2.status(t).Apps["web"]
+		return a.State == schema.StateRunning
+	})
+	if int(a.PID) == other.Pid || a.InstanceID == old.InstanceID {
+		t.Errorf("the unrelated process %d was adopted: %+v", other.Pid, a)
+	}
+	if len(a.History) != 1 || a.History[0].Reason != schema.ReasonPIDGone {
+		t.Errorf("history: %+v", a.History)
+	}
+	shutdown(t, p2)
+	if !testhelper.Alive(other.Pid) {
+		t.Error("the unrelated process was signalled")
+	}
+}
+
+// TestCorruptStateIsSetAside: a damaged state file is renamed aside and
+// Patrol starts with an empty state, never a crash loop.
+func TestCorruptStateIsSetAside(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.json")
+	os.WriteFile(path, []byte(fmt.Sprintf(`{"apps": {"web": %s}}`, helperApp("", "sleep"))), 0o644)
+	os.Mkdir(filepath.Join(dir, ".patrol"), 0o700)
+	os.WriteFile(filepath.Join(dir, ".patrol", "state.json"), []byte("{not json"), 0o644)
+	p := startDaemon(t, path)
+	poll(t, "running", 10*time.Second, func() bool { return len(pids(p.status(t))) == 1 })
+	aside, _ := filepath.Glob(filepath.Join(dir, ".patrol", "state.json.corrupt-*"))
+	if len(aside) != 1 {
+		t.Errorf("damaged state not set aside: %v", aside)
+	}
+	shutdown(t, p)
+}
+
+// TestChaos: 20 apps (keepalive 1 and 2, some crashing every few hundred
+// ms), API changes in flight, and Patrol killed with SIGKILL at random
+// moments ten times: no app ever runs twice, every acknowledged change
+// and history entry survives, and in the end every app has exactly one
+// live process and no zombie is left.
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the chaos test takes about half a minute")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.json")
+	var apps []string
+	for i := range 20 {
+		id := fmt.Sprintf("app%02d", i)
+		marker := "chaos-" + id + "-" + filepath.Base(dir)
+		var cfg string
+		switch {
+		case i < 5: // crash every few hundred ms
+			cfg = helperApp(`"backoff": {"initial": 0.05, "max": 0.2, "reset-after": 10}`, "exit-after", fmt.Sprintf("%dms", 200+50*i), "1", marker)
+		case i < 10: // forking daemons
+			cfg = helperApp(fmt.Sprintf(`"keepalive": 2, "pid-path": "%s.pid"`, id), "daemonize", marker)
+		default:
+			cfg = helperApp("", "sleep", "", marker)
+		}
+		apps = append(apps, fmt.Sprintf("%q: %s", id, cfg))
+	}
+	os.WriteFile(path, []byte(`{"apps": {`+strings.Join(apps, ",")+`}}`), 0o644)
+
+	// Count the live processes of each app by the marker in their command
+	// line, every few milliseconds, for the whole test.
+	var (
+		mu         sync.Mutex
+		duplicates []string
+	)
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			for id, n := range liveByMarker("chaos-", filepath.Base(dir)) {
+				if n > 1 {
+					mu.Lock()
+					duplicates = append(duplicates, fmt.Sprintf("%s: %d copies", id, n))
+					mu.Unlock()
+				}
+			}
+		}
+	}()
+	defer func() { close(stopSampling); <-sampled }()
+
+	acked := map[string]string{} // app -> key/value value acknowledged
+	var history map[string][]string
+	for round := range 10 {
+		p := startDaemon(t, path)
+		poll(t, "the steady apps running", 15*time.Second, func() bool {
+			st := p.status(t)
+			for i := 5; i < 20; i++ {
+				if a := st.Apps[fmt.Sprintf("app%02d", i)]; a == nil || a.State != schema.StateRunning {
+					return false
+				}
+			}
+			return true
+		})
+		// Changes in flight: each acknowledged one must survive.
+		id := fmt.Sprintf("app%02d", 10+round)
+		if _, code := p.apiPost(t, map[string]any{"id": id, "group": "app", "keyvalue": map[string]any{"round": round}}); code == 200 {
+			acked[id] = fmt.Sprint(round)
+		}
+		time.Sleep(time.Duration(100+rand.IntN(500)) * time.Millisecond)
+		// History visible now was saved at the end of the pass that made it.
+		history = map[string][]string{}
+		for aid, a := range p.status(t).Apps {
+			for _, h := range a.History {
+				history[aid] = append(history[aid], h.InstanceID)
+			}
+		}
+		p.kill9(t)
+	}
+	p := startDaemon(t, path)
+	var st *schema.Status
+	poll(t, "every app running once", 20*time.Second, func() bool {
+		st = p.status(t)
+		for i := range 20 {
+			id := fmt.Sprintf("app%02d", i)
+			if i >= 5 && st.Apps[id].State != schema.StateRunning {
+				return false
+			}
+		}
+		return true
+	})
+	for id, v := range acked {
+		if got := fmt.Sprint(st.Apps[id].KeyValue["round"]); got != v {
+			t.Errorf("%s: acknowledged keyvalue round=%s lost (now %s)", id, v, got)
+		}
+	}
+	for id, ids := range history {
+		have := map[string]bool{}
+		for _, h := range st.Apps[id].History {
+			have[h.InstanceID] = true
+		}
+		for _, iid := range ids {
+			if !have[iid] && len(st.Apps[id].History) < 100 {
+				t.Errorf("%s: history entry %s lost", id, iid)
+			}
+		}
+	}
+	live := liveByMarker("chaos-", filepath.Base(dir))
+	for i := 5; i < 20; i++ {
+		id := fmt.Sprintf("app%02d", i)
+		if live[id] != 1 {
+			t.Errorf("%s: %d live processes, want 1", id, live[id])
+		}
+	}
+	mu.Lock()
+	if len(duplicates) > 0 {
+		t.Errorf("apps ran twice at sampled moments: %v", duplicates[:min(len(duplicates), 10)])
+	}
+	mu.Unlock()
+	shutdown(t, p)
+	poll(t, "every app stopped", 10*time.Second, func() bool { return len(liveByMarker("chaos-", filepath.Base(dir))) == 0 })
+	testhelper.ReapOrphans()
+	if kids := testhelper.Children(); len(kids) > 0 {
+		t.Errorf("left behind: %v", kids)
+	}
+}
+
+// liveByMarker counts live processes per app whose command line holds a
+// "chaos-<id>-<suffix>" marker; keepalive 2 launchers ("daemonize") are
+// not counted, only their daemons.
+func liveByMarker(prefix, suffix string) map[string]int {
+	out := map[string]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || !testhelper.Alive(pid) {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if len(args) > 2 && args[2] == "daemonize" {
+			continue
+		}
+		for _, a := range args {
+			if rest, ok := strings.CutPrefix(a, prefix); ok && strings.HasSuffix(rest, "-"+suffix) {
+				out[strings.TrimSuffix(rest, "-"+suffix)]++
+			}
+		}
+	}
+	return out
+}

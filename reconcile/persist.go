@@ -1,0 +1,327 @@
+package reconcile
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/patrolhq/patrol/desired"
+	"github.com/patrolhq/patrol/observed"
+	"github.com/patrolhq/patrol/schema"
+)
+
+// casRestartJump is added to every persisted CAS when Patrol starts again:
+// changes that were never written (pings bump the CAS but are not synced)
+// make the in-memory CAS run ahead of the persisted one, and a client
+// holding such a value must not find it valid again after a restart.
+const casRestartJump = 1 << 20
+
+// persisted is what the loop last wrote for an entry, to write only
+// changes.
+type persisted struct {
+	meta     string
+	instance string
+	history  int    // records written
+	lastHist string // instance id of the last record written
+}
+
+// restore loads the persisted state at start: CAS counters, key/value,
+// overrides, history, and the instances that were running. A persisted
+// instance whose process is still alive with the same start time is
+// adopted (no new process; its instance id is kept); one whose process is
+// gone, or whose pid now names another process, is closed into history.
+func (l *Loop) restore(p *observed.Persisted, now time.Time) {
+	if p == nil {
+		return
+	}
+	for k, e := range p.Entries {
+		if e.Override != nil {
+			ov := *e.Override
+			l.overrides[k] = &ov
+		}
+		switch k.Group {
+		case schema.GroupApp:
+			oa := l.app(k.ID)
+			oa.CAS = e.CAS + casRestartJump
+			oa.KeyValue = cloneKV(e.KeyValue)
+			oa.History = append([]observed.Record(nil), e.History...)
+			oa.Starts = e.Starts
+			oa.LastStdout, oa.LastStderr = e.LastStdout, e.LastStderr
+			l.written[k] = l.persistedOf(k, e.Instance)
+			l.restoreInstance(oa, e.Instance, now)
+		case schema.GroupService:
+			os := l.service(k.ID)
+			os.CAS = e.CAS + casRestartJump
+			os.KeyValue = cloneKV(e.KeyValue)
+			os.History = append([]observed.Record(nil), e.History...)
+			os.Starts = e.Starts
+			if pi := e.Instance; pi != nil {
+				os.Instance = &observed.ServiceInstance{ID: pi.ID, Started: pi.Started, LastSeen: pi.LastSeen,
+					Revision: pi.Revision, RunOnce: pi.RunOnce, Fingerprint: pi.Fingerprint}
+				os.Running = true // the first status check confirms it
+			}
+			l.written[k] = l.persistedOf(k, e.Instance)
+		}
+	}
+}
+
+// restoreInstance adopts a persisted app instance if its process lives on.
+func (l *Loop) restoreInstance(oa *observed.App, pi *observed.PersistedInstance, now time.Time) {
+	if pi == nil {
+		return
+	}
+	da, inFile := l.file.App(oa.ID)
+	if pi.PID == 0 && inFile && !da.Keepalive.Pinged() && da.Keepalive != schema.KeepalivePIDApp {
+		// Patrol died between starting the process and recording its pid:
+		// find it by what it must look like.
+		argv := append([]string{da.Binary}, da.Args...)
+		// A process forked but not yet exec'd has Patrol's command line:
+		// give it a moment to become the app.
+		for try := 0; try < 10; try++ {
+			if pids := l.exec.FindSpawned(argv, da.WorkingDirectory, pi.Started, 2*time.Second); len(pids) == 1 {
+				if pgid, st, err := l.exec.ProcStat(pids[0]); err == nil {
+					pi.PID, pi.PGID, pi.SpawnPGID, pi.StartTime = pids[0], pgid, pgid, st
+					l.log.Warn("found a process started just before Patrol stopped", "app", oa.ID, "pid", pids[0])
+				}
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	alive := false
+	if pi.PID > 0 {
+		if _, st, err := l.exec.ProcStat(pi.PID); err == nil && st == pi.StartTime && l.exec.Alive(pi.PID) {
+			alive = true
+		} else if err == nil && st != pi.StartTime {
+			l.log.Warn("pid of a persisted instance now names another process; not adopting it", "app", oa.ID, "pid", pi.PID)
+		}
+	}
+	app := da
+	if !inFile {
+		// Removed from the config while Patrol was down: adopt it so that
+		// the plan stops it, with the config it had (unknown now: a
+		// minimal stand-in).
+		app = &desired.App{ID: oa.ID, Keepalive: schema.Keepalive(pi.Keepalive), StopSignal: "SIGTERM", StopTimeout: 10 * time.Second}
+	}
+	if alive {
+		if _, err := l.exec.Watch(pi.PID, pi.ID, observed.RoleLeader); err != nil {
+			alive = false
+		}
+	}
+	if !alive {
+		rec := observed.Record{
+			InstanceID: pi.ID, PID: pi.PID, Started: pi.Started, LastSeen: pi.LastSeen, Stopped: now,
+			RunOnce: pi.RunOnce, ExitCode: 0, Reason: schema.ReasonPIDGone, ConfigRevision: pi.Revision,
+			KeyValue: cloneKV(oa.KeyValue),
+		}
+		l.appendHistory(oa, rec)
+		oa.LastEnd = &observed.End{Reason: schema.ReasonPIDGone, At: now, Fingerprint: pi.Fingerprint, BySelf: true}
+		if pi.PGID > 0 && (pi.PGID == pi.PID || pi.PGID == pi.SpawnPGID) && pi.Signalable && l.exec.GroupAlive(pi.PGID) {
+			oa.Leftover = &observed.Leftover{PGID: pi.PGID, Since: now}
+		}
+		l.log.Warn("an instance that ran before Patrol restarted is gone", "app", oa.ID, "pid", pi.PID, "instance", pi.ID)
+		return
+	}
+	inst := &observed.Instance{
+		ID: pi.ID, App: app, Revision: pi.Revision, PID: pi.PID, PGID: pi.PGID, SpawnPGID: pi.SpawnPGID,
+		StartTime: pi.StartTime, Started: pi.Started, LastSeen: now, RunOnce: pi.RunOnce,
+		Adopted: true, Signalable: pi.Signalable, Stdout: pi.Stdout, Stderr: pi.Stderr,
+		PIDFromPing: app.Keepalive.Pinged() && pi.PID > 0,
+	}
+	if inFile && pi.Fingerprint != da.Fingerprint() {
+		inst.Stale = true // the config changed while Patrol was down
+	}
+	oa.Instance = inst
+	l.tags[pi.ID] = oa.ID
+	l.log.Info("re-adopted an instance that ran before Patrol restarted", "app", oa.ID, "pid", pi.PID, "instance", pi.ID)
+	l.emit(schema.Event{Event: schema.EventAdopted, Group: schema.GroupApp, ID: oa.ID, PID: pi.PID, InstanceID: pi.ID, Reason: schema.ReasonAdopted})
+}
+
+// persist writes what changed since the last write to the store; with
+// sync, it also makes it durable before returning (an API change is
+// durable before its reply).
+func (l *Loop) persist(sync bool) {
+	if l.store == nil {
+		return
+	}
+	var changes []observed.Change
+	eff := l.effective()
+	limit := l.file.Settings().History
+	for id, oa := range l.snap.Apps {
+		k := desired.Key{Group: schema.GroupApp, ID: id}
+		changes = l.diffEntry(changes, k, &oa.Entry, oa.History, oa.Starts, oa.LastStdout, oa.LastStderr, appInstance(oa), limit)
+	}
+	for id, os := range l.snap.Services {
+		k := desired.Key{Group: schema.GroupService, ID: id}
+		changes = l.diffEntry(changes, k, &os.Entry, os.History, os.Starts, "", "", serviceInstance(os), limit)
+	}
+	_ = eff
+	if len(changes) > 0 {
+		l.store.Put(changes...)
+	}
+	if sync || len(changes) > 0 {
+		if err := l.store.Sync(); err != nil {
+			l.log.Error("cannot save state; changes since the last save would be lost in a crash", "err", err)
+		}
+	}
+}
+
+// diffEntry appends the changes of one entry since it was last written.
+func (l *Loop) diffEntry(changes []observed.Change, k desired.Key, e *observed.Entry, history []observed.Record,
+	starts int, stdout, stderr string, inst *observed.PersistedInstance, limit int) []observed.Change {
+	w := l.written[k]
+	ov := l.overrides[k]
+	meta := fmt.Sprintf("%d|%v|%s|%d|%s|%s", e.KeyValueWrites, overrideText(ov), kvText(e.KeyValue), starts, stdout, stderr)
+	if meta != w.meta {
+		changes = append(changes, observed.SetMeta(k, e.CAS, cloneKV(e.KeyValue), cloneOverride(ov), starts, stdout, stderr))
+		w.meta = meta
+	}
+	if it := instanceText(inst); it != w.instance {
+		changes = append(changes, observed.SetInstance(k, inst))
+		w.instance = it
+	}
+	// History: the records after the last one written (the in-memory list
+	// is capped, so find it by instance id).
+	start := 0
+	if w.lastHist != "" {
+		start = len(history)
+		for i := len(history) - 1; i >= 0; i-- {
+			if history[i].InstanceID == w.lastHist {
+				start = i + 1
+				break
+			}
+		}
+	}
+	for _, r := range history[start:] {
+		changes = append(changes, observed.AppendHistory(k, r, limit))
+		w.lastHist = r.InstanceID
+	}
+	l.written[k] = w
+	return changes
+}
+
+// persistedOf is what the store holds for k as restored, before the
+// restored instance is re-adopted or closed: its meta and history as in
+// memory now, and the instance as the store has it.
+func (l *Loop) persistedOf(k desired.Key, inst *observed.PersistedInstance) persisted {
+	var w persisted
+	var e *observed.Entry
+	var history []observed.Record
+	var starts int
+	var stdout, stderr string
+	switch k.Group {
+	case schema.GroupApp:
+		oa := l.snap.Apps[k.ID]
+		e, history, starts, stdout, stderr = &oa.Entry, oa.History, oa.Starts, oa.LastStdout, oa.LastStderr
+	default:
+		os := l.snap.Services[k.ID]
+		e, history, starts = &os.Entry, os.History, os.Starts
+	}
+	if inst != nil {
+		c := *inst
+		inst = &c
+	}
+	w.meta = fmt.Sprintf("%d|%v|%s|%d|%s|%s", e.KeyValueWrites, overrideText(l.overrides[k]), kvText(e.KeyValue), starts, stdout, stderr)
+	w.instance = instanceText(inst)
+	if n := len(history); n > 0 {
+		w.lastHist = history[n-1].InstanceID
+	}
+	return w
+}
+
+func appInstance(oa *observed.App) *observed.PersistedInstance {
+	inst := oa.Instance
+	if inst == nil {
+		return nil
+	}
+	return &observed.PersistedInstance{
+		ID: inst.ID, PID: inst.PID, PGID: inst.PGID, SpawnPGID: inst.SpawnPGID, StartTime: inst.StartTime,
+		Started: inst.Started, LastSeen: inst.LastSeen, Keepalive: int(inst.App.Keepalive), RunOnce: inst.RunOnce,
+		Adopted: inst.Adopted, Signalable: inst.Signalable, Revision: inst.Revision, Fingerprint: inst.App.Fingerprint(),
+		Stdout: inst.Stdout, Stderr: inst.Stderr,
+	}
+}
+
+func serviceInstance(os *observed.Service) *observed.PersistedInstance {
+	inst := os.Instance
+	if inst == nil {
+		return nil
+	}
+	return &observed.PersistedInstance{ID: inst.ID, Started: inst.Started, LastSeen: inst.LastSeen, RunOnce: inst.RunOnce,
+		Revision: inst.Revision, Fingerprint: inst.Fingerprint}
+}
+
+// instanceText identifies what of an instance is worth writing: not its
+// last-seen time, which pings move all the time.
+func instanceText(i *observed.PersistedInstance) string {
+	if i == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s %d %d %d %d %v %v %v %s", i.ID, i.PID, i.PGID, i.SpawnPGID, i.StartTime, i.RunOnce, i.Adopted, i.Signalable, i.Fingerprint)
+}
+
+func overrideText(o *desired.Override) string {
+	if o == nil {
+		return ""
+	}
+	d := "-"
+	if o.Disabled != nil {
+		d = fmt.Sprint(*o.Disabled)
+	}
+	return fmt.Sprintf("%s %v %d %d %s", d, o.RunOnce, o.Since.UnixNano(), o.Expires.UnixNano(), o.Fingerprint)
+}
+
+func cloneOverride(o *desired.Override) *desired.Override {
+	if o == nil {
+		return nil
+	}
+	c := *o
+	if o.Disabled != nil {
+		d := *o.Disabled
+		c.Disabled = &d
+	}
+	return &c
+}
+
+func kvText(kv map[string]any) string {
+	if len(kv) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprint(&b, kv) // map printing is sorted
+	return b.String()
+}
+
+// writeIntents records, before any process is started, the instances the
+// plan's starts will create (without pids): if Patrol dies between a start
+// and the record of its pid, the next Patrol finds the process
+// (FindSpawned) instead of starting a second copy. One fsync per pass.
+func (l *Loop) writeIntents(actions []Action, now time.Time) {
+	if l.store == nil {
+		return
+	}
+	var changes []observed.Change
+	for i := range actions {
+		a := &actions[i]
+		if a.Kind != KindStart || a.Group != schema.GroupApp || a.App == nil {
+			continue
+		}
+		a.Instance = uuid.NewString()
+		if a.App.Keepalive == schema.KeepalivePIDApp {
+			continue // a daemon is found again through its pid file
+		}
+		changes = append(changes, observed.SetInstance(desired.Key{Group: schema.GroupApp, ID: a.ID}, &observed.PersistedInstance{
+			ID: a.Instance, Started: now, LastSeen: now, Keepalive: int(a.App.Keepalive), Signalable: true,
+			Revision: l.file.Revision(), Fingerprint: a.App.Fingerprint(),
+		}))
+	}
+	if len(changes) == 0 {
+		return
+	}
+	l.store.Put(changes...)
+	if err := l.store.Sync(); err != nil {
+		l.log.Error("cannot save state before starting apps", "err", err)
+	}
+}
