@@ -60,6 +60,19 @@ type fakeBackend struct {
 	plans          []string
 	reloads        int
 	reloadProblems []string
+	// events feeds Events' subscribers (nil: no events); subs counts the
+	// subscriptions open and pings is the last one's pings flag.
+	events    chan schema.Event
+	eventsErr error
+	subs      int
+	pings     bool
+	// logs holds app "web"'s log file per stream (none: "No Log"); logErr
+	// is returned by LogFile.
+	logs   map[string]string
+	logErr error
+	// extraHistory adds that many history entries to web's status (pids
+	// 1000, 1001, ...).
+	extraHistory int
 }
 
 const (
@@ -89,15 +102,82 @@ func (f *fakeBackend) Plan(ctx context.Context, config []byte) (*schema.Plan, []
 	return fakePlan, nil, nil
 }
 
-// Events streams the fake's events channel (nil: none).
+// Events passes on what is sent to f.events until ctx ends, then closes
+// the channel, as the loop's event bus does.
 func (f *fakeBackend) Events(ctx context.Context, pings bool) (<-chan schema.Event, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.eventsErr != nil {
+		return nil, f.eventsErr
+	}
+	f.subs++
+	f.pings = pings
+	src := f.events
 	ch := make(chan schema.Event)
-	go func() { <-ctx.Done(); close(ch) }()
+	go func() {
+		defer func() {
+			f.mu.Lock()
+			f.subs--
+			f.mu.Unlock()
+			close(ch)
+		}()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev := <-src:
+				select {
+				case ch <- ev:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
 	return ch, nil
 }
 
-// LogFile knows no logs.
+// Subs returns the number of open event subscriptions.
+func (f *fakeBackend) Subs() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.subs
+}
+
+// setLog makes path app "web"'s log file for stream.
+func (f *fakeBackend) setLog(stream, path string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.logs == nil {
+		f.logs = map[string]string{}
+	}
+	f.logs[stream] = path
+}
+
+// LogFile knows app "web" (f.logs) and app "locked" (secret "s3cret", no
+// logs), as the loop answers.
 func (f *fakeBackend) LogFile(ctx context.Context, id, stream, secret string) (string, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.logErr != nil {
+		return "", "", f.logErr
+	}
+	switch strings.ToLower(id) {
+	case "web":
+	case "locked":
+		if secret != "s3cret" {
+			return "", schema.ErrSecretInvalid, nil
+		}
+		return "", "No Log", nil
+	default:
+		return "", schema.ErrUnknownApp, nil
+	}
+	if stream != "stdout" && stream != "stderr" {
+		return "", schema.ErrInvalidRequest, nil
+	}
+	if p := f.logs[stream]; p != "" {
+		return p, "", nil
+	}
 	return "", "No Log", nil
 }
 
@@ -116,6 +196,9 @@ func (f *fakeBackend) Status(ctx context.Context) (*schema.Status, error) {
 	web := webEntry(true)
 	web.ID, web.Group, web.Shutdown = "", "", false
 	web.State, web.Restarts = schema.StateRunning, 2
+	for i := range f.extraHistory {
+		web.History = append(web.History, schema.History{PID: uint32(1000 + i), Reason: schema.ReasonCrashed, ExitCode: 3})
+	}
 	yes := true
 	return &schema.Status{
 		InstanceID: "9c2d7d1e-3f7a-4c51-9a51-0c2b8a1f1e11",

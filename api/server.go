@@ -73,6 +73,19 @@ type Server struct {
 	log     *slog.Logger
 	token   func() string
 	mux     *http.ServeMux
+
+	// streams is cancelled when Serve shuts down: long-lived answers
+	// (the event stream, a followed log) watch it and end, so that the
+	// graceful shutdown does not wait for them.
+	streams     context.Context
+	stopStreams context.CancelFunc
+	// heartbeat is how often an idle event stream gets a comment line;
+	// followPoll how often a followed log is checked for growth; tests
+	// shorten them.
+	heartbeat  time.Duration
+	followPoll time.Duration
+	// openLog opens a log file for reading; tests count what is read.
+	openLog func(path string) (logFile, error)
 }
 
 // route is one entry of the route table: a pattern and its handler, built
@@ -87,7 +100,11 @@ type route struct {
 // handler checks its own methods so that a wrong method gets the seed's
 // JSON 405 rather than the mux's plain-text one. "/status" and "/api" are
 // redirected to the slash form with 301, as the seed's mux did (ServeMux
-// itself now answers 307).
+// itself now answers 307). The web GUI's pages ("/" exactly, "/app/ID",
+// "/service/ID", "/plan") answer GET and HEAD with HTML, errors included;
+// its assets are under "/static/" and the dashboard's data is
+// "/gui/status". Event streams and followed logs end when Serve shuts
+// down.
 func (s *Server) routes() []route {
 	return []route{
 		{"/status/", s.handle(s.status)},
@@ -96,7 +113,16 @@ func (s *Server) routes() []route {
 		{"/api", redirect("/api/")},
 		{"/api/plan", s.handle(s.plan)},
 		{"/api/reload", s.handle(s.reload)},
+		{"/api/events", http.HandlerFunc(s.events)},
+		{"/api/logs", http.HandlerFunc(s.logs)},
 		{"/healthz", s.handle(s.healthz)},
+		// The web GUI (gui.go): pages, their data and their assets.
+		{"/{$}", s.page(s.dashboardPage)},
+		{"/app/{id}", s.page(s.entryPage)},
+		{"/service/{id}", s.page(s.entryPage)},
+		{"/plan", s.page(s.planPage)},
+		{"/gui/status", s.handle(s.guiStatus)},
+		{"/static/", http.HandlerFunc(serveStatic)},
 	}
 }
 
@@ -110,7 +136,11 @@ func redirect(path string) http.Handler {
 
 // NewServer returns a server for b.
 func NewServer(b Backend, opts Options) *Server {
-	s := &Server{backend: b, log: opts.Log, token: opts.Token, mux: http.NewServeMux()}
+	s := &Server{
+		backend: b, log: opts.Log, token: opts.Token, mux: http.NewServeMux(),
+		heartbeat: heartbeatEvery, followPoll: followPollEvery, openLog: openLogFile,
+	}
+	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -128,7 +158,8 @@ func (s *Server) Handler() http.Handler { return s.mux }
 
 // Serve serves HTTP on ln until ctx is done, then shuts down gracefully:
 // requests in flight get two seconds to finish before their connections
-// are closed.
+// are closed. Long-lived answers (event streams, followed logs) end at
+// once when the shutdown begins.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.mux,
@@ -136,6 +167,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	srv.RegisterOnShutdown(s.stopStreams)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -190,10 +222,14 @@ func (e responseErrors) Error() string { return fmt.Sprintf("api: %q", []string(
 // errBackend marks a backend that could not answer at all.
 var errBackend = errors.New("backend did not answer")
 
+// plainText is a route's answer written as text/plain instead of JSON.
+type plainText string
+
 // handle turns a JSON route handler, which returns the value to write with
 // status 200 or an error, into an http.Handler: values are written as the
-// seed's tab-indented JSON, errors by writeError. Every request body is
-// limited to MaxBody bytes here, whatever the route.
+// seed's tab-indented JSON (plainText as text, compactJSON unindented),
+// errors by writeError. Every request body is limited to MaxBody bytes
+// here, whatever the route.
 func (s *Server) handle(fn func(r *http.Request) (any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The server has no ReadTimeout, which would also cut off
@@ -205,6 +241,12 @@ func (s *Server) handle(fn func(r *http.Request) (any, error)) http.Handler {
 		v, err := fn(r)
 		if err != nil {
 			s.writeError(w, r, err)
+			return
+		}
+		if t, ok := v.(plainText); ok {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			io.WriteString(w, string(t))
 			return
 		}
 		writeJSON(w, http.StatusOK, v)
@@ -241,7 +283,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "\t")
+	if c, ok := v.(compactJSON); ok {
+		v = c.v
+	} else {
+		enc.SetIndent("", "\t")
+	}
 	if err := enc.Encode(v); err != nil {
 		// Only a programming error gets here: every value is a schema type.
 		http.Error(w, "encode response: "+err.Error(), http.StatusInternalServerError)
@@ -338,7 +384,8 @@ func readBody(r *http.Request) ([]byte, error) {
 // plan is GET /api/plan (what the next pass will do for the current file)
 // and POST /api/plan with a config as the body (what applying it would
 // do). Nothing is applied either way, so it needs no token; an invalid
-// config is 400 with every problem.
+// config is 400 with every problem. With ?format=text the plan is the
+// CLI's text (schema.Plan.Text), for the web GUI; errors stay JSON.
 func (s *Server) plan(r *http.Request) (any, error) {
 	var config []byte
 	switch r.Method {
@@ -361,6 +408,16 @@ func (s *Server) plan(r *http.Request) (any, error) {
 	}
 	if len(problems) > 0 {
 		return nil, responseErrors(problems)
+	}
+	switch f := r.URL.Query().Get("format"); f {
+	case "", "json":
+	case "text":
+		if p == nil {
+			p = &schema.Plan{}
+		}
+		return plainText(p.Text()), nil
+	default:
+		return nil, newError(http.StatusBadRequest, schema.ErrInvalidRequest, fmt.Errorf("plan: format %q", f))
 	}
 	return p, nil
 }

@@ -1,0 +1,234 @@
+package api
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"mime"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/patrolhq/patrol/schema"
+)
+
+// The web GUI (DESIGN §11): server-rendered page shells (html/template)
+// whose embedded scripts fetch the status and follow /api/events. There is
+// no build step and no external asset; every script is a file under
+// /static/, so the Content-Security-Policy allows no inline script or
+// style.
+
+//go:embed gui/*.html
+var pageFS embed.FS
+
+//go:embed gui/static
+var staticFS embed.FS
+
+// contentSecurityPolicy is sent with every GUI page and asset: everything
+// from Patrol itself, nothing inline, no framing. img-src allows data:
+// for the empty favicon.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// pages holds one template per page, each the layout plus the page.
+var pages = func() map[string]*template.Template {
+	layout := template.Must(template.ParseFS(pageFS, "gui/layout.html"))
+	out := map[string]*template.Template{}
+	for _, name := range []string{"dashboard", "entry", "plan", "error"} {
+		out[name] = template.Must(template.Must(layout.Clone()).ParseFS(pageFS, "gui/"+name+".html"))
+	}
+	return out
+}()
+
+// pageData is what a page template sees.
+type pageData struct {
+	Title string
+	// Page names the page's script (/static/Page.js) and the current
+	// navigation link.
+	Page string
+	// Entry is set on entry pages.
+	Entry *entryData
+	// Status and Message are set on error pages.
+	Status  int
+	Message string
+}
+
+// entryData is the entry an entry page shows.
+type entryData struct {
+	Group  string
+	ID     string
+	Name   string
+	Secret bool
+}
+
+// securityHeaders are set on every GUI page and asset.
+func securityHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+}
+
+// page turns a page handler, which returns the page to render or an error,
+// into an http.Handler: GET and HEAD only, security headers, errors as an
+// HTML error page with the API's status codes.
+func (s *Server) page(fn func(r *http.Request) (string, *pageData, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		securityHeaders(w.Header())
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			s.renderError(w, r, newError(http.StatusMethodNotAllowed, schema.ErrInvalidMethod, fmt.Errorf("method %s", r.Method)))
+			return
+		}
+		name, data, err := fn(r)
+		if err != nil {
+			s.renderError(w, r, err)
+			return
+		}
+		s.render(w, http.StatusOK, name, data)
+	})
+}
+
+// render executes a page into a buffer first, so that a template error
+// is a clean 500 rather than half a page.
+func (s *Server) render(w http.ResponseWriter, code int, name string, data *pageData) {
+	var buf bytes.Buffer
+	if err := pages[name].ExecuteTemplate(&buf, "layout", data); err != nil {
+		s.log.Error("render page", "page", name, "err", err)
+		http.Error(w, "render page: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(buf.Bytes())
+}
+
+// renderError shows err as an HTML page with the status writeError would
+// give it.
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) {
+	code, msg := http.StatusServiceUnavailable, schema.ErrShuttingDown
+	if re, ok := errors.AsType[responseErrors](err); ok {
+		code, msg = http.StatusBadRequest, strings.Join(re, "; ")
+	} else if ae, ok := errors.AsType[*Error](err); ok {
+		code, msg = ae.Status, ae.Msg
+	}
+	if code >= 500 {
+		s.log.Warn("gui page failed", "path", r.URL.Path, "err", err)
+	}
+	s.render(w, code, "error", &pageData{Title: http.StatusText(code), Page: "error", Status: code, Message: msg})
+}
+
+func (s *Server) dashboardPage(r *http.Request) (string, *pageData, error) {
+	return "dashboard", &pageData{Title: "Dashboard", Page: "dashboard"}, nil
+}
+
+func (s *Server) planPage(r *http.Request) (string, *pageData, error) {
+	return "plan", &pageData{Title: "Plan", Page: "plan"}, nil
+}
+
+// entryPage is /app/ID and /service/ID: the entry is looked up (a plain
+// read through the API) so that an unknown one is a 404 page.
+func (s *Server) entryPage(r *http.Request) (string, *pageData, error) {
+	group := strings.Trim(path.Dir(r.URL.Path), "/")
+	req := &schema.Request{ID: r.PathValue("id"), Group: group}
+	resp, err := s.backend.Request(r.Context(), req, schema.TransportHTTP)
+	if err != nil {
+		return "", nil, fmt.Errorf("entry page: %w: %w", errBackend, err)
+	}
+	if resp == nil {
+		return "", nil, fmt.Errorf("entry page: %w: nil response", errBackend)
+	}
+	if len(resp.Errors) > 0 {
+		return "", nil, newError(http.StatusNotFound, strings.Join(resp.Errors, "; "), fmt.Errorf("entry page %s", r.URL.Path))
+	}
+	id := cmp.Or(resp.ID, strings.ToLower(req.ID))
+	e := &entryData{Group: group, ID: id, Name: cmp.Or(resp.Name, id), Secret: resp.Secret}
+	return "entry", &pageData{Title: e.Name, Page: "entry", Entry: e}, nil
+}
+
+// guiStatus is GET /gui/status, the dashboard's data: the status with each
+// entry's history cut to its last instance (the dashboard shows only the
+// last exit), compact, so that refetching it for 500 entries stays cheap.
+func (s *Server) guiStatus(r *http.Request) (any, error) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return nil, newError(http.StatusMethodNotAllowed, schema.ErrInvalidMethod, fmt.Errorf("method %s", r.Method))
+	}
+	st, err := s.backend.Status(r.Context())
+	if err != nil {
+		return nil, fmt.Errorf("gui status: %w: %w", errBackend, err)
+	}
+	for _, m := range []map[string]*schema.Response{st.Apps, st.Services} {
+		for _, e := range m {
+			if n := len(e.History); n > 1 {
+				e.History = e.History[n-1:]
+			}
+		}
+	}
+	return compactJSON{st}, nil
+}
+
+// compactJSON is a value that writeJSON writes without indentation.
+type compactJSON struct{ v any }
+
+// static is one embedded asset.
+type static struct {
+	body  []byte
+	ctype string
+	etag  string
+}
+
+// statics are the embedded assets by URL path, with content-hash ETags:
+// browsers revalidate (no-cache) and get 304 until Patrol is upgraded.
+var statics = func() map[string]static {
+	out := map[string]static{}
+	err := fs.WalkDir(staticFS, "gui/static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := staticFS.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		ctype := mime.TypeByExtension(path.Ext(p))
+		switch path.Ext(p) { // not every system's mime table knows these
+		case ".js":
+			ctype = "text/javascript; charset=utf-8"
+		case ".css":
+			ctype = "text/css; charset=utf-8"
+		}
+		out["/static/"+strings.TrimPrefix(p, "gui/static/")] = static{body: b, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+		return nil
+	})
+	if err != nil {
+		panic(err)
+	}
+	return out
+}()
+
+// serveStatic serves the embedded assets under /static/.
+func serveStatic(w http.ResponseWriter, r *http.Request) {
+	securityHeaders(w.Header())
+	a, ok := statics[r.URL.Path]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	w.Header().Set("Content-Type", a.ctype)
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("ETag", a.etag)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
+}
