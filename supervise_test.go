@@ -379,3 +379,21 @@ func TestGarbagePIDFile(t *testing.T) {
 		t.Errorf("after a failed start: state %s (%s)", a.State, a.Reason)
 	}
 }
+
+// TestShutdownDuringDaemonStart: a Patrol stopped while a keepalive 2
+// app's launcher is still forking its daemon stops the daemon too.
+func TestShutdownDuringDaemonStart(t *testing.T) {
+	for i := range 3 {
+		d := startPatrol(t, config(map[string]any{
+			"daemon": appCfg(t, map[string]any{"keepalive": 2, "pid-path": "daemon.pid"}, "daemonize"),
+		}, nil))
+		pidFile := filepath.Join(d.dir, "daemon.pid")
+		time.Sleep(time.Duration(i*5) * time.Millisecond)
+		d.stop(t)
+		if pid := testhelper.ReadPID(pidFile); pid > 0 && alive(pid) {
+			t.Errorf("round %d: daemon %d left running after shutdown", i, pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		testhelper.ReapOrphans()
+	}
+}

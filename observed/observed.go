@@ -205,6 +205,8 @@ type Instance struct {
 	// wrapper whose child pings).
 	Launcher     int
 	LauncherPGID int
+	// LauncherGone is when the launcher exited (keepalive 2).
+	LauncherGone time.Time
 	// SpawnPGID is the process group Patrol created for the instance (0 for
 	// an adopted one): Patrol signals a group only if the instance leads it
 	// or Patrol created it.

@@ -222,11 +222,16 @@ func (l *Loop) applyExit(ev observed.Exit) {
 	inst := oa.Instance
 	if ev.Role == observed.RoleLauncher {
 		inst.Launcher = 0
+		inst.LauncherGone = ev.Ended
 		l.log.Info("launcher exited", "app", id, "pid", ev.PID, "code", ev.Code)
 		switch {
 		case inst.PID > 0:
-		case inst.Stopping != nil:
+		case inst.Stopping != nil && inst.App.Keepalive != schema.KeepalivePIDApp:
 			l.closeInstance(oa, &ev, ev.Ended, "")
+		case inst.Stopping != nil:
+			// A keepalive 2 start being stopped: its daemon may still show
+			// up in the pid file; observe stops it, or closes the instance
+			// after a short grace.
 		case ev.Code != 0 && inst.App.Keepalive == schema.KeepalivePIDApp:
 			oa.StartError = fmt.Sprintf("launcher exited with code %d before writing a live pid to %s", ev.Code, inst.App.PIDPath)
 			l.closeInstance(oa, &ev, ev.Ended, "")

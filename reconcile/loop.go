@@ -538,8 +538,24 @@ func (l *Loop) observe(now time.Time) {
 		if inst == nil {
 			continue
 		}
-		if inst.App.Keepalive == schema.KeepalivePIDApp && inst.PID == 0 && inst.Stopping == nil {
+		if inst.App.Keepalive == schema.KeepalivePIDApp && inst.PID == 0 {
 			l.learnDaemon(id, oa, now)
+			if st := inst.Stopping; st != nil {
+				switch {
+				case inst.PID > 0:
+					// The daemon showed up while its start was being
+					// stopped: stop it too, never leave it behind.
+					sig := inst.App.StopSignal
+					if st.Killed {
+						sig = "SIGKILL"
+					}
+					l.signal(inst, sig)
+				case inst.Launcher == 0 && !inst.LauncherGone.IsZero() && !now.Before(inst.LauncherGone.Add(daemonGrace(inst.App))):
+					// The launcher is gone and no daemon showed up: there is
+					// nothing left to stop.
+					l.closeInstance(oa, nil, now, "")
+				}
+			}
 		}
 	}
 	// Keepalive 2 apps without an instance: is their daemon already
@@ -609,6 +625,12 @@ func (l *Loop) learnDaemon(id string, oa *observed.App, now time.Time) {
 	l.log.Info("daemon running", "app", id, "pid", pid, "instance", inst.ID)
 }
 
+// daemonGrace is how long a keepalive 2 instance stopped while starting
+// waits, after its launcher is gone, for a daemon to show up in the pid
+// file (a double-forking launcher may exit just before its daemon writes
+// it), so that no daemon is left behind.
+func daemonGrace(a *desired.App) time.Duration { return min(a.StartTimeout, time.Second) }
+
 // nextWake is the earliest time something needs the loop's attention
 // without an event: the tick, stop deadlines, backoff ends, timeouts.
 func (l *Loop) nextWake(now time.Time) time.Time {
@@ -627,21 +649,24 @@ func (l *Loop) nextWake(now time.Time) time.Time {
 			}
 		}
 		if inst := oa.Instance; inst != nil {
-			switch {
-			case inst.Stopping != nil:
-				if !inst.Stopping.Killed {
-					soon(inst.Stopping.Deadline)
-				}
-			case inst.App.Keepalive == schema.KeepalivePIDApp && inst.PID == 0:
-				soon(now.Add(poll))
+			if inst.App.Keepalive == schema.KeepalivePIDApp && inst.PID == 0 {
+				soon(now.Add(poll)) // read the pid file again soon
 				soon(inst.Started.Add(inst.App.StartTimeout))
-			default:
-				if inst.App.ExecuteTimeout > 0 {
-					soon(inst.Started.Add(inst.App.ExecuteTimeout))
+				if !inst.LauncherGone.IsZero() {
+					soon(inst.LauncherGone.Add(daemonGrace(inst.App)))
 				}
-				if inst.App.Keepalive.Pinged() {
-					soon(PingDeadline(inst, l.file.Settings().PingTimeout))
+			}
+			if st := inst.Stopping; st != nil {
+				if !st.Killed {
+					soon(st.Deadline)
 				}
+				continue
+			}
+			if inst.App.ExecuteTimeout > 0 {
+				soon(inst.Started.Add(inst.App.ExecuteTimeout))
+			}
+			if inst.App.Keepalive.Pinged() {
+				soon(PingDeadline(inst, l.file.Settings().PingTimeout))
 			}
 			continue
 		}
