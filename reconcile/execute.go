@@ -15,6 +15,7 @@ import (
 
 // execute carries out one planned action.
 func (l *Loop) execute(a Action, now time.Time) {
+	l.touch(a.Group, a.ID)
 	if a.Group == schema.GroupService {
 		l.executeService(a, now)
 		return
@@ -219,6 +220,7 @@ func (l *Loop) applyExit(ev observed.Exit) {
 	if oa == nil || oa.Instance == nil || oa.Instance.ID != ev.Tag {
 		return
 	}
+	l.touch(schema.GroupApp, id)
 	inst := oa.Instance
 	if ev.Role == observed.RoleLauncher {
 		inst.Launcher = 0

@@ -104,6 +104,11 @@ type Loop struct {
 	lastPanic      string
 	// states are the entry states last published, to publish changes.
 	states map[desired.Key]schema.State
+	// dirty lists the entries that may have changed since the last commit
+	// (allDirty: every entry), so that the work after a pass or a request
+	// is proportional to what it touched, not to the number of entries.
+	dirty    map[desired.Key]struct{}
+	allDirty bool
 
 	bus *Bus
 
@@ -153,6 +158,8 @@ func New(opts Options, initial *desired.State) *Loop {
 		snap:       observed.NewSnapshot(),
 		tags:       map[string]string{},
 		states:     map[desired.Key]schema.State{},
+		dirty:      map[desired.Key]struct{}{},
+		allDirty:   true,
 		bus:        NewBus(),
 		wake:       make(chan struct{}, 1),
 		requests:   make(chan request),
@@ -231,46 +238,76 @@ func (l *Loop) emit(ev schema.Event) {
 	l.bus.Publish(ev, l.now())
 }
 
-// publishStates publishes an EventState for every entry whose state
-// changed since the last pass.
-func (l *Loop) publishStates(now time.Time) {
+// touch marks an entry as possibly changed since the last commit.
+func (l *Loop) touch(g schema.Group, id string) {
+	l.dirty[desired.Key{Group: g, ID: id}] = struct{}{}
+}
+
+// touchAll marks every entry (config reloads, ticks, restores).
+func (l *Loop) touchAll() { l.allDirty = true }
+
+// commit finishes a pass or a request for the entries it touched: their
+// CAS counters, their state events, and their persisted state (synced
+// first when sync is set: an API change is durable before its reply).
+func (l *Loop) commit(now time.Time, sync bool) {
+	keys := l.dirty
+	if l.allDirty {
+		keys = map[desired.Key]struct{}{}
+		for id := range l.snap.Apps {
+			keys[desired.Key{Group: schema.GroupApp, ID: id}] = struct{}{}
+		}
+		for id := range l.snap.Services {
+			keys[desired.Key{Group: schema.GroupService, ID: id}] = struct{}{}
+		}
+		for k := range l.states {
+			keys[k] = struct{}{}
+		}
+	}
 	eff := l.effective()
-	seen := map[desired.Key]bool{}
-	for id := range l.snap.Apps {
-		k := desired.Key{Group: schema.GroupApp, ID: id}
-		da, _ := eff.App(id)
-		if da == nil && l.snap.Apps[id].Instance == nil && l.snap.Apps[id].Leftover == nil {
-			continue // removed and gone
-		}
-		seen[k] = true
-		st, why := l.state(eff, da, l.snap.Apps[id], now)
-		if l.states[k] != st {
-			l.states[k] = st
-			oa := l.snap.Apps[id]
-			ev := schema.Event{Event: schema.EventState, Group: schema.GroupApp, ID: id, State: st, Message: why, Restarts: max(0, oa.Starts-1)}
-			if oa.Instance != nil {
-				ev.PID, ev.InstanceID = oa.Instance.PID, oa.Instance.ID
-			}
-			l.emit(ev)
-		}
+	for k := range keys {
+		l.countChange(eff, k)
+		l.publishState(eff, k, now)
 	}
-	for id := range l.snap.Services {
-		k := desired.Key{Group: schema.GroupService, ID: id}
-		if _, ok := eff.Service(id); !ok {
-			continue
+	l.persist(keys, sync)
+	l.dirty = map[desired.Key]struct{}{}
+	l.allDirty = false
+}
+
+// publishState publishes an EventState when an entry's state changed since
+// it was last published.
+func (l *Loop) publishState(eff *desired.State, k desired.Key, now time.Time) {
+	var (
+		st  schema.State
+		why string
+		ev  schema.Event
+	)
+	switch k.Group {
+	case schema.GroupApp:
+		oa := l.snap.Apps[k.ID]
+		da, _ := eff.App(k.ID)
+		if oa == nil || (da == nil && oa.Instance == nil && oa.Leftover == nil) {
+			delete(l.states, k) // removed and gone
+			return
 		}
-		seen[k] = true
-		st := l.serviceResponse(eff, id, false).State
-		if l.states[k] != st {
-			l.states[k] = st
-			l.emit(schema.Event{Event: schema.EventState, Group: schema.GroupService, ID: id, State: st})
+		st, why = l.state(eff, da, oa, now)
+		ev = schema.Event{Restarts: max(0, oa.Starts-1)}
+		if oa.Instance != nil {
+			ev.PID, ev.InstanceID = oa.Instance.PID, oa.Instance.ID
 		}
-	}
-	for k := range l.states {
-		if !seen[k] {
+	case schema.GroupService:
+		if _, ok := eff.Service(k.ID); !ok || l.snap.Services[k.ID] == nil {
 			delete(l.states, k)
+			return
 		}
+		r := l.serviceResponse(eff, k.ID, false)
+		st, why = r.State, r.Reason
 	}
+	if l.states[k] == st {
+		return
+	}
+	l.states[k] = st
+	ev.Event, ev.Group, ev.ID, ev.State, ev.Message = schema.EventState, k.Group, k.ID, st, why
+	l.emit(ev)
 }
 
 // UseStore makes the loop persist its state in store and restore p when
@@ -420,6 +457,7 @@ func (l *Loop) applyConfig(st *desired.State) {
 	old := l.file
 	l.file = st
 	l.loaded = l.now()
+	l.touchAll()
 	l.emit(schema.Event{Event: schema.EventConfigLoaded, Message: st.Path()})
 	// The file's keyvalue is the entry's starting data: when it changes in
 	// the file, the new value replaces the runtime data (the file wins).
@@ -467,6 +505,7 @@ func (l *Loop) step() (next time.Time) {
 		for _, os := range l.snap.Services {
 			os.StatusDue = true
 		}
+		l.touchAll() // a full sweep once per tick catches anything missed
 	}
 	for range maxPasses {
 		now := l.now()
@@ -485,9 +524,7 @@ func (l *Loop) step() (next time.Time) {
 			break
 		}
 	}
-	l.countChanges(l.now())
-	l.publishStates(l.now())
-	l.persist(false)
+	l.commit(l.now(), false)
 	return l.nextWake(l.now())
 }
 
@@ -499,6 +536,7 @@ func (l *Loop) pruneOverrides(now time.Time) {
 		if why := l.file.Stale(k, o, now); why != "" {
 			l.log.Info("override dropped", "group", k.Group, "id", k.ID, "why", why)
 			delete(l.overrides, k)
+			l.touch(k.Group, k.ID)
 		}
 	}
 }
@@ -533,12 +571,14 @@ func (l *Loop) observe(now time.Time) {
 	for id, oa := range l.snap.Apps {
 		if lo := oa.Leftover; lo != nil && !l.exec.GroupAlive(lo.PGID) {
 			oa.Leftover = nil
+			l.touch(schema.GroupApp, id)
 		}
 		inst := oa.Instance
 		if inst == nil {
 			continue
 		}
 		if inst.App.Keepalive == schema.KeepalivePIDApp && inst.PID == 0 {
+			l.touch(schema.GroupApp, id)
 			l.learnDaemon(id, oa, now)
 			if st := inst.Stopping; st != nil {
 				switch {
@@ -569,10 +609,11 @@ func (l *Loop) observe(now time.Time) {
 			continue
 		}
 		c := l.candidate(a)
-		if c == nil && oa == nil {
+		if c == nil && (oa == nil || oa.Candidate == nil) {
 			continue
 		}
 		l.app(a.ID).Candidate = c
+		l.touch(schema.GroupApp, a.ID)
 	}
 }
 

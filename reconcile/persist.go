@@ -36,6 +36,7 @@ func (l *Loop) restore(p *observed.Persisted, now time.Time) {
 	if p == nil {
 		return
 	}
+	l.touchAll()
 	for k, e := range p.Entries {
 		if e.Override != nil {
 			ov := *e.Override
@@ -139,25 +140,27 @@ func (l *Loop) restoreInstance(oa *observed.App, pi *observed.PersistedInstance,
 	l.emit(schema.Event{Event: schema.EventAdopted, Group: schema.GroupApp, ID: oa.ID, PID: pi.PID, InstanceID: pi.ID, Reason: schema.ReasonAdopted})
 }
 
-// persist writes what changed since the last write to the store; with
-// sync, it also makes it durable before returning (an API change is
-// durable before its reply).
-func (l *Loop) persist(sync bool) {
+// persist writes what changed in the given entries since the last write
+// to the store; with sync, it also makes it durable before returning (an
+// API change is durable before its reply).
+func (l *Loop) persist(keys map[desired.Key]struct{}, sync bool) {
 	if l.store == nil {
 		return
 	}
 	var changes []observed.Change
-	eff := l.effective()
 	limit := l.file.Settings().History
-	for id, oa := range l.snap.Apps {
-		k := desired.Key{Group: schema.GroupApp, ID: id}
-		changes = l.diffEntry(changes, k, &oa.Entry, oa.History, oa.Starts, oa.LastStdout, oa.LastStderr, appInstance(oa), limit)
+	for k := range keys {
+		switch k.Group {
+		case schema.GroupApp:
+			if oa := l.snap.Apps[k.ID]; oa != nil {
+				changes = l.diffEntry(changes, k, &oa.Entry, oa.History, oa.Starts, oa.LastStdout, oa.LastStderr, appInstance(oa), limit)
+			}
+		case schema.GroupService:
+			if os := l.snap.Services[k.ID]; os != nil {
+				changes = l.diffEntry(changes, k, &os.Entry, os.History, os.Starts, "", "", serviceInstance(os), limit)
+			}
+		}
 	}
-	for id, os := range l.snap.Services {
-		k := desired.Key{Group: schema.GroupService, ID: id}
-		changes = l.diffEntry(changes, k, &os.Entry, os.History, os.Starts, "", "", serviceInstance(os), limit)
-	}
-	_ = eff
 	if len(changes) > 0 {
 		l.store.Put(changes...)
 	}

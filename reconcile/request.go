@@ -88,6 +88,7 @@ func (l *Loop) appRequest(id string, req *schema.Request, via schema.Transport, 
 	if errMsg != "" {
 		return apiError(errMsg)
 	}
+	l.touch(schema.GroupApp, id)
 	pre := l.appResponse(l.effective(), id, now, req.History)
 	pre.ID, pre.Group, pre.Shutdown = id, string(schema.GroupApp), l.snap.Shutdown
 	if readOnly {
@@ -131,9 +132,7 @@ func (l *Loop) appRequest(id string, req *schema.Request, via schema.Transport, 
 			l.emit(schema.Event{Event: schema.EventPinged, Group: schema.GroupApp, ID: id, PID: inst.PID, InstanceID: inst.ID})
 		}
 	}
-	l.countChanges(now)
-	l.publishStates(now)
-	l.persist(true)
+	l.commit(now, true)
 	return pre
 }
 
@@ -147,6 +146,7 @@ func (l *Loop) serviceRequest(id string, req *schema.Request, now time.Time) *sc
 	if errMsg != "" {
 		return apiError(errMsg)
 	}
+	l.touch(schema.GroupService, id)
 	pre := l.serviceResponse(l.effective(), id, req.History)
 	pre.ID, pre.Group, pre.Shutdown = id, string(schema.GroupService), l.snap.Shutdown
 	if readOnly {
@@ -170,9 +170,7 @@ func (l *Loop) serviceRequest(id string, req *schema.Request, now time.Time) *sc
 			}
 		}
 	}
-	l.countChanges(now)
-	l.publishStates(now)
-	l.persist(true)
+	l.commit(now, true)
 	return pre
 }
 
@@ -301,20 +299,23 @@ func newCAS() uint64 {
 	return binary.LittleEndian.Uint64(b[:])%100000 + 1
 }
 
-// countChanges adds one to the CAS of every entry whose visible state
-// changed since it was last counted: at most one per request or pass.
-func (l *Loop) countChanges(now time.Time) {
-	eff := l.effective()
-	for id, oa := range l.snap.Apps {
-		if d := l.appDigest(eff, id, oa); d != oa.Digest {
-			oa.Digest = d
-			oa.CAS++
+// countChange adds one to an entry's CAS if its visible state changed
+// since it was last counted: at most one per request or pass.
+func (l *Loop) countChange(eff *desired.State, k desired.Key) {
+	switch k.Group {
+	case schema.GroupApp:
+		if oa := l.snap.Apps[k.ID]; oa != nil {
+			if d := l.appDigest(eff, k.ID, oa); d != oa.Digest {
+				oa.Digest = d
+				oa.CAS++
+			}
 		}
-	}
-	for id, os := range l.snap.Services {
-		if d := l.serviceDigest(eff, id, os); d != os.Digest {
-			os.Digest = d
-			os.CAS++
+	case schema.GroupService:
+		if os := l.snap.Services[k.ID]; os != nil {
+			if d := l.serviceDigest(eff, k.ID, os); d != os.Digest {
+				os.Digest = d
+				os.CAS++
+			}
 		}
 	}
 }

@@ -16,8 +16,8 @@ func (l *Loop) Toggle(ctx context.Context, k desired.Key, t schema.Toggle, ttl t
 	var err error
 	if e := l.do(ctx, func() {
 		err = l.toggle(k, t, ttl, l.now())
-		l.countChanges(l.now())
-		l.persist(true)
+		l.touch(k.Group, k.ID)
+		l.commit(l.now(), true)
 	}); e != nil {
 		return e
 	}
@@ -36,8 +36,8 @@ func (l *Loop) ClearOverride(ctx context.Context, k desired.Key) error {
 			return
 		}
 		delete(l.overrides, k)
-		l.countChanges(l.now())
-		l.persist(true)
+		l.touch(k.Group, k.ID)
+		l.commit(l.now(), true)
 	}); e != nil {
 		return e
 	}

@@ -146,6 +146,7 @@ func (l *Loop) applyResult(r observed.CommandResult) {
 	if os == nil || os.Command == nil || os.Command.Action != r.Action {
 		return
 	}
+	l.touch(schema.GroupService, r.Service)
 	cmdReason := os.Command.Reason
 	os.Command = nil
 	ds, inFile := l.file.Service(r.Service)
