@@ -87,7 +87,8 @@ type Patrol struct {
 	state *desired.State // the config loaded at New
 	loop  *reconcile.Loop
 
-	runner *exec.Runner
+	runner  *exec.Runner
+	metrics *metrics
 
 	mu       sync.Mutex
 	current  *desired.State // the last config loaded (for the API's token)
@@ -111,8 +112,9 @@ func New(opts Options) (*Patrol, error) {
 		return nil, err
 	}
 	p := &Patrol{opts: opts, log: log, state: st, current: st, ready: make(chan struct{})}
+	p.metrics = newMetrics(p)
 	p.loop = reconcile.New(reconcile.Options{
-		Log: log, Exec: (*executor)(p),
+		Log: log, Exec: (*executor)(p), OnPass: func(d time.Duration) { p.metrics.pass.Observe(d.Seconds()) },
 		ServiceStatusTimeout: opts.ServiceStatusTimeout, ServiceActionTimeout: opts.ServiceActionTimeout,
 	}, st)
 	p.runner = exec.NewRunner(log, p.loop.Notify)
@@ -213,10 +215,11 @@ func (p *Patrol) Run(ctx context.Context) error {
 	// mostly) until the last app stopped.
 	apiCtx, stopAPI := context.WithCancel(context.Background())
 	httpDone := make(chan error, 1)
-	srv := api.NewServer(backend{p}, api.Options{Log: p.log, Token: p.token})
+	srv := api.NewServer(backend{p}, api.Options{Log: p.log, Token: p.token,
+		Metrics: p.metrics.handler(), Observe: p.metrics.observeRequest})
 	go func() { httpDone <- srv.Serve(apiCtx, ln) }()
 	udpDone := make(chan error, 1)
-	go func() { udpDone <- api.ServeUDP(apiCtx, pc, backend{p}, p.log) }()
+	go func() { udpDone <- api.ServeUDPWith(apiCtx, pc, backend{p}, p.log, p.metrics.observeDatagram) }()
 
 	// The watcher reloads the file whenever it changes; an invalid edit is
 	// reported and the last good config stays.
@@ -271,8 +274,10 @@ func (p *Patrol) Reload() (string, error) {
 	if err != nil {
 		p.log.Error("config reload failed; keeping the running config", "path", p.opts.ConfigPath, "err", err)
 		p.loop.ConfigFailed(strings.Join(desired.Problems(err), "; "))
+		p.metrics.reloads.WithLabelValues("failed").Inc()
 		return "", err
 	}
+	p.metrics.reloads.WithLabelValues("ok").Inc()
 	p.mu.Lock()
 	p.current = st
 	p.mu.Unlock()

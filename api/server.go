@@ -57,6 +57,11 @@ type Options struct {
 	// every mutating request, so a config reload that changes the token
 	// takes effect at once. Nil means no token.
 	Token func() string
+	// Metrics, when set, is served at /metrics (Prometheus).
+	Metrics http.Handler
+	// Observe, when set, is called after every request with its route
+	// pattern and HTTP status (for metrics).
+	Observe func(route string, code int)
 }
 
 // MaxBody is the largest request body the HTTP API reads, in bytes; a
@@ -72,6 +77,8 @@ type Server struct {
 	backend Backend
 	log     *slog.Logger
 	token   func() string
+	observe func(route string, code int)
+	metrics http.Handler
 	mux     *http.ServeMux
 
 	// streams is cancelled when Serve shuts down: long-lived answers
@@ -138,6 +145,7 @@ func redirect(path string) http.Handler {
 func NewServer(b Backend, opts Options) *Server {
 	s := &Server{
 		backend: b, log: opts.Log, token: opts.Token, mux: http.NewServeMux(),
+		observe: opts.Observe, metrics: opts.Metrics,
 		heartbeat: heartbeatEvery, followPoll: followPollEvery, openLog: openLogFile,
 	}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
@@ -147,11 +155,51 @@ func NewServer(b Backend, opts Options) *Server {
 	if s.token == nil {
 		s.token = func() string { return "" }
 	}
-	for _, rt := range s.routes() {
-		s.mux.Handle(rt.pattern, rt.handler)
+	routes := s.routes()
+	if s.metrics != nil {
+		routes = append(routes, route{"/metrics", s.metrics})
+	}
+	for _, rt := range routes {
+		h := rt.handler
+		if s.observe != nil {
+			h = observed(rt.pattern, h, s.observe)
+		}
+		s.mux.Handle(rt.pattern, h)
 	}
 	return s
 }
+
+// observed wraps h to report each request's route and status.
+func observed(pattern string, h http.Handler, observe func(string, int)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		observe(pattern, sw.code)
+	})
+}
+
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	code    int
+	written bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.written {
+		w.code, w.written = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.written = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the real writer (flushes and
+// deadlines of event streams and followed logs).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Handler returns the route table as an http.Handler.
 func (s *Server) Handler() http.Handler { return s.mux }

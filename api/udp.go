@@ -37,6 +37,16 @@ const (
 // excess, as UDP may): the reader is never blocked for longer than one
 // request takes, and memory stays bounded whatever the senders do.
 func ServeUDP(ctx context.Context, conn net.PacketConn, b Backend, log *slog.Logger) error {
+	return ServeUDPWith(ctx, conn, b, log, nil)
+}
+
+// ServeUDPWith is ServeUDP with observe, when non-nil, called for every
+// datagram: true when it was answered, false when it was dropped (too
+// large, not a request, refused, or not answered).
+func ServeUDPWith(ctx context.Context, conn net.PacketConn, b Backend, log *slog.Logger, observe func(answered bool)) error {
+	if observe == nil {
+		observe = func(bool) {}
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -65,6 +75,7 @@ func ServeUDP(ctx context.Context, conn net.PacketConn, b Backend, log *slog.Log
 		}
 		if n > schema.MaxUDPRequest {
 			log.Debug("udp request dropped: too large", "from", addr.String(), "max", schema.MaxUDPRequest)
+			observe(false)
 			continue
 		}
 		select {
@@ -75,37 +86,40 @@ func ServeUDP(ctx context.Context, conn net.PacketConn, b Backend, log *slog.Log
 		data := append([]byte(nil), buf[:n]...)
 		wg.Go(func() {
 			defer func() { <-sem }()
-			handleUDP(ctx, conn, b, log, data, addr)
+			observe(handleUDP(ctx, conn, b, log, data, addr))
 		})
 	}
 }
 
-// handleUDP answers one datagram, or stays silent.
-func handleUDP(ctx context.Context, conn net.PacketConn, b Backend, log *slog.Logger, data []byte, addr net.Addr) {
+// handleUDP answers one datagram, or stays silent; it reports whether it
+// answered.
+func handleUDP(ctx context.Context, conn net.PacketConn, b Backend, log *slog.Logger, data []byte, addr net.Addr) bool {
 	req, err := DecodeRequest(data)
 	if err != nil {
 		log.Debug("udp request dropped", "from", addr.String(), "err", err)
-		return
+		return false
 	}
 	ctx, cancel := context.WithTimeout(ctx, udpTimeout)
 	defer cancel()
 	resp, err := b.Request(ctx, req, schema.TransportUDP)
 	if err != nil || resp == nil {
 		log.Debug("udp request not answered", "from", addr.String(), "err", err)
-		return
+		return false
 	}
 	if len(resp.Errors) > 0 {
 		log.Debug("udp request refused", "from", addr.String(), "app", req.ID, "errors", resp.Errors)
-		return
+		return false
 	}
 	reply, err := UDPReply(resp)
 	if err != nil {
 		log.Error("udp reply not encoded", "from", addr.String(), "err", err)
-		return
+		return false
 	}
 	if _, err := conn.WriteTo(reply, addr); err != nil {
 		log.Warn("udp reply not sent", "to", addr.String(), "err", err)
+		return false
 	}
+	return true
 }
 
 // UDPReply encodes resp as the UDP API sends it: compact JSON, no trailing

@@ -78,6 +78,9 @@ type Options struct {
 	// running instances re-adopted) when Run starts.
 	Store     *observed.Store
 	Persisted *observed.Persisted
+	// OnPass, when set, is called after every pass with its duration (for
+	// metrics); it must not block.
+	OnPass func(time.Duration)
 }
 
 // Loop is the one goroutine that owns Patrol's mutable state: the observed
@@ -126,6 +129,7 @@ type Loop struct {
 	store     *observed.Store
 	restoring *observed.Persisted
 	written   map[desired.Key]persisted
+	onPass    func(time.Duration)
 
 	// Inboxes, safe from any goroutine.
 	mu       sync.Mutex
@@ -181,6 +185,7 @@ func New(opts Options, initial *desired.State) *Loop {
 	l.serviceSlots = make(chan struct{}, cmp.Or(opts.ServiceCommands, DefaultServiceCommands))
 	l.serviceCtx, l.serviceCancel = context.WithCancel(context.Background())
 	l.store, l.restoring = opts.Store, opts.Persisted
+	l.onPass = opts.OnPass
 	l.written = map[desired.Key]persisted{}
 	l.loaded = l.now()
 	return l
@@ -492,6 +497,10 @@ const maxPasses = 8
 // step observes, plans and executes until the plan is empty, and returns
 // when the loop should next wake up.
 func (l *Loop) step() (next time.Time) {
+	if l.onPass != nil {
+		start := time.Now()
+		defer func() { l.onPass(time.Since(start)) }()
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			l.lastPanic = fmt.Sprint(p)

@@ -61,6 +61,18 @@ func (l *Loop) status(now time.Time) *schema.Status {
 	return st
 }
 
+// TimestampLayout is the Go layout of status timestamps (json-timestamp).
+// It is safe to call from any goroutine: the layout is read from the
+// config the status was built with at the time of the call, which for
+// parsing a status just taken is good enough.
+func (l *Loop) TimestampLayout() string {
+	var layout string
+	if err := l.do(context.Background(), func() { layout = l.file.Settings().TimestampLayout }); err != nil {
+		return time.RFC1123Z
+	}
+	return layout
+}
+
 // ts formats a time with the config's json-timestamp layout; the zero time
 // is "".
 func (l *Loop) ts(t time.Time) string {
