@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,6 +31,7 @@ func TestMain(m *testing.M) {
 	}
 	fdsBefore := testhelper.CountFDs()
 	code := m.Run()
+	http.DefaultClient.CloseIdleConnections()
 	if code == 0 {
 		for _, p := range testhelper.LeakCheck(fdsBefore, 4) {
 			fmt.Fprintln(os.Stderr, "leak check:", p)

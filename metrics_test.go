@@ -18,7 +18,9 @@ func TestMetrics(t *testing.T) {
 		"off": appCfg(t, map[string]any{"disabled": true}, "sleep"),
 	}, nil))
 	d.waitRunning(t, "web", 0, 5*time.Second)
-	http.Get("http://" + d.HTTPAddr() + "/status/")
+	if resp, err := http.Get("http://" + d.HTTPAddr() + "/status/"); err == nil {
+		resp.Body.Close()
+	}
 	c, _ := net.Dial("udp", d.UDPAddr())
 	c.Write([]byte(`{"id":"web","group":"app"}`))
 	c.Write([]byte(`not json`))
