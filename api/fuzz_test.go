@@ -90,3 +90,15 @@ func FuzzAPIQuery(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecodeRequest decodes a typical ping datagram (the UDP hot
+// path).
+func BenchmarkDecodeRequest(b *testing.B) {
+	data := []byte(`{"id":"web","group":"app","ping":true,"pid":10732}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeRequest(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -112,6 +112,8 @@ type Loop struct {
 	// is proportional to what it touched, not to the number of entries.
 	dirty    map[desired.Key]struct{}
 	allDirty bool
+	// histCache holds rendered histories (status.go).
+	histCache map[desired.Key]*histCache
 
 	bus *Bus
 
@@ -163,6 +165,7 @@ func New(opts Options, initial *desired.State) *Loop {
 		tags:       map[string]string{},
 		states:     map[desired.Key]schema.State{},
 		dirty:      map[desired.Key]struct{}{},
+		histCache:  map[desired.Key]*histCache{},
 		allDirty:   true,
 		bus:        NewBus(),
 		wake:       make(chan struct{}, 1),

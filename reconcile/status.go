@@ -120,9 +120,36 @@ func (l *Loop) appResponse(eff *desired.State, id string, now time.Time, history
 		r.BackoffUntil = ts(oa.Backoff.Until)
 	}
 	if history {
-		r.History = l.history(oa.History)
+		r.History = l.historyFor(desired.Key{Group: schema.GroupApp, ID: id}, oa.History)
 	}
 	return r
+}
+
+// histCache holds an entry's history as last rendered: records never
+// change once written, so the rendering is reused until a record is added
+// or the timestamp layout changes (formatting timestamps is most of what
+// a large status costs).
+type histCache struct {
+	layout string
+	n      int
+	last   string
+	out    []schema.History
+}
+
+// historyFor renders an entry's history, from the cache when nothing
+// changed. The result is shared: callers must not modify it.
+func (l *Loop) historyFor(k desired.Key, hs []observed.Record) []schema.History {
+	if len(hs) == 0 {
+		return nil
+	}
+	layout := l.file.Settings().TimestampLayout
+	last := hs[len(hs)-1].InstanceID
+	if c := l.histCache[k]; c != nil && c.layout == layout && c.n == len(hs) && c.last == last {
+		return c.out
+	}
+	out := l.history(hs)
+	l.histCache[k] = &histCache{layout: layout, n: len(hs), last: last, out: out}
+	return out
 }
 
 // override renders an entry's override for status.
@@ -169,7 +196,7 @@ func (l *Loop) serviceResponse(eff *desired.State, id string, history bool) *sch
 		r.BackoffUntil = l.ts(os.Backoff.Until)
 	}
 	if history {
-		r.History = l.history(os.History)
+		r.History = l.historyFor(desired.Key{Group: schema.GroupService, ID: id}, os.History)
 	}
 	return r
 }
