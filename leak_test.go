@@ -50,7 +50,7 @@ func TestNoLeakOverCrashCycles(t *testing.T) {
 	if end.goroutines > warm.goroutines+3 {
 		t.Errorf("goroutines grew: %d -> %d", warm.goroutines, end.goroutines)
 	}
-	if end.fds > warm.fds+3 {
+	if end.fds > warm.fds+10 { // a leak per cycle would be hundreds
 		t.Errorf("file descriptors grew: %d -> %d", warm.fds, end.fds)
 	}
 	if end.rss > warm.rss*3/2+4096 {

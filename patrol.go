@@ -64,8 +64,15 @@ var (
 
 // Options configure a Patrol.
 type Options struct {
-	// ConfigPath is the config file (default "config.json").
+	// ConfigPath is the config file (default "config.json"), watched and
+	// reloaded when it changes.
 	ConfigPath string
+	// Config, instead of ConfigPath, is a config built in code; it is
+	// validated exactly like a file. Relative working directories resolve
+	// against ConfigDir (default: the current directory), which also holds
+	// the default state directory. There is no file to watch or reload.
+	Config    *schema.Config
+	ConfigDir string
 	// HTTPAddr and UDPAddr override the config's http.listen and
 	// udp.listen.
 	HTTPAddr string
@@ -78,6 +85,14 @@ type Options struct {
 	// (defaults 30 s and 3 minutes, as the original Patrol).
 	ServiceStatusTimeout time.Duration
 	ServiceActionTimeout time.Duration
+	// Hooks are Go functions called on lifecycle events (see Hooks).
+	Hooks Hooks
+	// BeforeStartTimeout bounds Hooks.BeforeStart (default 5 s).
+	BeforeStartTimeout time.Duration
+	// App, when set, is called before each start of an app (on Patrol's
+	// loop goroutine: keep it quick) for its extra arguments, environment,
+	// files and standard streams.
+	App func(id string) AppOptions
 }
 
 // Patrol is one supervisor.
@@ -89,6 +104,7 @@ type Patrol struct {
 
 	runner  *exec.Runner
 	metrics *metrics
+	hooks   *dispatcher
 
 	mu       sync.Mutex
 	current  *desired.State // the last config loaded (for the API's token)
@@ -100,25 +116,55 @@ type Patrol struct {
 // New loads the config; an invalid config is an error listing every
 // problem (see Problems). Nothing is started until Run.
 func New(opts Options) (*Patrol, error) {
-	if opts.ConfigPath == "" {
-		opts.ConfigPath = "config.json"
-	}
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	st, err := desired.Load(opts.ConfigPath)
+	var (
+		st  *desired.State
+		err error
+	)
+	if opts.Config != nil {
+		dir := opts.ConfigDir
+		if dir == "" {
+			if dir, err = os.Getwd(); err != nil {
+				return nil, err
+			}
+		}
+		opts.ConfigDir = dir
+		st, err = desired.FromConfig(opts.Config, desired.Options{Dir: dir})
+	} else {
+		if opts.ConfigPath == "" {
+			opts.ConfigPath = "config.json"
+		}
+		st, err = desired.Load(opts.ConfigPath)
+	}
 	if err != nil {
 		return nil, err
 	}
 	p := &Patrol{opts: opts, log: log, state: st, current: st, ready: make(chan struct{})}
 	p.metrics = newMetrics(p)
-	p.loop = reconcile.New(reconcile.Options{
+	lo := reconcile.Options{
 		Log: log, Exec: (*executor)(p), OnPass: func(d time.Duration) { p.metrics.pass.Observe(d.Seconds()) },
 		ServiceStatusTimeout: opts.ServiceStatusTimeout, ServiceActionTimeout: opts.ServiceActionTimeout,
-	}, st)
+		BeforeStartTimeout: opts.BeforeStartTimeout,
+	}
+	if bs := opts.Hooks.BeforeStart; bs != nil {
+		lo.BeforeStart = func(ctx context.Context, k desired.Key) error { return bs(ctx, Entry{Group: k.Group, ID: k.ID}) }
+	}
+	p.loop = reconcile.New(lo, st)
 	p.runner = exec.NewRunner(log, p.loop.Notify)
+	p.hooks = &dispatcher{p: p, hooks: opts.Hooks, queues: map[Entry]chan schema.Event{}}
 	return p, nil
+}
+
+// configDir is the directory relative paths resolve against: the config
+// file's, or Options.ConfigDir.
+func (p *Patrol) configDir() string {
+	if p.state.Path() != "" {
+		return filepath.Dir(p.state.Path())
+	}
+	return p.opts.ConfigDir
 }
 
 // Ready is closed once Run has bound its listeners and started the loop.
@@ -181,7 +227,7 @@ func (p *Patrol) Run(ctx context.Context) error {
 	// instances re-adopted) when the loop starts.
 	stateDir := p.opts.StateDir
 	if stateDir == "" {
-		stateDir = filepath.Join(filepath.Dir(p.state.Path()), ".patrol")
+		stateDir = filepath.Join(p.configDir(), ".patrol")
 	}
 	store, persisted, err := observed.OpenStore(stateDir, p.log)
 	if err != nil {
@@ -224,14 +270,20 @@ func (p *Patrol) Run(ctx context.Context) error {
 	// The watcher reloads the file whenever it changes; an invalid edit is
 	// reported and the last good config stays.
 	watchDone := make(chan error, 1)
-	w, err := desired.NewWatcher(p.state.Path(), p.log, func(reason string) {
-		p.log.Debug("config file changed", "reason", reason)
-		_, _ = p.Reload()
-	})
-	if err != nil {
+	var w *desired.Watcher
+	if p.state.Path() != "" {
+		w, err = desired.NewWatcher(p.state.Path(), p.log, func(reason string) {
+			p.log.Debug("config file changed", "reason", reason)
+			_, _ = p.Reload()
+		})
+	}
+	switch {
+	case p.state.Path() == "":
+		watchDone <- nil // a config built in code: nothing to watch
+	case err != nil:
 		p.log.Error("cannot watch the config file; reload with SIGHUP or POST /api/reload", "path", p.state.Path(), "err", err)
 		watchDone <- nil
-	} else {
+	default:
 		go func() { watchDone <- w.Run(apiCtx) }()
 		// A change between the first load and the watch would be missed:
 		// read the file once more now that it is watched.
@@ -239,6 +291,11 @@ func (p *Patrol) Run(ctx context.Context) error {
 	}
 
 	go p.pruneLogs(apiCtx)
+	// Hooks see events from the very first; they are delivered until the
+	// loop has stopped, then drained.
+	hooksCtx, stopHooks := context.WithCancel(context.Background())
+	hooksDone := make(chan struct{})
+	go func() { p.hooks.run(hooksCtx); close(hooksDone) }()
 
 	close(p.ready)
 	notifyDone := make(chan struct{})
@@ -251,6 +308,8 @@ func (p *Patrol) Run(ctx context.Context) error {
 		}
 	}()
 	loopErr := p.loop.Run(ctx)
+	stopHooks()
+	<-hooksDone
 
 	stopAPI()
 	<-notifyDone
@@ -270,6 +329,9 @@ func (p *Patrol) Kill() { p.loop.Kill() }
 // reported (in the log and as config.error in status) and the running
 // config stays in force. It returns the revision of the file's config.
 func (p *Patrol) Reload() (string, error) {
+	if p.state.Path() == "" {
+		return p.state.Revision(), nil // a config built in code: nothing to read again
+	}
 	st, err := desired.Load(p.opts.ConfigPath)
 	if err != nil {
 		p.log.Error("config reload failed; keeping the running config", "path", p.opts.ConfigPath, "err", err)
@@ -293,7 +355,7 @@ func (p *Patrol) Plan(ctx context.Context, config []byte) (*schema.Plan, error) 
 	if config == nil {
 		return p.loop.PlanCurrent(ctx)
 	}
-	st, err := desired.Parse(config, desired.Options{Dir: filepath.Dir(p.state.Path())})
+	st, err := desired.Parse(config, desired.Options{Dir: p.configDir()})
 	if err != nil {
 		return nil, err
 	}
@@ -386,14 +448,7 @@ type executor Patrol
 
 func (e *executor) StartApp(a *desired.App, s desired.Settings, tag string, now time.Time) (observed.Launch, error) {
 	p := (*Patrol)(e)
-	c := exec.AppContext{ParentEnv: os.Environ(), ListenHTTP: s.ListenHTTP, ListenUDP: s.ListenUDP}
-	if c.ListenHTTP == nil {
-		c.ListenHTTP = []string{p.HTTPAddr()}
-	}
-	if c.ListenUDP == nil {
-		c.ListenUDP = []string{p.UDPAddr()}
-	}
-	return p.runner.StartApp(a, c, tag, now)
+	return p.runner.StartApp(a, p.appContext(a, s), tag, now)
 }
 
 func (e *executor) SignalGroup(pgid int, sig string) error  { return exec.SignalGroup(pgid, sig) }

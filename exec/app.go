@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,6 +23,19 @@ type AppContext struct {
 	ListenUDP  []string // for PATROL_UDP
 	ExtraArgs  []string // appended after app.Args (library callbacks)
 	ExtraEnv   []string // appended after app.Env
+	// ExtraFiles become the child's descriptors 3, 4, ... (the caller keeps
+	// and closes them).
+	ExtraFiles []*os.File
+	// Stdin, when set, is the child's standard input instead of the null
+	// device; Stdout and Stderr, when set, receive the child's output
+	// instead of a log file (and std-merge is off), as in the original
+	// Patrol. An *os.File is handed to the child directly; any other
+	// reader or writer is copied through a pipe by a goroutine that ends
+	// when the child and its descendants close their end (a Stdin reader
+	// that never returns EOF keeps its goroutine until it does).
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
 }
 
 // AppEnv builds an app's environment (DESIGN §5.2): Patrol's environment
@@ -137,21 +151,86 @@ func (r *Runner) startApp(a *desired.App, c AppContext, tag string, now time.Tim
 	if err := checkDir(a.WorkingDirectory); err != nil {
 		return observed.Launch{}, err
 	}
-	outPath, errPath := LogFiles(a, now)
-	if err := os.MkdirAll(filepath.Dir(outPath), 0o755); err != nil {
-		return observed.Launch{}, fmt.Errorf("create log directory: %w", err)
-	}
-	stdout, err := openLog(outPath)
-	if err != nil {
+	var (
+		outPath, errPath string
+		stdin            *os.File
+		copiers          []func()
+		closeAfter       []*os.File
+		cleanup          []*os.File // closed if the start fails
+	)
+	defer func() {
+		for _, f := range closeAfter {
+			f.Close()
+		}
+	}()
+	fail := func(err error) (observed.Launch, error) {
+		for _, f := range cleanup {
+			f.Close()
+		}
 		return observed.Launch{}, err
 	}
-	defer stdout.Close()
-	stderr := stdout
-	if errPath != outPath {
-		if stderr, err = openLog(errPath); err != nil {
-			return observed.Launch{}, err
+	if c.Stdout == nil || c.Stderr == nil {
+		app := *a
+		if c.Stdout != nil || c.Stderr != nil {
+			app.StdMerge = false // merging only applies to Patrol's own log files
 		}
-		defer stderr.Close()
+		outPath, errPath = LogFiles(&app, now)
+		if err := os.MkdirAll(filepath.Dir(outPath), 0o755); err != nil {
+			return observed.Launch{}, fmt.Errorf("create log directory: %w", err)
+		}
+	}
+	// output returns the child's end of a stream: the writer itself when it
+	// is a file, a pipe copied into it, or the log file.
+	output := func(w io.Writer, path string) (*os.File, error) {
+		switch w := w.(type) {
+		case nil:
+			f, err := openLog(path)
+			if err == nil {
+				closeAfter = append(closeAfter, f)
+			}
+			return f, err
+		case *os.File:
+			return w, nil
+		default:
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				return nil, fmt.Errorf("output pipe: %w", err)
+			}
+			closeAfter = append(closeAfter, pw)
+			cleanup = append(cleanup, pr)
+			copiers = append(copiers, func() {
+				io.Copy(w, pr)
+				pr.Close()
+			})
+			return pw, nil
+		}
+	}
+	stdout, err := output(c.Stdout, outPath)
+	if err != nil {
+		return fail(err)
+	}
+	stderr := stdout
+	if c.Stdout != nil || c.Stderr != nil || errPath != outPath {
+		if stderr, err = output(c.Stderr, errPath); err != nil {
+			return fail(err)
+		}
+	}
+	switch in := c.Stdin.(type) {
+	case nil:
+	case *os.File:
+		stdin = in
+	default:
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return fail(fmt.Errorf("input pipe: %w", err))
+		}
+		closeAfter = append(closeAfter, pr)
+		cleanup = append(cleanup, pw)
+		stdin = pr
+		copiers = append(copiers, func() {
+			io.Copy(pw, in)
+			pw.Close()
+		})
 	}
 	role := observed.RoleLeader
 	if a.Keepalive == schema.KeepalivePIDApp {
@@ -160,20 +239,30 @@ func (r *Runner) startApp(a *desired.App, c AppContext, tag string, now time.Tim
 	args := make([]string, 0, len(a.Args)+len(c.ExtraArgs))
 	args = append(append(args, a.Args...), c.ExtraArgs...)
 	l, err := r.start(Spec{
-		Path:   a.Binary,
-		Args:   args,
-		Dir:    a.WorkingDirectory,
-		Env:    AppEnv(a, c),
-		Stdout: stdout,
-		Stderr: stderr,
-		Tag:    tag,
-		Role:   role,
+		Path:       a.Binary,
+		Args:       args,
+		Dir:        a.WorkingDirectory,
+		Env:        AppEnv(a, c),
+		Stdin:      stdin,
+		Stdout:     stdout,
+		Stderr:     stderr,
+		ExtraFiles: c.ExtraFiles,
+		Tag:        tag,
+		Role:       role,
 	})
 	if err != nil {
-		return observed.Launch{}, err
+		return fail(err)
+	}
+	for _, copy := range copiers {
+		go copy()
 	}
 	l.Started = now
-	l.Stdout, l.Stderr = outPath, errPath
+	if c.Stdout == nil {
+		l.Stdout = outPath
+	}
+	if c.Stderr == nil {
+		l.Stderr = errPath
+	}
 	return l, nil
 }
 

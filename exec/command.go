@@ -314,3 +314,13 @@ func (b *tailBuffer) bytes() []byte {
 	out = append(out, b.buf[b.off:]...)
 	return append(out, b.buf[:b.off]...)
 }
+
+// LookPath finds a command name in Patrol's PATH (a hook's command) and
+// returns its absolute path.
+func LookPath(name string) (string, error) {
+	p, err := osexec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("command %q not found in PATH", name)
+	}
+	return filepath.Abs(p)
+}

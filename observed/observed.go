@@ -183,6 +183,10 @@ type App struct {
 	// kept after it ends (for the log viewer).
 	LastStdout string
 	LastStderr string
+	// Vetting is set while a BeforeStart hook decides about a start;
+	// Approved once it allowed it (until the start happens).
+	Vetting  bool
+	Approved bool
 }
 
 // Instance is one run of an app.

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -68,9 +69,54 @@ func (l *Loop) execute(a Action, now time.Time) {
 	}
 }
 
+// veto is a BeforeStart hook's answer.
+type veto struct {
+	id  string
+	err error
+}
+
+// applyVeto records a BeforeStart answer: an approval lets the next pass
+// start the app; a refusal is a failed start with the hook's reason.
+func (l *Loop) applyVeto(v veto) {
+	oa := l.snap.Apps[v.id]
+	if oa == nil || !oa.Vetting {
+		return
+	}
+	oa.Vetting = false
+	l.touch(schema.GroupApp, v.id)
+	if v.err == nil {
+		oa.Approved = true
+		return
+	}
+	if app, ok := l.file.App(v.id); ok {
+		l.startFailed(oa, app, fmt.Errorf("refused by BeforeStart: %w", v.err), l.now())
+	}
+}
+
 // start starts a new instance.
 func (l *Loop) start(oa *observed.App, a Action, now time.Time) {
 	app := a.App
+	if l.beforeStart != nil && !oa.Approved {
+		// Ask first, off the loop goroutine; the next pass starts it once
+		// approved (Plan waits while Vetting).
+		oa.Vetting = true
+		k := desired.Key{Group: schema.GroupApp, ID: app.ID}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), l.beforeStartTimeout)
+			defer cancel()
+			err := callVeto(ctx, l.beforeStart, k)
+			if ctx.Err() != nil && err != nil {
+				l.log.Warn("BeforeStart did not answer in time; starting", "app", k.ID, "timeout", l.beforeStartTimeout)
+				err = nil
+			}
+			l.mu.Lock()
+			l.vetoes = append(l.vetoes, veto{id: k.ID, err: err})
+			l.mu.Unlock()
+			l.poke()
+		}()
+		return
+	}
+	oa.Approved = false
 	id := cmp.Or(a.Instance, uuid.NewString())
 	if app.Keepalive == schema.KeepalivePIDApp {
 		if err := removeStalePIDFile(app.PIDPath); err != nil {
@@ -119,6 +165,30 @@ func (l *Loop) start(oa *observed.App, a Action, now time.Time) {
 	l.log.Info("started", "app", app.ID, "pid", launch.PID, "instance", id, "reason", string(a.Reason))
 	l.emit(schema.Event{Event: schema.EventStarted, Group: schema.GroupApp, ID: app.ID, PID: launch.PID,
 		InstanceID: id, Reason: a.Reason, Restarts: max(0, oa.Starts-1)})
+}
+
+// callVeto calls a BeforeStart hook, turning a panic into a refusal.
+func callVeto(ctx context.Context, fn func(context.Context, desired.Key) error, k desired.Key) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("BeforeStart panicked: %v", p)
+		}
+	}()
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				done <- fmt.Errorf("BeforeStart panicked: %v", p)
+			}
+		}()
+		done <- fn(ctx, k)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // startFailed records a failed start and backs off like a crash.

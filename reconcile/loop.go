@@ -81,6 +81,12 @@ type Options struct {
 	// OnPass, when set, is called after every pass with its duration (for
 	// metrics); it must not block.
 	OnPass func(time.Duration)
+	// BeforeStart, when set, is asked before every start of an app, off
+	// the loop goroutine and with BeforeStartTimeout (default 5 s); an
+	// error refuses the start, which then backs off like a failed one. A
+	// hook that does not answer in time does not refuse.
+	BeforeStart        func(ctx context.Context, k desired.Key) error
+	BeforeStartTimeout time.Duration
 }
 
 // Loop is the one goroutine that owns Patrol's mutable state: the observed
@@ -133,10 +139,14 @@ type Loop struct {
 	written   map[desired.Key]persisted
 	onPass    func(time.Duration)
 
+	beforeStart        func(context.Context, desired.Key) error
+	beforeStartTimeout time.Duration
+
 	// Inboxes, safe from any goroutine.
 	mu       sync.Mutex
 	exits    []observed.Exit
 	results  []observed.CommandResult
+	vetoes   []veto
 	config   *desired.State
 	failed   *string // a failed load to report
 	wake     chan struct{}
@@ -189,6 +199,7 @@ func New(opts Options, initial *desired.State) *Loop {
 	l.serviceCtx, l.serviceCancel = context.WithCancel(context.Background())
 	l.store, l.restoring = opts.Store, opts.Persisted
 	l.onPass = opts.OnPass
+	l.beforeStart, l.beforeStartTimeout = opts.BeforeStart, cmp.Or(opts.BeforeStartTimeout, 5*time.Second)
 	l.written = map[desired.Key]persisted{}
 	l.loaded = l.now()
 	return l
@@ -431,6 +442,8 @@ func (l *Loop) drain() {
 	l.exits = nil
 	results := l.results
 	l.results = nil
+	vetoes := l.vetoes
+	l.vetoes = nil
 	cfg := l.config
 	l.config = nil
 	failed := l.failed
@@ -441,6 +454,9 @@ func (l *Loop) drain() {
 	}
 	for _, r := range results {
 		l.applyResult(r)
+	}
+	for _, v := range vetoes {
+		l.applyVeto(v)
 	}
 	if failed != nil {
 		if l.configErr == "" {

@@ -187,6 +187,9 @@ func planApp(d *desired.State, o *observed.Snapshot, id string, now time.Time) [
 	if oa.Leftover != nil {
 		return out // never two copies: wait until the old group is gone
 	}
+	if oa.Vetting {
+		return out // a BeforeStart hook is deciding
+	}
 	if oa.Candidate != nil && da.Keepalive == schema.KeepalivePIDApp {
 		a := act(KindAdopt, schema.ReasonAdopted)
 		a.PID = oa.Candidate.PID

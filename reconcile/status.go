@@ -239,6 +239,8 @@ func (l *Loop) state(eff *desired.State, da *desired.App, oa *observed.App, now 
 		return schema.StateRunning, ""
 	case oa.Leftover != nil:
 		return schema.StateStopping, "processes of the last instance are still running"
+	case oa.Vetting:
+		return schema.StateStarting, "waiting for BeforeStart"
 	case da == nil:
 		return schema.StateStopped, "removed from the config"
 	case eff.AppDisabled(da):

@@ -46,6 +46,10 @@ func Dispatch() {
 //	                          once it wrote its pid to $PATROL_PID
 //	daemon                    write the pid to $PATROL_PID, sleep forever
 //	write-pidfile TEXT        write TEXT to $PATROL_PID, sleep forever
+//	write-env FILE            write the environment, one per line; exit 0
+//	echo-all ARGS...          write "args: ARGS" and fd 3's content to stdout,
+//	                          "env: $EXTRA" to stderr, then stdin to stdout;
+//	                          sleep forever
 //	ping-http INTERVAL [PIDFILE] ping $PATROL_HTTP's /api/ as $PATROL_ID,
 //	                          with our pid, every INTERVAL; write our pid
 //	ping-udp INTERVAL [PIDFILE]  the same over $PATROL_UDP
@@ -114,6 +118,18 @@ func Run(cmd string, args []string) int {
 			WritePID(f, os.Getpid())
 		}
 		return pingLoop(cmd == "ping-udp", every)
+	case "write-env":
+		os.WriteFile(arg(0), []byte(strings.Join(os.Environ(), "\n")), 0o644)
+		return 0
+	case "echo-all":
+		fmt.Printf("args: %s\n", strings.Join(args, " "))
+		if f := os.NewFile(3, "fd3"); f != nil {
+			b, _ := io.ReadAll(f)
+			fmt.Printf("fd3: %s\n", b)
+		}
+		fmt.Fprintf(os.Stderr, "env: %s\n", os.Getenv("EXTRA"))
+		io.Copy(os.Stdout, os.Stdin)
+		select {}
 	case "write-pidfile":
 		os.WriteFile(os.Getenv("PATROL_PID"), []byte(arg(0)), 0o644)
 		select {}
