@@ -184,6 +184,13 @@ func (p *Patrol) UDPAddr() string {
 	return p.udpAddr
 }
 
+// protectReads is the current http.protect-reads.
+func (p *Patrol) protectReads() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.current.Settings().HTTPProtectReads
+}
+
 // token is the current http.token.
 func (p *Patrol) token() string {
 	p.mu.Lock()
@@ -261,7 +268,7 @@ func (p *Patrol) Run(ctx context.Context) error {
 	// mostly) until the last app stopped.
 	apiCtx, stopAPI := context.WithCancel(context.Background())
 	httpDone := make(chan error, 1)
-	srv := api.NewServer(backend{p}, api.Options{Log: p.log, Token: p.token,
+	srv := api.NewServer(backend{p}, api.Options{Log: p.log, Token: p.token, ProtectReads: p.protectReads,
 		Metrics: p.metrics.handler(), Observe: p.metrics.observeRequest})
 	go func() { httpDone <- srv.Serve(apiCtx, ln) }()
 	udpDone := make(chan error, 1)

@@ -594,3 +594,37 @@ func TestPlanAndReload(t *testing.T) {
 		t.Errorf("reload of a broken file: %d %s", code, body)
 	}
 }
+
+// TestProtectReads: with protect-reads, reads need the token too (the
+// event stream may carry it as access_token); pages and /healthz stay
+// open.
+func TestProtectReads(t *testing.T) {
+	protect := true
+	h := NewServer(&fakeBackend{}, Options{Token: func() string { return "tok" }, ProtectReads: func() bool { return protect }}).Handler()
+	get := func(path, auth string) int {
+		req := httptest.NewRequest("GET", path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code
+	}
+	for _, path := range []string{"/status/", "/api/?group=app&id=web", "/api/plan", "/gui/status", "/api/logs?id=web&stream=stdout"} {
+		if code := get(path, ""); code != 401 {
+			t.Errorf("%s without the token: %d, want 401", path, code)
+		}
+		if code := get(path, "Bearer tok"); code == 401 {
+			t.Errorf("%s with the token: 401", path)
+		}
+	}
+	for _, path := range []string{"/", "/healthz", "/static/patrol.css"} {
+		if code := get(path, ""); code == 401 {
+			t.Errorf("%s needs the token; it should not", path)
+		}
+	}
+	protect = false
+	if code := get("/status/", ""); code != 200 {
+		t.Errorf("reads without protect-reads: %d", code)
+	}
+}

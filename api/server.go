@@ -57,6 +57,9 @@ type Options struct {
 	// every mutating request, so a config reload that changes the token
 	// takes effect at once. Nil means no token.
 	Token func() string
+	// ProtectReads, when set and returning true, makes reads need the
+	// token too (http.protect-reads); it is called on every read.
+	ProtectReads func() bool
 	// Metrics, when set, is served at /metrics (Prometheus).
 	Metrics http.Handler
 	// Observe, when set, is called after every request with its route
@@ -79,6 +82,7 @@ type Server struct {
 	token   func() string
 	observe func(route string, code int)
 	metrics http.Handler
+	protect func() bool
 	mux     *http.ServeMux
 
 	// streams is cancelled when Serve shuts down: long-lived answers
@@ -145,7 +149,7 @@ func redirect(path string) http.Handler {
 func NewServer(b Backend, opts Options) *Server {
 	s := &Server{
 		backend: b, log: opts.Log, token: opts.Token, mux: http.NewServeMux(),
-		observe: opts.Observe, metrics: opts.Metrics,
+		observe: opts.Observe, metrics: opts.Metrics, protect: opts.ProtectReads,
 		heartbeat: heartbeatEvery, followPoll: followPollEvery, openLog: openLogFile,
 	}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
@@ -155,12 +159,18 @@ func NewServer(b Backend, opts Options) *Server {
 	if s.token == nil {
 		s.token = func() string { return "" }
 	}
+	if s.protect == nil {
+		s.protect = func() bool { return false }
+	}
 	routes := s.routes()
 	if s.metrics != nil {
 		routes = append(routes, route{"/metrics", s.metrics})
 	}
 	for _, rt := range routes {
 		h := rt.handler
+		if readRoutes[rt.pattern] {
+			h = s.protectRead(h)
+		}
 		if s.observe != nil {
 			h = observed(rt.pattern, h, s.observe)
 		}
@@ -492,4 +502,32 @@ func (s *Server) reload(r *http.Request) (any, error) {
 		return nil, responseErrors(problems)
 	}
 	return ReloadResponse{Revision: rev}, nil
+}
+
+// readRoutes are the routes that show state: with http.protect-reads they
+// need the token. The GUI's pages and assets are not among them (they show
+// nothing by themselves), nor /healthz.
+var readRoutes = map[string]bool{
+	"/status/": true, "/api/": true, "/api/plan": true, "/api/events": true,
+	"/api/logs": true, "/gui/status": true, "/metrics": true,
+}
+
+// protectRead makes h need the token when reads are protected. The event
+// stream may carry it as ?access_token= instead, since browsers cannot set
+// headers on an EventSource.
+func (s *Server) protectRead(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		want := s.token()
+		if want != "" && s.protect() {
+			auth := r.Header.Get("Authorization")
+			if t := r.URL.Query().Get("access_token"); auth == "" && t != "" && r.URL.Path == "/api/events" {
+				auth = "Bearer " + t
+			}
+			if !validBearer(auth, want) {
+				s.writeError(w, r, newError(http.StatusUnauthorized, schema.ErrUnauthorized, errors.New("reads need the token (http.protect-reads)")))
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }

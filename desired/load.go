@@ -203,6 +203,7 @@ func fromConfig(c *schema.Config, opts Options, errs *problems) (*State, error) 
 		ListenUDP:         slices.Clone(c.ListenUDP),
 		HTTPListen:        c.HTTP.Listen,
 		HTTPToken:         c.HTTP.Token,
+		HTTPProtectReads:  c.HTTP.ProtectReads,
 		HTTPTLSCert:       belowOpt(dir, c.HTTP.TLSCert),
 		HTTPTLSKey:        belowOpt(dir, c.HTTP.TLSKey),
 		UDPListen:         c.UDP.Listen,

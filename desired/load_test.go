@@ -294,6 +294,8 @@ var topLevelCases = []ruleCase{
 	{"keepalive 4 with no UDP listener", `{"listen-udp": [], "apps": {"a": {"binary": "/x", "keepalive": 4}, "b": {"binary": "/x", "keepalive": 4}}}`, []string{"listen-udp: must list at least one address: apps with keepalive 4 (UDP) ping it (a, b)"}},
 	{"empty listener list without pinging apps", `{"listen-http": [], "listen-udp": []}`, nil},
 	{"token", `{"http": {"token": "s3cr3t-T0ken_with.chars~+/=="}}`, nil},
+	{"protect-reads", `{"http": {"token": "t", "protect-reads": true}}`, nil},
+	{"protect-reads without a token", `{"http": {"protect-reads": true}}`, []string{"http.protect-reads: needs http.token: it is the token that reads would need"}},
 	{"tls", `{"http": {"tls-cert": "tls/cert.pem", "tls-key": "/etc/patrol/key.pem"}}`, nil},
 	{"tls cert without key", `{"http": {"tls-cert": "cert.pem"}}`, []string{"http: tls-cert and tls-key go together: set both for HTTPS, or neither"}},
 	{"token with space", `{"http": {"token": "a b"}}`, []string{`http.token: must be 1-256 characters of A-Z, a-z, 0-9 and "-._~+/", optionally ending in "="`}},

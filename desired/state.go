@@ -42,6 +42,8 @@ type Settings struct {
 	ListenUDP  []string
 	HTTPListen string
 	HTTPToken  string
+	// HTTPProtectReads makes reads need HTTPToken too.
+	HTTPProtectReads bool
 	// HTTPTLSCert and HTTPTLSKey are absolute paths, or "" for plain HTTP.
 	HTTPTLSCert string
 	HTTPTLSKey  string

@@ -194,7 +194,7 @@ func TestRevisionSeesEveryTopLevelKey(t *testing.T) {
 		"ping-timeout":    `"ping-timeout": 5`,
 		"listen-http":     `"listen-http": ["127.0.0.1:1"]`,
 		"listen-udp":      `"listen-udp": ["127.0.0.1:1"]`,
-		"http":            `"http": {"token": "t", "tls-cert": "c.pem", "tls-key": "k.pem"}`,
+		"http":            `"http": {"token": "t", "protect-reads": true, "tls-cert": "c.pem", "tls-key": "k.pem"}`,
 		"udp":             `"udp": {"listen": "127.0.0.1:0"}`,
 		"initd-directory": `"initd-directory": "/etc/rc.d"`,
 		"log-retention":   `"log-retention": {"days": 1}`,

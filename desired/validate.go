@@ -393,6 +393,9 @@ func check(c *schema.Config, errs *problems) {
 	}
 	checkListeners(c, errs)
 	checkDependencies(c, errs)
+	if c.HTTP.ProtectReads && c.HTTP.Token == "" {
+		errs.add("http.protect-reads", "needs http.token: it is the token that reads would need")
+	}
 	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
 		errs.add("http", "tls-cert and tls-key go together: set both for HTTPS, or neither")
 	}

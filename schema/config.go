@@ -87,6 +87,12 @@ type HTTP struct {
 	// "=" padding.
 	Token string `json:"token,omitempty" validate:"omitempty,token"`
 
+	// ProtectReads, with token set, makes reads need the token too: the
+	// status, the API's reads, events, logs, plans and metrics (the web
+	// GUI asks for the token). Without it reads stay open, as in the
+	// original Patrol; /healthz is always open.
+	ProtectReads bool `json:"protect-reads,omitempty"`
+
 	// TLSCert is a PEM certificate file (absolute, or relative to the
 	// directory holding config.json); with TLSKey, the HTTP server speaks
 	// HTTPS only. Both or neither. The files are read again when they

@@ -274,7 +274,10 @@
   P.events = function (query, onEvent, onOpen) {
     let es = null;
     function connect() {
-      es = new EventSource("/api/events" + (query || ""));
+      let url = "/api/events" + (query || "");
+      const token = P.getStored(TOKEN_KEY);
+      if (token) url += (url.indexOf("?") < 0 ? "?" : "&") + "access_token=" + encodeURIComponent(token);
+      es = new EventSource(url);
       es.onopen = function () {
         P.conn("live", "ok");
         onOpen();
