@@ -382,25 +382,8 @@ func (l *Loop) closeInstance(oa *observed.App, ev *observed.Exit, now time.Time,
 		oa.Backoff.Until = now.Add(BackoffDelay(app.Backoff, oa.Backoff.Crashes))
 		oa.Backoff.Fingerprint = app.Fingerprint()
 	}
-	if inst.RunOnce {
-		// The run-once instance ended: the entry is disabled, as in the
-		// original Patrol, through an override the file can supersede.
-		if d, ok := l.file.App(oa.ID); ok {
-			ov := l.overrides[key]
-			if ov == nil {
-				ov = &desired.Override{Fingerprint: d.Fingerprint()}
-			}
-			ov.RunOnce, ov.Disabled, ov.Since = false, nil, now
-			if !d.Disabled {
-				t := true
-				ov.Disabled = &t
-			}
-			if ov.Empty() {
-				delete(l.overrides, key)
-			} else {
-				l.overrides[key] = ov
-			}
-		}
+	if d, ok := l.file.App(oa.ID); ok && inst.RunOnce {
+		l.disableAfterRunOnce(key, d.Disabled, d.Fingerprint(), now)
 	}
 	if inst.Signalable && inst.PGID > 0 && (inst.PGID == inst.PID || inst.PGID == inst.SpawnPGID) && l.exec.GroupAlive(inst.PGID) {
 		lo := &observed.Leftover{PGID: inst.PGID, Since: now}

@@ -51,8 +51,7 @@ func (l *Loop) toggle(k desired.Key, t schema.Toggle, ttl time.Duration, now tim
 	var (
 		fileDisabled bool
 		fingerprint  string
-		oa           = &observed.App{}
-		os           *observed.Service
+		tg           target
 	)
 	switch k.Group {
 	case schema.GroupApp:
@@ -60,22 +59,26 @@ func (l *Loop) toggle(k desired.Key, t schema.Toggle, ttl time.Duration, now tim
 		if !ok {
 			return fmt.Errorf("%w: app %s", ErrUnknownEntry, k.ID)
 		}
-		fileDisabled, fingerprint, oa = a.Disabled, a.Fingerprint(), l.app(a.ID)
+		fileDisabled, fingerprint = a.Disabled, a.Fingerprint()
+		oa := l.app(a.ID)
+		tg = target{restart: &oa.RestartRequested, pending: &oa.Pending, backoff: &oa.Backoff}
+		if inst := oa.Instance; inst != nil {
+			tg.live, tg.runOnce = inst.Stopping == nil, &inst.RunOnce
+		}
 	case schema.GroupService:
 		v, ok := l.file.Service(k.ID)
 		if !ok {
 			return fmt.Errorf("%w: service %s", ErrUnknownEntry, k.ID)
 		}
 		fileDisabled, fingerprint = v.Disabled, v.Fingerprint()
-		os = l.service(v.ID)
+		// A service's "instance" is the period its status says it runs.
+		os := l.service(v.ID)
+		tg = target{live: os.Running, restart: &os.RestartRequested, pending: &os.Pending, backoff: &os.Backoff}
+		if os.Instance != nil {
+			tg.runOnce = &os.Instance.RunOnce
+		}
 	default:
 		return fmt.Errorf("%w: %s %s", ErrUnknownEntry, k.Group, k.ID)
-	}
-	inst := oa.Instance
-	live := inst != nil && inst.Stopping == nil
-	if os != nil {
-		// A service: its "instance" is the period its status says it runs.
-		return l.toggleService(k, os, t, ttl, now, fileDisabled, fingerprint)
 	}
 	ov := &desired.Override{Since: now, Fingerprint: fingerprint}
 	if old := l.overrides[k]; old != nil {
@@ -89,15 +92,15 @@ func (l *Loop) toggle(k desired.Key, t schema.Toggle, ttl time.Duration, now tim
 			ov.Disabled = &v
 		}
 		if !v {
-			oa.Backoff.Until = time.Time{} // an explicit enable starts now
+			tg.backoff.Until = time.Time{} // an explicit enable starts now
 		}
 	}
 	runOnce := func(on bool) {
-		if live {
-			inst.RunOnce = on
+		if tg.live && tg.runOnce != nil {
+			*tg.runOnce = on // the running instance is the one
 			ov.RunOnce = false
 		} else {
-			ov.RunOnce = on
+			ov.RunOnce = on // the next instance is
 		}
 	}
 	switch t {
@@ -106,18 +109,17 @@ func (l *Loop) toggle(k desired.Key, t schema.Toggle, ttl time.Duration, now tim
 	case schema.ToggleDisable:
 		setDisabled(true)
 		ov.RunOnce = false
-		oa.RestartRequested = false
-		oa.Pending = nil
-		if inst != nil {
-			inst.RunOnce = false
+		*tg.restart, *tg.pending = false, nil
+		if tg.runOnce != nil {
+			*tg.runOnce = false
 		}
 	case schema.ToggleRestart:
 		setDisabled(false)
 		ov.RunOnce = false
-		if live {
-			oa.RestartRequested = true
+		if tg.live {
+			*tg.restart = true
 		} else {
-			oa.Pending = &observed.Pending{Reason: schema.ReasonRestart}
+			*tg.pending = &observed.Pending{Reason: schema.ReasonRestart}
 		}
 	case schema.ToggleRunOnceEnable:
 		runOnce(true)
@@ -133,89 +135,50 @@ func (l *Loop) toggle(k desired.Key, t schema.Toggle, ttl time.Duration, now tim
 	if ttl > 0 {
 		ov.Expires = now.Add(ttl)
 	}
-	if ov.Empty() {
-		delete(l.overrides, k)
-	} else {
-		if old := l.overrides[k]; old == nil || !samePolicy(old, ov) {
-			ov.Since = now
-		}
-		l.overrides[k] = ov
-	}
+	l.setOverride(k, ov, now)
 	l.log.Info("toggle", "group", k.Group, "id", k.ID, "toggle", t.String(), "ttl", ttl)
 	return nil
+}
+
+// target is what a toggle changes of an entry besides its override: the
+// running instance's run-once, a pending restart, the backoff.
+type target struct {
+	live    bool  // an instance runs and is not being stopped
+	runOnce *bool // the instance's run-once flag; nil without an instance
+	restart *bool
+	pending **observed.Pending
+	backoff *observed.Backoff
+}
+
+// setOverride stores ov for k, or removes it when it no longer overrides
+// anything; Since moves only when the policy changed.
+func (l *Loop) setOverride(k desired.Key, ov *desired.Override, now time.Time) {
+	if ov.Empty() {
+		delete(l.overrides, k)
+		return
+	}
+	if old := l.overrides[k]; old == nil || !samePolicy(old, ov) {
+		ov.Since = now
+	}
+	l.overrides[k] = ov
+}
+
+// disableAfterRunOnce disables an entry whose run-once instance ended, as
+// the original Patrol did, through an override the file can supersede.
+func (l *Loop) disableAfterRunOnce(k desired.Key, fileDisabled bool, fingerprint string, now time.Time) {
+	ov := l.overrides[k]
+	if ov == nil {
+		ov = &desired.Override{Fingerprint: fingerprint}
+	}
+	ov.RunOnce, ov.Disabled = false, nil
+	if !fileDisabled {
+		t := true
+		ov.Disabled = &t
+	}
+	l.setOverride(k, ov, now)
 }
 
 func samePolicy(a, b *desired.Override) bool {
 	return a.RunOnce == b.RunOnce && (a.Disabled == nil) == (b.Disabled == nil) &&
 		(a.Disabled == nil || *a.Disabled == *b.Disabled)
-}
-
-// toggleService is toggle for a service.
-func (l *Loop) toggleService(k desired.Key, os *observed.Service, t schema.Toggle, ttl time.Duration, now time.Time, fileDisabled bool, fingerprint string) error {
-	ov := &desired.Override{Since: now, Fingerprint: fingerprint}
-	if old := l.overrides[k]; old != nil {
-		c := *old
-		ov = &c
-	}
-	setDisabled := func(v bool) {
-		if v == fileDisabled {
-			ov.Disabled = nil
-		} else {
-			ov.Disabled = &v
-		}
-		if !v {
-			os.Backoff.Until = time.Time{}
-		}
-	}
-	runOnce := func(on bool) {
-		if os.Instance != nil {
-			os.Instance.RunOnce = on
-			ov.RunOnce = false
-		} else {
-			ov.RunOnce = on
-		}
-	}
-	switch t {
-	case schema.ToggleEnable:
-		setDisabled(false)
-	case schema.ToggleDisable:
-		setDisabled(true)
-		ov.RunOnce = false
-		os.RestartRequested = false
-		os.Pending = nil
-		if os.Instance != nil {
-			os.Instance.RunOnce = false
-		}
-	case schema.ToggleRestart:
-		setDisabled(false)
-		ov.RunOnce = false
-		if os.Running {
-			os.RestartRequested = true
-		} else {
-			os.Pending = &observed.Pending{Reason: schema.ReasonRestart}
-		}
-	case schema.ToggleRunOnceEnable:
-		runOnce(true)
-	case schema.ToggleRunOnceDisable:
-		runOnce(false)
-	case schema.ToggleEnableRunOnceEnable:
-		setDisabled(false)
-		runOnce(true)
-	case schema.ToggleEnableRunOnceDisable:
-		setDisabled(false)
-		runOnce(false)
-	}
-	if ttl > 0 {
-		ov.Expires = now.Add(ttl)
-	}
-	if ov.Empty() {
-		delete(l.overrides, k)
-	} else {
-		if old := l.overrides[k]; old == nil || !samePolicy(old, ov) {
-			ov.Since = now
-		}
-		l.overrides[k] = ov
-	}
-	l.log.Info("toggle", "group", k.Group, "id", k.ID, "toggle", t.String(), "ttl", ttl)
-	return nil
 }

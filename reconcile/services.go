@@ -278,20 +278,7 @@ func (l *Loop) closeServiceInstance(os *observed.Service, ds *desired.Service, n
 	}
 	os.LastEnd = &observed.End{Reason: reason, At: now, Fingerprint: inst.Fingerprint, BySelf: bySelf}
 	if inst.RunOnce {
-		ov := l.overrides[key]
-		if ov == nil {
-			ov = &desired.Override{Fingerprint: ds.Fingerprint()}
-		}
-		ov.RunOnce, ov.Disabled, ov.Since = false, nil, now
-		if !ds.Disabled {
-			t := true
-			ov.Disabled = &t
-		}
-		if ov.Empty() {
-			delete(l.overrides, key)
-		} else {
-			l.overrides[key] = ov
-		}
+		l.disableAfterRunOnce(key, ds.Disabled, ds.Fingerprint(), now)
 	}
 	os.Instance = nil
 	h := l.history([]observed.Record{rec})[0]
