@@ -23,7 +23,6 @@ const casRestartJump = 1 << 20
 type persisted struct {
 	meta     string
 	instance string
-	history  int    // records written
 	lastHist string // instance id of the last record written
 }
 
