@@ -12,12 +12,12 @@ import (
 	"github.com/patrolhq/patrol/schema"
 )
 
-// UDP server limits. A request holds a worker for at most udpTimeout: the
+// UDP server limits. A request holds a reader for at most udpTimeout: the
 // loop answers in microseconds, so a slow answer means the loop is busy and
 // the client, which retries anyway, is better served by silence than by a
 // late reply.
 const (
-	udpWorkers = 64
+	udpReaders = 16
 	udpTimeout = 5 * time.Second
 )
 
@@ -31,11 +31,14 @@ const (
 // as in the seed. Unlike the seed, which shut Patrol down when a reply
 // could not be sent, reply errors are only logged.
 //
-// One goroutine reads; each datagram is handled on its own goroutine, at
-// most 64 at a time. When all 64 are busy the reader waits for one to
-// finish and the kernel's socket buffer absorbs the burst (and drops the
-// excess, as UDP may): the reader is never blocked for longer than one
-// request takes, and memory stays bounded whatever the senders do.
+// Sixteen long-lived readers share the socket; each reads a datagram,
+// answers it and reads the next. A request the loop is slow to answer
+// holds one reader, not the socket; when all are busy the kernel's socket
+// buffer absorbs the burst (and drops the excess, as UDP may), and memory
+// stays bounded whatever the senders do. Readers that live on (rather
+// than a goroutine per datagram) keep the hot path free of goroutine
+// creation and stack growth, and several requests waiting at once reach
+// the loop together, which serves them in one pass.
 func ServeUDP(ctx context.Context, conn net.PacketConn, b Backend, log *slog.Logger) error {
 	return ServeUDPWith(ctx, conn, b, log, nil)
 }
@@ -50,45 +53,54 @@ func ServeUDPWith(ctx context.Context, conn net.PacketConn, b Backend, log *slog
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	// A read deadline in the past unblocks the reader when ctx ends; unlike
-	// closing conn, it leaves conn to its owner. Any earlier deadline is
-	// cleared first, so a timeout can only mean that ctx ended.
+	// A read deadline in the past unblocks the readers when ctx ends, or
+	// when one of them fails; unlike closing conn, it leaves conn to its
+	// owner. Any earlier deadline is cleared first, so a timeout can only
+	// mean that the readers were told to stop.
 	if err := conn.SetReadDeadline(time.Time{}); err != nil {
 		return fmt.Errorf("serve udp: %w", err)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
 	defer stop()
 
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	sem := make(chan struct{}, udpWorkers)
-	// One byte more than the largest request, to see that a datagram was
-	// cut short (the read truncates it) rather than exactly that long.
-	buf := make([]byte, schema.MaxUDPRequest+1)
-	for {
-		n, addr, err := conn.ReadFrom(buf)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read udp request: %w", err)
-		}
-		if n > schema.MaxUDPRequest {
-			log.Debug("udp request dropped: too large", "from", addr.String(), "max", schema.MaxUDPRequest)
-			observe(false)
-			continue
-		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
-		data := append([]byte(nil), buf[:n]...)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for range udpReaders {
 		wg.Go(func() {
-			defer func() { <-sem }()
-			observe(handleUDP(ctx, conn, b, log, data, addr))
+			// One byte more than the largest request, to see that a
+			// datagram was cut short (the read truncates it) rather than
+			// exactly that long.
+			buf := make([]byte, schema.MaxUDPRequest+1)
+			for {
+				n, addr, err := conn.ReadFrom(buf)
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("read udp request: %w", err)
+					}
+					mu.Unlock()
+					cancel()
+					return
+				}
+				if n > schema.MaxUDPRequest {
+					log.Debug("udp request dropped: too large", "from", addr.String(), "max", schema.MaxUDPRequest)
+					observe(false)
+					continue
+				}
+				observe(handleUDP(ctx, conn, b, log, buf[:n], addr))
+			}
 		})
 	}
+	wg.Wait()
+	return firstErr
 }
 
 // handleUDP answers one datagram, or stays silent; it reports whether it

@@ -1,14 +1,17 @@
 package reconcile_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/patrolhq/patrol/desired"
 	"github.com/patrolhq/patrol/observed"
 	"github.com/patrolhq/patrol/reconcile"
+	"github.com/patrolhq/patrol/schema"
 )
 
 // bigConfig is a config of n apps.
@@ -52,5 +55,47 @@ func BenchmarkPlanJSON(b *testing.B) {
 			b.Fatal(err)
 		}
 		_ = p.Text()
+	}
+}
+
+// BenchmarkPing sends UDP pings through a running loop (the loop's share
+// of a ping: the hand-off, the request, the commit and the pass after it)
+// with 1 and 1,000 other apps configured. The pinged app is adopted by its
+// first ping, as a keepalive 4 app is.
+func BenchmarkPing(b *testing.B) {
+	for _, n := range []int{1, 1000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			apps := []string{`"pinged": {"binary": "/usr/bin/app", "keepalive": 4}`}
+			for i := range n {
+				apps = append(apps, fmt.Sprintf(`"app-%d": {"binary": "/usr/bin/app"}`, i))
+			}
+			cfg := `{"ping-timeout": 180, "udp": {"listen": "127.0.0.1:0"}, "apps": {` + strings.Join(apps, ",") + `}}`
+			st, err := desired.Parse([]byte(cfg), desired.Options{Dir: "/cfg"})
+			if err != nil {
+				b.Fatal(desired.Problems(err))
+			}
+			f := newFake()
+			f.watchable = map[int]bool{4242: true}
+			f.exitOnSignal = true
+			l := reconcile.New(reconcile.Options{Exec: f, Log: slog.New(slog.DiscardHandler)}, st)
+			f.loop = l
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- l.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					b.Error(err)
+				}
+			}()
+			req := &schema.Request{ID: "pinged", Group: "app", Ping: true, PID: 4242}
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := l.Request(ctx, req, schema.TransportUDP)
+				if err != nil || len(resp.Errors) > 0 {
+					b.Fatal(err, resp.Errors)
+				}
+			}
+		})
 	}
 }

@@ -21,9 +21,24 @@ const casRestartJump = 1 << 20
 // persisted is what the loop last wrote for an entry, to write only
 // changes.
 type persisted struct {
-	meta     string
-	instance string
+	meta     metaKey
+	instance instanceKey
 	lastHist string // instance id of the last record written
+}
+
+// metaKey identifies what of an entry's meta is worth writing. It is
+// compared, not printed: a commit after every ping builds one.
+type metaKey struct {
+	kvWrites       int
+	override       overrideKey
+	kv             string
+	starts         int
+	stdout, stderr string
+}
+
+func metaOf(e *observed.Entry, ov *desired.Override, starts int, stdout, stderr string) metaKey {
+	return metaKey{kvWrites: e.KeyValueWrites, override: overrideKeyOf(ov), kv: kvText(e.KeyValue),
+		starts: starts, stdout: stdout, stderr: stderr}
 }
 
 // restore loads the persisted state at start: CAS counters, key/value,
@@ -175,12 +190,11 @@ func (l *Loop) diffEntry(changes []observed.Change, k desired.Key, e *observed.E
 	starts int, stdout, stderr string, inst *observed.PersistedInstance, limit int) []observed.Change {
 	w := l.written[k]
 	ov := l.overrides[k]
-	meta := fmt.Sprintf("%d|%v|%s|%d|%s|%s", e.KeyValueWrites, overrideText(ov), kvText(e.KeyValue), starts, stdout, stderr)
-	if meta != w.meta {
+	if meta := metaOf(e, ov, starts, stdout, stderr); meta != w.meta {
 		changes = append(changes, observed.SetMeta(k, e.CAS, cloneKV(e.KeyValue), cloneOverride(ov), starts, stdout, stderr))
 		w.meta = meta
 	}
-	if it := instanceText(inst); it != w.instance {
+	if it := instanceKeyOf(inst); it != w.instance {
 		changes = append(changes, observed.SetInstance(k, inst))
 		w.instance = it
 	}
@@ -225,8 +239,8 @@ func (l *Loop) persistedOf(k desired.Key, inst *observed.PersistedInstance) pers
 		c := *inst
 		inst = &c
 	}
-	w.meta = fmt.Sprintf("%d|%v|%s|%d|%s|%s", e.KeyValueWrites, overrideText(l.overrides[k]), kvText(e.KeyValue), starts, stdout, stderr)
-	w.instance = instanceText(inst)
+	w.meta = metaOf(e, l.overrides[k], starts, stdout, stderr)
+	w.instance = instanceKeyOf(inst)
 	if n := len(history); n > 0 {
 		w.lastHist = history[n-1].InstanceID
 	}
@@ -255,24 +269,47 @@ func serviceInstance(os *observed.Service) *observed.PersistedInstance {
 		Revision: inst.Revision, Fingerprint: inst.Fingerprint}
 }
 
-// instanceText identifies what of an instance is worth writing: not its
+// instanceKey identifies what of an instance is worth writing: not its
 // last-seen time, which pings move all the time.
-func instanceText(i *observed.PersistedInstance) string {
-	if i == nil {
-		return ""
-	}
-	return fmt.Sprintf("%s %d %d %d %d %v %v %v %s", i.ID, i.PID, i.PGID, i.SpawnPGID, i.StartTime, i.RunOnce, i.Adopted, i.Signalable, i.Fingerprint)
+type instanceKey struct {
+	set                          bool
+	id                           string
+	pid, pgid, spawnPGID         int
+	startTime                    uint64
+	runOnce, adopted, signalable bool
+	fingerprint                  string
 }
 
-func overrideText(o *desired.Override) string {
+func instanceKeyOf(i *observed.PersistedInstance) instanceKey {
+	if i == nil {
+		return instanceKey{}
+	}
+	return instanceKey{set: true, id: i.ID, pid: i.PID, pgid: i.PGID, spawnPGID: i.SpawnPGID, startTime: i.StartTime,
+		runOnce: i.RunOnce, adopted: i.Adopted, signalable: i.Signalable, fingerprint: i.Fingerprint}
+}
+
+// overrideKey identifies an override for writing.
+type overrideKey struct {
+	set            bool
+	disabled       int8 // -1 no opinion, 0 enabled, 1 disabled
+	runOnce        bool
+	since, expires int64
+	fingerprint    string
+}
+
+func overrideKeyOf(o *desired.Override) overrideKey {
 	if o == nil {
-		return ""
+		return overrideKey{}
 	}
-	d := "-"
+	k := overrideKey{set: true, disabled: -1, runOnce: o.RunOnce, since: o.Since.UnixNano(),
+		expires: o.Expires.UnixNano(), fingerprint: o.Fingerprint}
 	if o.Disabled != nil {
-		d = fmt.Sprint(*o.Disabled)
+		k.disabled = 0
+		if *o.Disabled {
+			k.disabled = 1
+		}
 	}
-	return fmt.Sprintf("%s %v %d %d %s", d, o.RunOnce, o.Since.UnixNano(), o.Expires.UnixNano(), o.Fingerprint)
+	return k
 }
 
 func cloneOverride(o *desired.Override) *desired.Override {

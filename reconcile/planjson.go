@@ -46,14 +46,14 @@ func ToPlan(actions []Action) *schema.Plan {
 // that st would supersede are dropped, and the plan says so.
 func (l *Loop) PlanFor(ctx context.Context, st *desired.State) (*schema.Plan, error) {
 	var p *schema.Plan
-	err := l.do(ctx, func() { p = l.planFor(st, l.now()) })
+	err := l.read(ctx, func() { p = l.planFor(st, l.now()) })
 	return p, err
 }
 
 // PlanCurrent returns what the loop will do next for the current file.
 func (l *Loop) PlanCurrent(ctx context.Context) (*schema.Plan, error) {
 	var p *schema.Plan
-	err := l.do(ctx, func() { p = l.planFor(l.file, l.now()) })
+	err := l.read(ctx, func() { p = l.planFor(l.file, l.now()) })
 	return p, err
 }
 

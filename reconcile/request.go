@@ -7,8 +7,8 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,7 +25,12 @@ import (
 // error is non-nil only when the loop cannot answer.
 func (l *Loop) Request(ctx context.Context, req *schema.Request, via schema.Transport) (*schema.Response, error) {
 	var resp *schema.Response
-	if err := l.do(ctx, func() { resp = l.request(req, via, l.now()) }); err != nil {
+	if err := l.do(ctx, func() {
+		resp = l.request(req, via, l.now())
+		if len(resp.Errors) > 0 {
+			l.light = true // refused: nothing changed
+		}
+	}); err != nil {
 		return nil, err
 	}
 	return resp, nil
@@ -93,6 +98,7 @@ func (l *Loop) appRequest(id string, req *schema.Request, via schema.Transport, 
 	pre.ID, pre.Group, pre.Shutdown = id, string(schema.GroupApp), l.snap.Shutdown
 	if readOnly {
 		pre.CASInvalid = true
+		l.light = true
 		return pre
 	}
 	if req.Ping {
@@ -112,6 +118,10 @@ func (l *Loop) appRequest(id string, req *schema.Request, via schema.Transport, 
 			return apiError(schema.ErrPIDRequiresPing)
 		}
 	}
+	// Only a ping's refresh of a running instance, or nothing, needs no
+	// pass after it (see Loop.serve).
+	light := req.CAS != 0 && req.CAS != oa.CAS ||
+		req.Toggle == 0 && !req.Clear && req.KeyValue == nil && !req.KeyValueReplace
 	if req.CAS != 0 && req.CAS != oa.CAS {
 		pre.CASInvalid = true
 	} else {
@@ -127,12 +137,15 @@ func (l *Loop) appRequest(id string, req *schema.Request, via schema.Transport, 
 		}
 	}
 	if req.Ping {
-		l.ping(oa, da, int(req.PID), now)
+		if !l.ping(oa, da, int(req.PID), now) {
+			light = false
+		}
 		if inst := oa.Instance; inst != nil {
 			l.emit(schema.Event{Event: schema.EventPinged, Group: schema.GroupApp, ID: id, PID: inst.PID, InstanceID: inst.ID})
 		}
 	}
 	l.commit(now, true)
+	l.light = light
 	return pre
 }
 
@@ -151,6 +164,7 @@ func (l *Loop) serviceRequest(id string, req *schema.Request, now time.Time) *sc
 	pre.ID, pre.Group, pre.Shutdown = id, string(schema.GroupService), l.snap.Shutdown
 	if readOnly {
 		pre.CASInvalid = true
+		l.light = true
 		return pre
 	}
 	if req.PID > 0 {
@@ -198,19 +212,21 @@ func (l *Loop) applyKeyValue(e *observed.Entry, req *schema.Request) {
 
 // ping records a keepalive 3 or 4 app's ping (seed §3.4): it refreshes the
 // instance, learns its pid, adopts an app started outside Patrol, or, when
-// the pid changed, closes the old instance and opens a new one.
-func (l *Loop) ping(oa *observed.App, da *desired.App, pid int, now time.Time) {
+// the pid changed, closes the old instance and opens a new one. It reports
+// whether it changed no more than the instance's last-seen time.
+func (l *Loop) ping(oa *observed.App, da *desired.App, pid int, now time.Time) (refreshed bool) {
 	if l.snap.Shutdown {
-		return
+		return true // nothing changes
 	}
 	inst := oa.Instance
 	switch {
 	case inst != nil && inst.Stopping != nil:
-		return // it is being stopped; a last ping changes nothing
+		return true // it is being stopped; a last ping changes nothing
 	case inst == nil:
 		l.adoptByPing(oa, da, pid, now)
-		return
+		return false
 	case pid == 0 || pid == inst.PID:
+		refreshed = true
 	case !inst.PIDFromPing && !inst.Adopted:
 		// Patrol started it; the pinging process may be the child itself
 		// or a process it started. Trust it only inside the instance's
@@ -225,9 +241,10 @@ func (l *Loop) ping(oa *observed.App, da *desired.App, pid int, now time.Time) {
 		l.log.Info("ping reports a new pid: new instance", "app", oa.ID, "old-pid", inst.PID, "pid", pid)
 		l.closeInstance(oa, nil, now, schema.ReasonPIDChanged)
 		l.adoptByPing(oa, da, pid, now)
-		return
+		return false
 	}
 	inst.LastSeen = now
+	return refreshed
 }
 
 // trusted reports whether a pid reported by a ping may be signalled: it is
@@ -305,51 +322,81 @@ func (l *Loop) countChange(eff *desired.State, k desired.Key) {
 	switch k.Group {
 	case schema.GroupApp:
 		if oa := l.snap.Apps[k.ID]; oa != nil {
-			if d := l.appDigest(eff, k.ID, oa); d != oa.Digest {
-				oa.Digest = d
+			l.digest = l.appDigest(l.digest[:0], eff, k.ID, oa)
+			if string(l.digest) != oa.Digest {
+				oa.Digest = string(l.digest)
 				oa.CAS++
 			}
 		}
 	case schema.GroupService:
 		if os := l.snap.Services[k.ID]; os != nil {
-			if d := l.serviceDigest(eff, k.ID, os); d != os.Digest {
-				os.Digest = d
+			l.digest = l.serviceDigest(l.digest[:0], eff, k.ID, os)
+			if string(l.digest) != os.Digest {
+				os.Digest = string(l.digest)
 				os.CAS++
 			}
 		}
 	}
 }
 
-// appDigest summarises what CAS counts for an app: its instance, pid,
-// times, flags, history and key/value writes (seed §9.1).
-func (l *Loop) appDigest(eff *desired.State, id string, oa *observed.App) string {
-	var b strings.Builder
+// appDigest appends to b a summary of what CAS counts for an app: its
+// instance, pid, times, flags, history and key/value writes (seed §9.1).
+// It runs on every commit (after every ping), so it appends rather than
+// prints, and the summary is compared without a copy.
+func (l *Loop) appDigest(b []byte, eff *desired.State, id string, oa *observed.App) []byte {
 	if inst := oa.Instance; inst != nil {
-		fmt.Fprintf(&b, "%s %d %d %d %v %v|", inst.ID, inst.PID, inst.Started.UnixNano(), inst.LastSeen.UnixNano(), inst.RunOnce, inst.Stopping != nil)
+		b = append(b, inst.ID...)
+		b = appendInts(b, int64(inst.PID), inst.Started.UnixNano(), inst.LastSeen.UnixNano())
+		b = appendBools(b, inst.RunOnce, inst.Stopping != nil)
+		b = append(b, '|')
 	}
 	if da, ok := eff.App(id); ok {
-		fmt.Fprintf(&b, "%v|", eff.AppDisabled(da))
+		b = appendBools(b, eff.AppDisabled(da))
+		b = append(b, '|')
 	}
 	ov := eff.Override(desired.Key{Group: schema.GroupApp, ID: id})
-	fmt.Fprintf(&b, "%v %v %v %d %d", ov != nil && ov.RunOnce, oa.RestartRequested, oa.Pending != nil, len(oa.History), oa.KeyValueWrites)
+	b = appendBools(b, ov != nil && ov.RunOnce, oa.RestartRequested, oa.Pending != nil)
+	b = appendInts(b, int64(len(oa.History)), int64(oa.KeyValueWrites))
 	if n := len(oa.History); n > 0 {
-		b.WriteString(oa.History[n-1].InstanceID)
+		b = append(b, oa.History[n-1].InstanceID...)
 	}
-	return b.String()
+	return b
 }
 
-func (l *Loop) serviceDigest(eff *desired.State, id string, os *observed.Service) string {
+func (l *Loop) serviceDigest(b []byte, eff *desired.State, id string, os *observed.Service) []byte {
 	ov := eff.Override(desired.Key{Group: schema.GroupService, ID: id})
 	disabled := false
 	if ds, ok := eff.Service(id); ok {
 		disabled = eff.ServiceDisabled(ds)
 	}
-	var b strings.Builder
 	if inst := os.Instance; inst != nil {
-		fmt.Fprintf(&b, "%s %d %d %v|", inst.ID, inst.Started.UnixNano(), inst.LastSeen.UnixNano(), inst.RunOnce)
+		b = append(b, inst.ID...)
+		b = appendInts(b, inst.Started.UnixNano(), inst.LastSeen.UnixNano())
+		b = appendBools(b, inst.RunOnce)
+		b = append(b, '|')
 	}
-	fmt.Fprintf(&b, "%v %v %v %v %d %d", disabled, ov != nil && ov.RunOnce, os.RestartRequested, os.Pending != nil, len(os.History), os.KeyValueWrites)
-	return b.String()
+	b = appendBools(b, disabled, ov != nil && ov.RunOnce, os.RestartRequested, os.Pending != nil)
+	return appendInts(b, int64(len(os.History)), int64(os.KeyValueWrites))
+}
+
+// appendInts appends each of vs after a space.
+func appendInts(b []byte, vs ...int64) []byte {
+	for _, v := range vs {
+		b = strconv.AppendInt(append(b, ' '), v, 10)
+	}
+	return b
+}
+
+// appendBools appends each of vs as " 1" or " 0".
+func appendBools(b []byte, vs ...bool) []byte {
+	for _, v := range vs {
+		c := byte('0')
+		if v {
+			c = '1'
+		}
+		b = append(b, ' ', c)
+	}
+	return b
 }
 
 // service returns the observed service with id, creating it.
@@ -400,7 +447,7 @@ const ErrNoLog = "No Log"
 // secret is checked as for an API change: log contents are not public
 // for secret-protected apps. apiErr is a seed-style error string.
 func (l *Loop) LogFile(ctx context.Context, id, stream, secret string) (path, apiErr string, err error) {
-	err = l.do(ctx, func() {
+	err = l.read(ctx, func() {
 		id = strings.ToLower(id)
 		da, ok := l.file.App(id)
 		if !ok {

@@ -1,8 +1,11 @@
 package reconcile_test
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -79,6 +82,88 @@ func TestRequestErrors(t *testing.T) {
 		// A library call may ping over any endpoint.
 		if r := call(t, l, schema.Request{Group: "app", ID: "udp", Ping: true}, schema.TransportLibrary); len(r.Errors) != 0 {
 			t.Errorf("library ping: %q", r.Errors)
+		}
+	})
+}
+
+// TestRequestPassesAfter: a ping that only refreshes a running instance, a
+// refused request and a read are served without a reconcile pass after
+// them; a ping that adopts, a toggle and a key/value write get one. Then a
+// refreshed instance whose pings stop still times out.
+func TestRequestPassesAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		f.exitOnSignal = true
+		f.watchable = map[int]bool{4001: true}
+		var passes atomic.Int64
+		l := reconcile.New(reconcile.Options{Exec: f, Log: slog.New(slog.DiscardHandler),
+			OnPass: func(time.Duration) { passes.Add(1) }}, state(t, apiConfig))
+		f.loop = l
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- l.Run(ctx) }()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		}()
+		// after sends req and reports how many passes followed it.
+		after := func(req schema.Request) int64 {
+			t.Helper()
+			synctest.Wait()
+			before := passes.Load()
+			call(t, l, req, schema.TransportHTTP)
+			synctest.Wait()
+			return passes.Load() - before
+		}
+		ping := schema.Request{Group: "app", ID: "http", Ping: true, PID: 4001}
+		if n := after(ping); n == 0 {
+			t.Error("no pass after the ping that adopted the app")
+		}
+		for range 10 {
+			if n := after(ping); n != 0 {
+				t.Fatalf("%d passes after a refreshing ping", n)
+			}
+		}
+		if n := after(schema.Request{Group: "app", ID: "nope", Ping: true}); n != 0 {
+			t.Errorf("%d passes after a refused request", n)
+		}
+		if n := after(schema.Request{Group: "app", ID: "secret"}); n != 0 {
+			t.Errorf("%d passes after a read-only request", n)
+		}
+		synctest.Wait()
+		before := passes.Load()
+		if _, err := l.Status(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if n := passes.Load() - before; n != 0 {
+			t.Errorf("%d passes after a status read", n)
+		}
+		if n := after(schema.Request{Group: "app", ID: "http", KeyValue: map[string]any{"x": 1.0}}); n == 0 {
+			t.Error("no pass after a key/value write")
+		}
+		if n := after(schema.Request{Group: "app", ID: "plain", Toggle: schema.ToggleEnable}); n == 0 {
+			t.Error("no pass after a toggle")
+		}
+		// Refreshing pings for 20 s, then silence: the instance is closed
+		// ping-timeout (30 s) after the last one, not after the first.
+		for range 20 {
+			time.Sleep(time.Second)
+			after(ping)
+		}
+		time.Sleep(29 * time.Second)
+		synctest.Wait()
+		r := call(t, l, schema.Request{Group: "app", ID: "http"}, schema.TransportHTTP)
+		if r.PID != 4001 || r.State != schema.StateRunning {
+			t.Fatalf("closed before its ping-timeout: %+v", r)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		r = call(t, l, schema.Request{Group: "app", ID: "http", History: true}, schema.TransportHTTP)
+		if len(r.History) != 1 || r.History[0].Reason != schema.ReasonPingTimeout {
+			t.Errorf("after ping-timeout: %+v", r)
 		}
 	})
 }

@@ -16,7 +16,7 @@ import (
 // additions (state, override, config-disabled, backoff-until, config).
 func (l *Loop) Status(ctx context.Context) (*schema.Status, error) {
 	var st *schema.Status
-	if err := l.do(ctx, func() { st = l.status(l.now()) }); err != nil {
+	if err := l.read(ctx, func() { st = l.status(l.now()) }); err != nil {
 		return nil, err
 	}
 	return st, nil
@@ -67,7 +67,7 @@ func (l *Loop) status(now time.Time) *schema.Status {
 // parsing a status just taken is good enough.
 func (l *Loop) TimestampLayout() string {
 	var layout string
-	if err := l.do(context.Background(), func() { layout = l.file.Settings().TimestampLayout }); err != nil {
+	if err := l.read(context.Background(), func() { layout = l.file.Settings().TimestampLayout }); err != nil {
 		return time.RFC1123Z
 	}
 	return layout
