@@ -4,7 +4,7 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 10s
 
-.PHONY: build run test lint unit fuzz generate clean
+.PHONY: build run test lint unit fuzz bench microbench generate clean
 
 build:
 	$(GO) build -o bin/patrol ./cmd/patrol
@@ -30,6 +30,16 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzUDPRequest$$' -fuzztime $(FUZZTIME) ./api
 	$(GO) test -run '^$$' -fuzz '^FuzzAPIQuery$$' -fuzztime $(FUZZTIME) ./api
 	$(GO) test -run '^$$' -fuzz '^FuzzStoreLoad$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./observed
+
+# The end-to-end benchmarks of BENCHMARKS.md (about 5 minutes; pass
+# BENCHFLAGS=--quick for a shorter run) and the Go micro-benchmarks.
+BENCHFLAGS ?=
+bench: build
+	$(GO) build -o bin/patrol-bench ./cmd/patrol-bench
+	./bin/patrol-bench $(BENCHFLAGS)
+
+microbench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 generate:
 	$(GO) generate ./...

@@ -89,9 +89,11 @@ type Options struct {
 	Hooks Hooks
 	// BeforeStartTimeout bounds Hooks.BeforeStart (default 5 s).
 	BeforeStartTimeout time.Duration
-	// App, when set, is called before each start of an app (on Patrol's
-	// loop goroutine: keep it quick) for its extra arguments, environment,
-	// files and standard streams.
+	// App, when set, is called before each start of an app for its extra
+	// arguments, environment, files and standard streams. Keep it quick:
+	// the loop waits for it. When a pass starts several apps, it is called
+	// for them from up to four goroutines at once (never twice at once for
+	// one app), so it must be safe for concurrent use.
 	App func(id string) AppOptions
 }
 

@@ -25,7 +25,8 @@ import (
 // goroutine only.
 type Executor interface {
 	// StartApp starts one instance of a, registering its processes under
-	// tag; s gives the listener addresses for the app's environment.
+	// tag; s gives the listener addresses for the app's environment. The
+	// starts of one pass may call it from several goroutines at once.
 	StartApp(a *desired.App, s desired.Settings, tag string, now time.Time) (observed.Launch, error)
 	// SignalGroup sends a signal ("SIGTERM") to a process group.
 	SignalGroup(pgid int, sig string) error
@@ -161,6 +162,9 @@ type Loop struct {
 	// light is set by a request that changed nothing a pass plans from
 	// (see serve).
 	light bool
+	// launched holds the launches of the current pass's starts, by app
+	// (see launchAll).
+	launched map[string]launched
 }
 
 type request struct {
@@ -188,6 +192,7 @@ func New(opts Options, initial *desired.State) *Loop {
 		bus:        NewBus(),
 		wake:       make(chan struct{}, 1),
 		requests:   make(chan request),
+		launched:   map[string]launched{},
 		force:      make(chan struct{}, 1),
 		done:       make(chan struct{}),
 		firstPass:  make(chan struct{}),
@@ -579,6 +584,7 @@ func (l *Loop) step() (next time.Time) {
 	}
 	defer func() {
 		if p := recover(); p != nil {
+			l.dropLaunched()
 			l.lastPanic = fmt.Sprint(p)
 			l.log.Error("panic in reconcile pass; continuing", "panic", p, "stack", string(debug.Stack()))
 			next = l.now().Add(time.Second)
@@ -598,6 +604,7 @@ func (l *Loop) step() (next time.Time) {
 		l.observe(now)
 		actions := Plan(l.effective(), l.snap, now)
 		l.writeIntents(actions, now)
+		l.launchAll(actions, now)
 		acted := false
 		for _, a := range actions {
 			if a.Kind != KindKeep {
@@ -605,6 +612,7 @@ func (l *Loop) step() (next time.Time) {
 			}
 			l.execute(a, now)
 		}
+		l.dropLaunched() // none are left unless a start was not executed
 		if !acted {
 			break
 		}

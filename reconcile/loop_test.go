@@ -297,6 +297,63 @@ func TestLoopPanicIsRecovered(t *testing.T) {
 	})
 }
 
+// TestLoopParallelStarts: the starts of one pass are launched together;
+// each app gets its own process under its own instance, and when the pass
+// panics half-way the processes it launched but did not record are
+// killed, so that the retry leaves exactly one process per app.
+func TestLoopParallelStarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		f.exitOnSignal = true
+		f.panicStarts = 1
+		apps := make([]string, 12)
+		for i := range apps {
+			apps[i] = fmt.Sprintf(`"app-%d": {"binary": "/x"}`, i)
+		}
+		l, stop := runLoop(t, `{"apps": {`+strings.Join(apps, ",")+`}}`, f)
+		defer stop()
+		synctest.Wait()
+		time.Sleep(time.Second) // the loop retries a second after a panic
+		synctest.Wait()
+		st, err := l.Status(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		seen := map[int]string{}
+		for id, r := range st.Apps {
+			if r.State != schema.StateRunning || r.PID == 0 {
+				t.Errorf("%s: %+v", id, r)
+				continue
+			}
+			pid := int(r.PID)
+			if other, ok := seen[pid]; ok {
+				t.Errorf("%s and %s share pid %d", id, other, pid)
+			}
+			seen[pid] = id
+			if f.tags[pid] != r.InstanceID {
+				t.Errorf("%s: pid %d was started for instance %q, reported %q", id, pid, f.tags[pid], r.InstanceID)
+			}
+		}
+		alive := 0
+		for pid, ok := range f.alive {
+			if ok {
+				alive++
+				if _, known := seen[pid]; !known {
+					t.Errorf("pid %d is alive but no app's", pid)
+				}
+			}
+		}
+		if len(st.Apps) != 12 || alive != 12 {
+			t.Errorf("%d apps, %d live processes; want 12 and 12", len(st.Apps), alive)
+		}
+		if len(f.starts) < 12+1 {
+			t.Errorf("%d starts: the panicking pass launched no others", len(f.starts))
+		}
+	})
+}
+
 // TestLoopShutdownWaits: Run returns only once every instance has exited,
 // and a leftover process group keeps it waiting until it is gone.
 func TestLoopShutdownWaits(t *testing.T) {
