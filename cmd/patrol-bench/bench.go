@@ -126,17 +126,7 @@ func (e *env) crash(ctx context.Context, kind string, reps int) (*crashResult, e
 			if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 				return nil, fmt.Errorf("kill %d: %w", old, err)
 			}
-			var found int
-			err = poll(ctx, 150*time.Microsecond, 10*time.Second, func() (bool, error) {
-				if err := sc.poll(); err != nil {
-					return false, err
-				}
-				for pid := range sc.matched {
-					found = pid
-					return true, nil
-				}
-				return false, nil
-			})
+			found, err := sc.first(ctx, 10*time.Second)
 			tProc := time.Since(t0)
 			if err != nil {
 				return nil, fmt.Errorf("%s: app %s: no new process after SIGKILL of %d (%w):\n%s", kind, id, old, err, s.logTail())
@@ -376,17 +366,7 @@ func (e *env) edit(ctx context.Context, kind string, n, reps int) (*editResult, 
 		if err := os.Rename(tmp, s.config); err != nil {
 			return nil, err
 		}
-		var found int
-		err = poll(ctx, 150*time.Microsecond, 30*time.Second, func() (bool, error) {
-			if err := sc.poll(); err != nil {
-				return false, err
-			}
-			for pid := range sc.matched {
-				found = pid
-				return true, nil
-			}
-			return false, nil
-		})
+		found, err := sc.first(ctx, 30*time.Second)
 		tProc := time.Since(t0)
 		if err != nil {
 			return nil, fmt.Errorf("%s: edit %d: no new process (%w):\n%s", kind, gen, err, s.logTail())

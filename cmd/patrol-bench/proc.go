@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -288,6 +289,23 @@ func (s *scanner) poll() error {
 		}
 	}
 	return nil
+}
+
+// first polls every 150 µs until a matching process appears, for up to
+// timeout, and returns its pid.
+func (s *scanner) first(ctx context.Context, timeout time.Duration) (int, error) {
+	var found int
+	err := poll(ctx, 150*time.Microsecond, timeout, func() (bool, error) {
+		if err := s.poll(); err != nil {
+			return false, err
+		}
+		for pid := range s.matched {
+			found = pid
+			return true, nil
+		}
+		return false, nil
+	})
+	return found, err
 }
 
 // nap sleeps for d with nanosleep(2): Go's timers round sub-millisecond
