@@ -27,7 +27,8 @@ type Entry struct {
 //
 // Notifications (everything but BeforeStart) never run on the loop
 // goroutine and never block it: events are queued per entry, in order, and
-// each entry's queue is delivered by its own goroutine; when a queue is full
+// each entry's queue is delivered one event at a time (by a goroutine that
+// runs only while the queue holds events); when a queue holds 256 events
 // (a hook is slower than its entry's events) further events for that entry
 // are dropped and counted (DroppedHookEvents), so supervision never waits
 // for a hook. A panicking hook is recovered and logged.
@@ -93,15 +94,24 @@ type AppOptions struct {
 // hookQueue is how many events an entry's hooks may lag behind.
 const hookQueue = 256
 
-// dispatcher delivers events to Go hooks and config hooks, one queue and
-// goroutine per entry.
+// dispatcher delivers events to Go hooks and config hooks, one queue per
+// entry. An entry's events are delivered in order by a goroutine that runs
+// only while its queue holds events: an idle Patrol with 1,000 apps keeps
+// no goroutine and no buffer per app.
 type dispatcher struct {
 	p       *Patrol
 	hooks   Hooks
 	mu      sync.Mutex
-	queues  map[Entry]chan schema.Event
+	queues  map[Entry]*hookQueueState
 	wg      sync.WaitGroup
 	dropped atomic.Int64
+}
+
+// hookQueueState is one entry's undelivered events, and whether a
+// goroutine is delivering them.
+type hookQueueState struct {
+	events     []schema.Event
+	delivering bool
 }
 
 // DroppedHookEvents is how many events hooks missed because they were
@@ -119,34 +129,43 @@ func (d *dispatcher) run(ctx context.Context) {
 	for ev := range events {
 		e := Entry{Group: ev.Group, ID: ev.ID}
 		d.mu.Lock()
-		q, ok := d.queues[e]
-		if !ok {
-			q = make(chan schema.Event, hookQueue)
+		q := d.queues[e]
+		if q == nil {
+			q = &hookQueueState{}
 			d.queues[e] = q
+		}
+		if len(q.events) >= hookQueue {
+			d.mu.Unlock()
+			if n := d.dropped.Add(1); n == 1 || n%100 == 0 {
+				d.p.log.Warn("hooks are slower than their events; events dropped", "group", e.Group, "id", e.ID, "dropped", n)
+			}
+			continue
+		}
+		q.events = append(q.events, ev)
+		if !q.delivering {
+			q.delivering = true
 			d.wg.Add(1)
 			go d.deliver(e, q)
 		}
 		d.mu.Unlock()
-		select {
-		case q <- ev:
-		default:
-			if n := d.dropped.Add(1); n == 1 || n%100 == 0 {
-				d.p.log.Warn("hooks are slower than their events; events dropped", "group", e.Group, "id", e.ID, "dropped", n)
-			}
-		}
 	}
-	d.mu.Lock()
-	for _, q := range d.queues {
-		close(q)
-	}
-	d.mu.Unlock()
 	d.wg.Wait()
 }
 
-// deliver calls the hooks for one entry's events, in order.
-func (d *dispatcher) deliver(e Entry, q <-chan schema.Event) {
+// deliver calls the hooks for one entry's events, in order, until its
+// queue is empty.
+func (d *dispatcher) deliver(e Entry, q *hookQueueState) {
 	defer d.wg.Done()
-	for ev := range q {
+	for {
+		d.mu.Lock()
+		if len(q.events) == 0 {
+			q.events, q.delivering = nil, false // the buffer goes with the burst
+			d.mu.Unlock()
+			return
+		}
+		ev := q.events[0]
+		q.events = q.events[1:]
+		d.mu.Unlock()
 		d.call(e, ev)
 		if e.ID != "" && ev.Event != schema.EventPinged {
 			d.p.runConfigHook(ev)

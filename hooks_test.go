@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -260,4 +261,38 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestHookGoroutinesOnDemand: hook delivery keeps no goroutine per entry
+// while nothing happens: after 100 apps started (and their Started hooks
+// ran), the goroutine count falls back to what Patrol needs for itself.
+func TestHookGoroutinesOnDemand(t *testing.T) {
+	const n = 100
+	var started sync.Map
+	apps := map[string]any{}
+	for i := range n {
+		apps[fmt.Sprintf("app-%d", i)] = map[string]any{"binary": "/bin/sleep", "args": []string{"1000"}}
+	}
+	d := startPatrolWith(t, config(apps, nil), patrol.Options{Hooks: patrol.Hooks{
+		Started: func(e patrol.Entry, pid int, id string) { started.Store(e.ID, pid) },
+	}})
+	waitFor(t, "every Started hook", 10*time.Second, func() bool {
+		count := 0
+		started.Range(func(any, any) bool { count++; return true })
+		return count == n
+	})
+	st, err := d.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, r := range st.Apps {
+		if pid, ok := started.Load(id); !ok || pid != int(r.PID) {
+			t.Errorf("%s: Started hook pid %v, status pid %d", id, pid, r.PID)
+		}
+	}
+	// Patrol's own goroutines (loop, runner, watcher, servers, ...) are a
+	// few dozen; one per app would be over 100.
+	waitFor(t, "idle hook goroutines to end", 10*time.Second, func() bool {
+		return runtime.NumGoroutine() < n/2
+	})
 }

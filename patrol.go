@@ -156,7 +156,7 @@ func New(opts Options) (*Patrol, error) {
 	}
 	p.loop = reconcile.New(lo, st)
 	p.runner = exec.NewRunner(log, p.loop.Notify)
-	p.hooks = &dispatcher{p: p, hooks: opts.Hooks, queues: map[Entry]chan schema.Event{}}
+	p.hooks = &dispatcher{p: p, hooks: opts.Hooks, queues: map[Entry]*hookQueueState{}}
 	return p, nil
 }
 

@@ -226,6 +226,8 @@ type idleResult struct {
 	threads    int
 	goroutines float64 // -1: not available
 	wakeups    float64 // context switches per second, all threads
+	passes     float64 // reconcile passes in the window (Patrol's /metrics); -1: not available
+	seconds    float64 // the window
 }
 
 // idle measures an idle supervisor over window, after settle: CPU from
@@ -237,6 +239,8 @@ func (e *env) idle(ctx context.Context, s *super, settle, window time.Duration) 
 	if err := sleepCtx(ctx, settle); err != nil {
 		return r, err
 	}
+	r.passes = -1
+	passes0, passesOK := s.metric("patrol_reconcile_pass_duration_seconds_count")
 	u0, err := readUsage(s.pid)
 	if err != nil {
 		return r, err
@@ -248,17 +252,29 @@ func (e *env) idle(ctx context.Context, s *super, settle, window time.Duration) 
 	if err != nil {
 		return r, err
 	}
+	if passes1, ok := s.metric("patrol_reconcile_pass_duration_seconds_count"); ok && passesOK {
+		r.passes = passes1 - passes0
+	}
 	secs := u1.At.Sub(u0.At).Seconds()
+	r.seconds = secs
 	r.cpuPct = float64(u1.CPU-u0.CPU) / clockTicks / secs * 100
 	r.wakeups = float64(u1.Ctx-u0.Ctx) / secs
 	r.rssMB = float64(u1.RSSKiB) / 1024
 	r.threads = u1.Threads
-	if code, body, err := s.client.do("GET", "/metrics", nil, true); err == nil && code == http.StatusOK {
-		if v, ok := promValue(body, "go_goroutines"); ok {
-			r.goroutines = v
-		}
+	if v, ok := s.metric("go_goroutines"); ok {
+		r.goroutines = v
 	}
 	return r, nil
+}
+
+// metric reads an unlabelled metric from the supervisor's /metrics (the
+// baseline has none).
+func (s *super) metric(name string) (float64, bool) {
+	code, body, err := s.client.do("GET", "/metrics", nil, true)
+	if err != nil || code != http.StatusOK {
+		return 0, false
+	}
+	return promValue(body, name)
 }
 
 // promValue returns the value of an unlabelled metric in Prometheus text

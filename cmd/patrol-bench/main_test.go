@@ -276,6 +276,9 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: missing values: %+v", name, r)
 		}
 	}
+	if r := byName["idle-passes-10"]; r.Patrol == nil || r.Patrol.Value == nil || r.Met == nil {
+		t.Errorf("idle-passes-10: no count of passes: %+v", r)
+	}
 	if o := byName["edit-others-10"]; o.Met == nil || !*o.Met {
 		t.Errorf("edit restarted other apps: %+v", o)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -199,11 +200,20 @@ func (b *bencher) scale(ctx context.Context, n int) {
 			Patrol: value(p.wakeups), Baseline: value(bl.wakeups),
 			Note: "context switches per second summed over all threads (runtime included), tick-every 15"}
 		wake.finish("value")
+		// Nothing happens in the window, so one pass per tick at most (a
+		// window of 30 s holds two or three tick boundaries).
+		passes := Result{Name: fmt.Sprintf("idle-passes-%d", n), Title: fmt.Sprintf("reconcile passes, %d idle apps, %s", n, o.idle),
+			Unit: "", Note: "from patrol_reconcile_pass_duration_seconds_count in /metrics; tick-every 15"}
+		if p.passes >= 0 {
+			passes.Patrol = value(p.passes)
+		}
+		passes.finish("value", atMost(math.Floor(p.seconds/15)+1, "value", "≤ 1 per 15 s tick"))
 		b.add(cpu)
 		b.add(rss)
 		b.add(threads)
 		b.add(gor)
 		b.add(wake)
+		b.add(passes)
 	}
 	if o.only["status"] {
 		r := Result{Name: fmt.Sprintf("status-%d", n), Title: fmt.Sprintf("GET /status/, %d entries", n), Unit: "ms",
