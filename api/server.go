@@ -339,21 +339,36 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // writeJSON writes v as the seed wrote HTTP JSON: tab-indented with a
 // trailing newline.
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	if c, ok := v.(compactJSON); ok {
-		v = c.v
-	} else {
-		enc.SetIndent("", "\t")
+	var (
+		body []byte
+		err  error
+	)
+	// The status and the entries, the bulk of the API's traffic, have an
+	// encoder of their own (same bytes, several times faster).
+	switch v := v.(type) {
+	case *schema.Status:
+		body, err = schema.AppendStatusJSON(nil, v)
+	case *schema.Response:
+		body, err = schema.AppendResponseJSON(nil, v)
+	default:
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		if c, ok := v.(compactJSON); ok {
+			err = enc.Encode(c.v)
+		} else {
+			enc.SetIndent("", "\t")
+			err = enc.Encode(v)
+		}
+		body = buf.Bytes()
 	}
-	if err := enc.Encode(v); err != nil {
+	if err != nil {
 		// Only a programming error gets here: every value is a schema type.
 		http.Error(w, "encode response: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(code)
-	w.Write(buf.Bytes())
+	w.Write(body)
 }
 
 // status is GET /status/: any method, the query ignored, no secret check
