@@ -171,6 +171,8 @@ type Store struct {
 	// journal's tail is unknown, so nothing is appended to it until a
 	// compaction has replaced it.
 	broken bool
+	// unsynced is set when Flush wrote to the journal without an fsync.
+	unsynced bool
 	// compactBytes and compactRecords are the journal's limits; tests lower
 	// them.
 	compactBytes   int64
@@ -346,13 +348,27 @@ func (s *Store) Put(changes ...Change) {
 func (s *Store) Sync() error {
 	s.ioMu.Lock()
 	defer s.ioMu.Unlock()
-	if err := s.syncLocked(); err != nil {
+	if err := s.syncLocked(true); err != nil {
 		return fmt.Errorf("sync state store %s: %w", s.dir, err)
 	}
 	return nil
 }
 
-func (s *Store) syncLocked() error {
+// Flush is Sync without the fsync: the changes reach the journal (the
+// kernel's page cache) and survive a crash of Patrol, not of the machine,
+// until the next Sync makes them durable. It is for records whose only use
+// is after a crash of Patrol while the machine runs on, such as start
+// intents: after a crash of the machine there is no process to find.
+func (s *Store) Flush() error {
+	s.ioMu.Lock()
+	defer s.ioMu.Unlock()
+	if err := s.syncLocked(false); err != nil {
+		return fmt.Errorf("flush state store %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+func (s *Store) syncLocked(fsync bool) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -378,14 +394,28 @@ func (s *Store) syncLocked() error {
 	case compact:
 		err = s.compact(snap)
 	case len(batch) > 0:
-		err = s.append(batch, batchBytes)
+		err = s.append(batch, batchBytes, fsync)
+	case fsync && s.unsynced:
+		err = s.fsyncJournal()
 	}
 	return errors.Join(putErr, err)
 }
 
+// fsyncJournal makes the journal's writes so far durable. s.ioMu is held.
+func (s *Store) fsyncJournal() error {
+	if err := s.journal.Sync(); err != nil {
+		// After a failed fsync the file's contents are unknown; only a new
+		// snapshot makes the batch durable.
+		s.broken = true
+		return fmt.Errorf("sync %s: %w", journalName, err)
+	}
+	s.unsynced = false
+	return nil
+}
+
 // append writes a batch of records to the journal, marking its last record
-// as the batch's end, and fsyncs it. s.ioMu is held.
-func (s *Store) append(batch [][]byte, size int64) error {
+// as the batch's end, and fsyncs it when fsync is set. s.ioMu is held.
+func (s *Store) append(batch [][]byte, size int64, fsync bool) error {
 	buf := make([]byte, 0, size+int64(len(`"end":true,`)))
 	for i, b := range batch {
 		if i == len(batch)-1 {
@@ -400,15 +430,13 @@ func (s *Store) append(batch [][]byte, size int64) error {
 		s.broken = true
 		return fmt.Errorf("write %s: %w", journalName, err)
 	}
-	if err := s.journal.Sync(); err != nil {
-		// After a failed fsync the file's contents are unknown; only a new
-		// snapshot makes the batch durable.
-		s.broken = true
-		return fmt.Errorf("sync %s: %w", journalName, err)
-	}
 	s.journalBytes += int64(len(buf))
 	s.journalRecords += len(batch)
-	return nil
+	if !fsync {
+		s.unsynced = true
+		return nil
+	}
+	return s.fsyncJournal()
 }
 
 // compact replaces the snapshot with data and then empties the journal.
@@ -433,7 +461,7 @@ func (s *Store) compact(data []byte) error {
 	}
 	s.journal = f
 	s.journalBytes, s.journalRecords = 0, 0
-	s.broken = false
+	s.broken, s.unsynced = false, false
 	return nil
 }
 
@@ -455,7 +483,7 @@ func (s *Store) Close() error {
 	if closed {
 		return nil
 	}
-	err := s.syncLocked()
+	err := s.syncLocked(true)
 	s.mu.Lock()
 	s.closed = true
 	s.pending, s.pendingBytes = nil, 0

@@ -986,3 +986,31 @@ func BenchmarkStoreSync(b *testing.B) {
 		}
 	}
 }
+
+// TestStoreFlush: changes written by Flush are in the journal at once (a
+// Patrol started after this one died reads them) though not fsynced; the
+// next Sync fsyncs them even with nothing new queued.
+func TestStoreFlush(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	s, _ := openT(t, dir, nil)
+	defer closeT(t, s)
+	s.Put(SetInstance(keyWeb, instance("web-1", 4242)))
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if !s.unsynced {
+		t.Error("Flush fsynced")
+	}
+	// Another store on the same files, as the next Patrol after a kill -9.
+	next, p := openT(t, dir, nil)
+	if e := p.Entries[keyWeb]; e == nil || e.Instance == nil || e.Instance.ID != "web-1" || e.Instance.PID != 4242 {
+		t.Errorf("the flushed instance is not in the journal: %+v", e)
+	}
+	closeT(t, next)
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if s.unsynced {
+		t.Error("Sync with nothing queued left a flushed write unsynced")
+	}
+}

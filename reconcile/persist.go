@@ -336,7 +336,7 @@ func kvText(kv map[string]any) string {
 // writeIntents records, before any process is started, the instances the
 // plan's starts will create (without pids): if Patrol dies between a start
 // and the record of its pid, the next Patrol finds the process
-// (FindSpawned) instead of starting a second copy. One fsync per pass.
+// (FindSpawned) instead of starting a second copy.
 func (l *Loop) writeIntents(actions []Action, now time.Time) {
 	if l.store == nil {
 		return
@@ -359,8 +359,13 @@ func (l *Loop) writeIntents(actions []Action, now time.Time) {
 	if len(changes) == 0 {
 		return
 	}
+	// Written, not fsynced: an intent serves the next Patrol after this one
+	// died while the machine ran on (the kernel still has the write); after
+	// a crash of the machine there is no process to find. The pass's commit
+	// fsyncs it with the instances it started, after the forks rather than
+	// before them.
 	l.store.Put(changes...)
-	if err := l.store.Sync(); err != nil {
+	if err := l.store.Flush(); err != nil {
 		l.log.Error("cannot save state before starting apps", "err", err)
 	}
 }
