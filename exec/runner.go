@@ -264,7 +264,7 @@ func (r *Runner) start(s Spec) (observed.Launch, error) {
 		}
 		if devNull == nil {
 			var err error
-			if devNull, err = os.OpenFile(os.DevNull, os.O_RDWR, 0); err != nil {
+			if devNull, err = openForChild(os.DevNull, unix.O_RDWR, 0); err != nil {
 				return observed.Launch{}, err
 			}
 			defer devNull.Close()
