@@ -239,7 +239,7 @@ func (r *Runner) startApp(a *desired.App, c AppContext, tag string, now time.Tim
 	}
 	args := make([]string, 0, len(a.Args)+len(c.ExtraArgs))
 	args = append(append(args, a.Args...), c.ExtraArgs...)
-	l, err := r.start(Spec{
+	l, err := r.spawn(Spec{ // checked above, before any log file was made
 		Path:       a.Binary,
 		Args:       args,
 		Dir:        a.WorkingDirectory,

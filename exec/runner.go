@@ -256,6 +256,11 @@ func (r *Runner) start(s Spec) (observed.Launch, error) {
 			return observed.Launch{}, err
 		}
 	}
+	return r.spawn(s)
+}
+
+// spawn is start for a Spec whose binary and directory were checked.
+func (r *Runner) spawn(s Spec) (observed.Launch, error) {
 	std := []*os.File{s.Stdin, s.Stdout, s.Stderr}
 	var devNull *os.File
 	for i, f := range std {
