@@ -444,7 +444,8 @@ func (l *Loop) Run(ctx context.Context) error {
 const maxBatch = 256
 
 // serve applies one request and answers it; it reports whether a pass
-// should follow. A read, a refused request and a ping that only refreshed
+// should follow. A read, a refused request (or one whose CAS did not
+// match), a request that asks for no change and a ping that only refreshed
 // a running instance's last-seen time change nothing a pass plans from
 // (a later ping deadline at most makes the timer already set fire early,
 // for a pass that finds nothing to do), so none follows them: a ping

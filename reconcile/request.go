@@ -118,24 +118,13 @@ func (l *Loop) appRequest(id string, req *schema.Request, via schema.Transport, 
 			return apiError(schema.ErrPIDRequiresPing)
 		}
 	}
+	changed, err := l.applyChange(desired.Key{Group: schema.GroupApp, ID: id}, &oa.Entry, req, pre, now)
+	if err != nil {
+		return apiError(err.Error())
+	}
 	// Only a ping's refresh of a running instance, or nothing, needs no
 	// pass after it (see Loop.serve).
-	light := req.CAS != 0 && req.CAS != oa.CAS ||
-		req.Toggle == 0 && !req.Clear && req.KeyValue == nil && !req.KeyValueReplace
-	if req.CAS != 0 && req.CAS != oa.CAS {
-		pre.CASInvalid = true
-	} else {
-		key := desired.Key{Group: schema.GroupApp, ID: id}
-		l.applyKeyValue(&oa.Entry, req)
-		if req.Clear {
-			delete(l.overrides, key)
-		}
-		if req.Toggle != 0 {
-			if err := l.toggle(key, req.Toggle, ttl(req.TTL), now); err != nil {
-				return apiError(err.Error())
-			}
-		}
-	}
+	light := !changed
 	if req.Ping {
 		if !l.ping(oa, da, int(req.PID), now) {
 			light = false
@@ -170,22 +159,34 @@ func (l *Loop) serviceRequest(id string, req *schema.Request, now time.Time) *sc
 	if req.PID > 0 {
 		return apiError(schema.ErrPIDNotSupported)
 	}
-	if req.CAS != 0 && req.CAS != os.CAS {
-		pre.CASInvalid = true
-	} else {
-		key := desired.Key{Group: schema.GroupService, ID: id}
-		l.applyKeyValue(&os.Entry, req)
-		if req.Clear {
-			delete(l.overrides, key)
-		}
-		if req.Toggle != 0 {
-			if err := l.toggle(key, req.Toggle, ttl(req.TTL), now); err != nil {
-				return apiError(err.Error())
-			}
-		}
+	changed, err := l.applyChange(desired.Key{Group: schema.GroupService, ID: id}, &os.Entry, req, pre, now)
+	if err != nil {
+		return apiError(err.Error())
 	}
 	l.commit(now, true)
+	l.light = !changed
 	return pre
+}
+
+// applyChange applies a request's key/value write, clear and toggle to an
+// entry, unless the request names a CAS that is not the entry's: then
+// nothing is applied and pre says so. It reports whether the request asked
+// for a change that was applied (a pass should follow it).
+func (l *Loop) applyChange(key desired.Key, e *observed.Entry, req *schema.Request, pre *schema.Response, now time.Time) (bool, error) {
+	if req.CAS != 0 && req.CAS != e.CAS {
+		pre.CASInvalid = true
+		return false, nil
+	}
+	l.applyKeyValue(e, req)
+	if req.Clear {
+		delete(l.overrides, key)
+	}
+	if req.Toggle != 0 {
+		if err := l.toggle(key, req.Toggle, ttl(req.TTL), now); err != nil {
+			return false, err
+		}
+	}
+	return req.Toggle != 0 || req.Clear || req.KeyValue != nil || req.KeyValueReplace, nil
 }
 
 func ttl(s schema.Seconds) time.Duration { return time.Duration(float64(s) * float64(time.Second)) }

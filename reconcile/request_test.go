@@ -147,6 +147,15 @@ func TestRequestPassesAfter(t *testing.T) {
 		if n := after(schema.Request{Group: "app", ID: "plain", Toggle: schema.ToggleEnable}); n == 0 {
 			t.Error("no pass after a toggle")
 		}
+		if n := after(schema.Request{Group: "service", ID: "cron"}); n != 0 {
+			t.Errorf("%d passes after a service read", n)
+		}
+		if n := after(schema.Request{Group: "service", ID: "cron", CAS: 1, Toggle: schema.ToggleDisable}); n != 0 {
+			t.Errorf("%d passes after a service change refused for its CAS", n)
+		}
+		if n := after(schema.Request{Group: "service", ID: "cron", Toggle: schema.ToggleDisable}); n == 0 {
+			t.Error("no pass after a service toggle")
+		}
 		// Refreshing pings for 20 s, then silence: the instance is closed
 		// ping-timeout (30 s) after the last one, not after the first.
 		for range 20 {
