@@ -293,10 +293,14 @@ func (p *Patrol) Run(ctx context.Context) error {
 		p.log.Error("cannot watch the config file; reload with SIGHUP or POST /api/reload", "path", p.state.Path(), "err", err)
 		watchDone <- nil
 	default:
-		go func() { watchDone <- w.Run(apiCtx) }()
-		// A change between the first load and the watch would be missed:
-		// read the file once more now that it is watched.
-		_, _ = p.Reload()
+		go func() {
+			// A change between the first load and the watch would be
+			// missed: read the file once more now that it is watched (before
+			// the watcher's first event, off the way to the first starts;
+			// unchanged bytes are not parsed again).
+			_, _ = p.Reload()
+			watchDone <- w.Run(apiCtx)
+		}()
 	}
 
 	go p.pruneLogs(apiCtx)
@@ -341,7 +345,10 @@ func (p *Patrol) Reload() (string, error) {
 	if p.state.Path() == "" {
 		return p.state.Revision(), nil // a config built in code: nothing to read again
 	}
-	st, err := desired.Load(p.opts.ConfigPath)
+	p.mu.Lock()
+	prev := p.current
+	p.mu.Unlock()
+	st, err := desired.LoadChanged(p.opts.ConfigPath, prev)
 	if err != nil {
 		p.log.Error("config reload failed; keeping the running config", "path", p.opts.ConfigPath, "err", err)
 		p.loop.ConfigFailed(strings.Join(desired.Problems(err), "; "))

@@ -535,3 +535,58 @@ func TestExamplesLoad(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadChanged checks that a reload of a file with the same bytes at the
+// same path gives back the previous state without parsing, and that any
+// other reload parses.
+func TestLoadChanged(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.json")
+	write := func(p, s string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(path, app(`"args": ["1"]`))
+	first, err := desired.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same, err := desired.LoadChanged(path, first)
+	if err != nil || same != first {
+		t.Fatalf("LoadChanged of the same bytes = %p, %v; want the previous state %p", same, err, first)
+	}
+	// The same normalised config in other bytes is parsed (and has the
+	// same revision).
+	write(path, app(`"args": [ "1" ]`))
+	spaced, err := desired.LoadChanged(path, first)
+	if err != nil || spaced == first || spaced.Revision() != first.Revision() {
+		t.Fatalf("LoadChanged of reformatted bytes = %p (revision %s), %v; want a new state with revision %s",
+			spaced, spaced.Revision(), err, first.Revision())
+	}
+	write(path, app(`"args": ["2"]`))
+	changed, err := desired.LoadChanged(path, spaced)
+	if err != nil || changed == spaced || changed.Revision() == spaced.Revision() {
+		t.Fatalf("LoadChanged of changed bytes = %v, %v; want a new revision", changed, err)
+	}
+	// The same bytes elsewhere: relative paths resolve differently.
+	other := filepath.Join(dir, "sub", "config.json")
+	if err := os.MkdirAll(filepath.Dir(other), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(other, app(`"args": ["2"]`))
+	moved, err := desired.LoadChanged(other, changed)
+	if err != nil || moved == changed {
+		t.Fatalf("LoadChanged of the same bytes at another path = %p, %v; want a new state", moved, err)
+	}
+	// An invalid file is an error, not the previous state.
+	write(path, `{"apps": `)
+	if st, err := desired.LoadChanged(path, changed); err == nil {
+		t.Fatalf("LoadChanged of an invalid file = %v, nil; want an error", st)
+	}
+	// A nil previous state always parses.
+	if st, err := desired.LoadChanged(other, nil); err != nil || st == moved {
+		t.Fatalf("LoadChanged(nil) = %p, %v; want a freshly parsed state", st, err)
+	}
+}

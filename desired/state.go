@@ -18,6 +18,9 @@ import (
 type State struct {
 	path     string
 	revision string
+	// source is the SHA-256 of the bytes Load read (zero otherwise):
+	// LoadChanged skips parsing a file that still has those bytes.
+	source   [32]byte
 	settings Settings
 	apps     map[string]*App
 	services map[string]*Service

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/patrolhq/patrol/desired"
 	"github.com/patrolhq/patrol/schema"
@@ -321,7 +322,12 @@ func (s *Store) Put(changes ...Change) {
 		l.Seq = s.seq + 1
 		b, err := json.Marshal(&l)
 		var d *journalLine
-		if err == nil {
+		switch {
+		case err != nil:
+		case l.identity():
+			// Decoding would give l back: apply it as it is.
+			d, err = &l, l.check()
+		default:
 			// Applying the decoded record, as replay does, makes the state
 			// the same before and after a restart.
 			d, err = decodeLine(b)
@@ -982,6 +988,37 @@ func (l *journalLine) describe() string {
 	}
 	return fmt.Sprintf("%s of %s %q", what, k.Group, k.ID)
 }
+
+// identity reports whether decoding l's encoding gives l back exactly, so
+// that Put may apply l without decoding it (a JSON decode per record was
+// most of the cost of a start's intent): an instance change or a delete
+// whose strings are valid UTF-8 (encoding replaces invalid bytes). Their
+// other fields are integers, booleans and times that instanceToJSON made
+// UTC without a monotonic reading, which JSON round-trips. Records that
+// hold key/value data (meta, history) are decoded: JSON turns their
+// numbers into json.Number.
+func (l *journalLine) identity() bool {
+	switch {
+	case l.Meta != nil || l.History != nil:
+		return false
+	case l.Delete != nil:
+		return l.Instance == nil && utf8.ValidString(string(l.Delete.Group)) && utf8.ValidString(l.Delete.ID)
+	case l.Instance != nil:
+		c := l.Instance
+		if !utf8.ValidString(string(c.Group)) || !utf8.ValidString(c.ID) {
+			return false
+		}
+		i := c.Instance
+		return i == nil || utf8.ValidString(i.ID) && utf8.ValidString(i.Revision) &&
+			utf8.ValidString(i.Fingerprint) && utf8.ValidString(i.Stdout) && utf8.ValidString(i.Stderr) &&
+			plainUTC(i.Started) && plainUTC(i.LastSeen)
+	}
+	return false
+}
+
+// plainUTC reports whether t is a time JSON decodes to itself: in UTC,
+// without a monotonic clock reading.
+func plainUTC(t time.Time) bool { return t == t.UTC().Round(0) }
 
 func (l *journalLine) check() error {
 	var n int

@@ -1014,3 +1014,39 @@ func TestStoreFlush(t *testing.T) {
 		t.Error("Sync with nothing queued left a flushed write unsynced")
 	}
 }
+
+// FuzzStorePutIdentity checks the shortcut of Put for instance and delete
+// records (applied without a JSON round trip): the state in memory must be
+// exactly the state replay gives, whatever the strings (invalid UTF-8
+// included) and times (any zone, monotonic readings, zero).
+func FuzzStorePutIdentity(f *testing.F) {
+	f.Add("web", "id-1", "rev", "fp", "/logs/a.log", "/logs/b.log", int64(0), int64(1), int16(0), true, false)
+	f.Add("w\xffb", "id\xfe", "r\u2028", "", "", "", int64(-1), int64(1e18), int16(120), false, true)
+	f.Fuzz(func(t *testing.T, id, instID, rev, fp, stdout, stderr string, started, seen int64, zone int16, mono, del bool) {
+		if id == "" {
+			return // not storable; TestStorePutErrors covers it
+		}
+		dir := t.TempDir()
+		s, _ := openT(t, dir, nil)
+		k := desired.Key{Group: schema.GroupApp, ID: id}
+		ts := time.Unix(0, started).In(time.FixedZone("z", int(zone)*60))
+		if mono {
+			ts = time.Now().Add(time.Duration(started % int64(time.Hour)))
+		}
+		inst := &PersistedInstance{ID: instID, PID: 42, Started: ts, LastSeen: time.Unix(0, seen), Keepalive: 1,
+			Revision: rev, Fingerprint: fp, Stdout: stdout, Stderr: stderr}
+		s.Put(SetInstance(k, inst))
+		if del {
+			s.Put(DeleteEntry(k))
+		}
+		if err := s.Sync(); err != nil {
+			closeT(t, s)
+			return // a time JSON cannot hold: dropped and reported
+		}
+		want := s.State()
+		closeT(t, s)
+		s, got := openT(t, dir, nil)
+		defer closeT(t, s)
+		assertState(t, got, want)
+	})
+}

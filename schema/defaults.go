@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"sync"
 )
 
 // ApplyDefaults fills every absent setting of c with its default, as given
@@ -18,39 +19,82 @@ func ApplyDefaults(c *Config) {
 }
 
 func applyDefaults(v reflect.Value) {
-	t := v.Type()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		fv := v.Field(i)
-		def, hasDef := f.Tag.Lookup("default")
-		switch {
-		case hasDef && fv.Kind() == reflect.Pointer:
+	for _, f := range defaultsPlan(v.Type()) {
+		fv := v.Field(f.index)
+		switch f.kind {
+		case planPointer:
 			if fv.IsNil() {
-				p := reflect.New(f.Type.Elem())
-				setScalar(p.Elem(), def)
+				p := reflect.New(fv.Type().Elem())
+				setScalar(p.Elem(), f.def)
 				fv.Set(p)
 			}
-		case hasDef:
+		case planValue:
 			if fv.IsZero() {
-				setScalar(fv, def)
+				setScalar(fv, f.def)
 			}
-		case fv.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
+		case planBlock:
 			if fv.IsNil() {
-				if !hasDefaults(f.Type.Elem()) {
+				if !f.holdsDefaults {
 					continue
 				}
-				fv.Set(reflect.New(f.Type.Elem()))
+				fv.Set(reflect.New(fv.Type().Elem()))
 			}
 			applyDefaults(fv.Elem())
-		case fv.Kind() == reflect.Map && f.Type.Elem().Kind() == reflect.Pointer &&
-			f.Type.Elem().Elem().Kind() == reflect.Struct:
-			for _, k := range fv.MapKeys() {
-				if e := fv.MapIndex(k); !e.IsNil() {
+		case planMap:
+			for it := fv.MapRange(); it.Next(); {
+				if e := it.Value(); !e.IsNil() {
 					applyDefaults(e.Elem())
 				}
 			}
 		}
 	}
+}
+
+// fieldPlan is what applyDefaults does with one field of a struct type.
+type fieldPlan struct {
+	index         int
+	kind          planKind
+	def           string // the default tag (planPointer, planValue)
+	holdsDefaults bool   // planBlock: the block type has defaults
+}
+
+type planKind uint8
+
+const (
+	planPointer planKind = iota // a pointer with a default
+	planValue                   // a value with a default
+	planBlock                   // a pointer to a struct (a nested block)
+	planMap                     // a map of pointers to structs (apps, services)
+)
+
+// plans caches defaultsPlan by struct type: reading struct tags by
+// reflection for every field of every app was most of ApplyDefaults' time.
+var plans sync.Map // reflect.Type -> []fieldPlan
+
+// defaultsPlan returns the fields of struct type t that applyDefaults
+// visits, in order.
+func defaultsPlan(t reflect.Type) []fieldPlan {
+	if p, ok := plans.Load(t); ok {
+		return p.([]fieldPlan)
+	}
+	var plan []fieldPlan
+	for i := range t.NumField() {
+		f := t.Field(i)
+		def, hasDef := f.Tag.Lookup("default")
+		switch {
+		case hasDef && f.Type.Kind() == reflect.Pointer:
+			plan = append(plan, fieldPlan{index: i, kind: planPointer, def: def})
+		case hasDef:
+			plan = append(plan, fieldPlan{index: i, kind: planValue, def: def})
+		case f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
+			plan = append(plan, fieldPlan{index: i, kind: planBlock, holdsDefaults: hasDefaults(f.Type.Elem())})
+		case f.Type.Kind() == reflect.Map && f.Type.Elem().Kind() == reflect.Pointer &&
+			f.Type.Elem().Elem().Kind() == reflect.Struct:
+			plan = append(plan, fieldPlan{index: i, kind: planMap})
+		}
+	}
+	plans.Store(t, plan)
+	return plan
 }
 
 // hasDefaults reports whether struct type t has a field with a default,
