@@ -44,6 +44,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -81,6 +83,7 @@ type options struct {
 	pingDuration time.Duration
 	workers      int
 	keep         bool
+	dir          string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -103,6 +106,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.pingDuration, "ping-duration", 0, "duration of each ping throughput run (default 5s; --quick 2s)")
 	fs.IntVar(&o.workers, "workers", 8, "concurrent clients of the ping benchmarks")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs) for inspection")
+	fs.StringVar(&o.dir, "dir", "", "`DIR` to make the run's temporary directory in (default: $TMPDIR or /tmp). Patrol's apps' log\n"+
+		"files are created there and the baseline writes none, so its file system's cost of creating files\n"+
+		"counts against Patrol (see BENCHMARKS.md: on ext4 without a journal, recent deletions make it slow)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: patrol-bench [--patrol PATH] [--json] [--quick] [--only NAME,...] [flags]")
 		fmt.Fprintln(fs.Output(), "\nMeasures `patrol run` against a minimal built-in spawn+Wait supervisor (issue 9).")
@@ -195,6 +201,9 @@ type Machine struct {
 	// skews every number.
 	LoadBefore string `json:"load_before"`
 	LoadAfter  string `json:"load_after"`
+	// FileSystem is the type of the file system the run's directory (and
+	// so Patrol's app logs) is on: "ext4", "tmpfs", ...
+	FileSystem string `json:"file_system"`
 }
 
 // loadavg returns the 1, 5 and 15 minute load averages.
@@ -226,6 +235,27 @@ func machine(patrolBin string) Machine {
 	return m
 }
 
+// fileSystem names the type of the file system dir is on.
+func fileSystem(dir string) string {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return "unknown"
+	}
+	switch uint32(st.Type) {
+	case unix.TMPFS_MAGIC:
+		return "tmpfs"
+	case unix.EXT4_SUPER_MAGIC:
+		return "ext4" // also ext2 and ext3: they share the magic
+	case unix.XFS_SUPER_MAGIC:
+		return "xfs"
+	case unix.BTRFS_SUPER_MAGIC:
+		return "btrfs"
+	case unix.OVERLAYFS_SUPER_MAGIC:
+		return "overlayfs"
+	}
+	return fmt.Sprintf("file system type %#x", uint32(st.Type))
+}
+
 // run is main without the process: it returns the exit code. cancel is
 // called on SIGINT or SIGTERM.
 func run(ctx context.Context, cancel context.CancelFunc, args []string, stdout, stderr io.Writer) int {
@@ -254,11 +284,14 @@ func run(ctx context.Context, cancel context.CancelFunc, args []string, stdout, 
 		fmt.Fprintln(stderr, "patrol-bench: become a child subreaper:", err)
 		return 1
 	}
-	tmp, err := os.MkdirTemp("", "patrol-bench-")
+	tmp, err := os.MkdirTemp(o.dir, "patrol-bench-")
 	if err != nil {
 		fmt.Fprintln(stderr, "patrol-bench:", err)
 		return 1
 	}
+	rep := &Report{Machine: machine(o.patrol), Command: strings.Join(append([]string{"patrol-bench"}, args...), " "),
+		Quick: o.quick, Started: time.Now().Format(time.RFC3339)}
+	rep.Machine.FileSystem = fileSystem(tmp)
 	var tok [8]byte
 	_, _ = rand.Read(tok[:])
 	e := &env{patrol: o.patrol, self: self, tmp: tmp, token: hex.EncodeToString(tok[:]), log: stderr,
@@ -293,8 +326,6 @@ func run(ctx context.Context, cancel context.CancelFunc, args []string, stdout, 
 		}
 	}()
 
-	rep := &Report{Machine: machine(o.patrol), Command: strings.Join(append([]string{"patrol-bench"}, args...), " "),
-		Quick: o.quick, Started: time.Now().Format(time.RFC3339)}
 	t0 := time.Now()
 	b := &bencher{e: e, o: o, rep: rep}
 	b.all(ctx)
@@ -321,9 +352,9 @@ func run(ctx context.Context, cancel context.CancelFunc, args []string, stdout, 
 			return 1
 		}
 	} else {
-		fmt.Fprintf(stdout, "patrol-bench: %s, %d cores, %s, %s; %s\nload average before %s, after %s\n\n",
+		fmt.Fprintf(stdout, "patrol-bench: %s, %d cores, %s, %s; %s\nrun directory on %s; load average before %s, after %s\n\n",
 			rep.Machine.CPU, rep.Machine.Cores, rep.Machine.Kernel, rep.Machine.Go, rep.Machine.PatrolVersion,
-			rep.Machine.LoadBefore, rep.Machine.LoadAfter)
+			rep.Machine.FileSystem, rep.Machine.LoadBefore, rep.Machine.LoadAfter)
 		if err := writeTable(stdout, rep.Results); err != nil {
 			fmt.Fprintln(stderr, "patrol-bench:", err)
 			return 1

@@ -282,7 +282,7 @@ func TestSmoke(t *testing.T) {
 	if o := byName["edit-others-10"]; o.Met == nil || !*o.Met {
 		t.Errorf("edit restarted other apps: %+v", o)
 	}
-	if rep.Machine.Cores == 0 || rep.Machine.Kernel == "" || rep.Machine.PatrolVersion == "" {
+	if rep.Machine.Cores == 0 || rep.Machine.Kernel == "" || rep.Machine.PatrolVersion == "" || rep.Machine.FileSystem == "" || rep.Machine.FileSystem == "unknown" {
 		t.Errorf("machine: %+v", rep.Machine)
 	}
 	if len(rep.Warnings) > 0 {
