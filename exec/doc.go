@@ -4,9 +4,11 @@
 //
 // A Runner starts processes in their own process groups (Start, and StartApp
 // for an app: argv, working directory, environment and log files), makes
-// Patrol a child subreaper and reaps every child from one SIGCHLD-driven
-// loop (Run), and watches processes it did not start through pidfds waited
-// on by Go's runtime poller (Watch). No OS thread is parked per process.
+// Patrol a child subreaper and reaps every child (Run) as soon as the
+// process's one waiter, a goroutine blocked in waitid(P_ALL, WNOWAIT), sees
+// an exited child, and watches processes it did not start through pidfds
+// waited on by Go's runtime poller (Watch). No OS thread is parked per
+// process: one is, for all children.
 // Exits are delivered as observed.Exit values through a callback; the loop
 // owns every decision, including the graceful stop escalation (stop signal,
 // timer, SIGKILL), for which this package only sends the signals

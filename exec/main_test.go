@@ -299,6 +299,8 @@ func helper(args []string) int {
 			return 2
 		}
 		return n
+	case "waiter-idle":
+		return waiterIdle(arg(0))
 	case "ignore-sigterm":
 		signal.Ignore(syscall.SIGTERM)
 		fmt.Println("ready")

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -35,7 +34,6 @@ var errClosed = errors.New("runner is closed")
 type Runner struct {
 	log      *slog.Logger
 	notify   func(observed.Exit)
-	sigch    chan os.Signal
 	setupErr error
 
 	// mu guards the registrations. It is held across every fork (Start) and
@@ -49,6 +47,8 @@ type Runner struct {
 	// delivers it.
 	watched map[*registration]struct{}
 	closed  bool
+	// reaping is set while Run runs: only then does the Runner reap.
+	reaping bool
 
 	watchers sync.WaitGroup
 }
@@ -87,10 +87,10 @@ func (r *Runner) deliver(reg *registration, ex observed.Exit) {
 // by calling notify (from the reaper or a watcher goroutine; notify must not
 // block and is never called with Runner's lock held).
 //
-// NewRunner does Run's setup: it makes the calling process a child subreaper
-// and subscribes to SIGCHLD. Start may therefore be called as soon as
-// NewRunner returned; exits that happen before Run starts are reaped and
-// delivered when it does. A nil log discards log records.
+// NewRunner does Run's setup: it makes the calling process a child
+// subreaper. Start may be called as soon as NewRunner returned; exits that
+// happen before Run starts are reaped and delivered when it does. A nil log
+// discards log records.
 func NewRunner(log *slog.Logger, notify func(observed.Exit)) *Runner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -98,11 +98,9 @@ func NewRunner(log *slog.Logger, notify func(observed.Exit)) *Runner {
 	r := &Runner{
 		log:     log,
 		notify:  notify,
-		sigch:   make(chan os.Signal, 1),
 		procs:   map[int]*registration{},
 		watched: map[*registration]struct{}{},
 	}
-	signal.Notify(r.sigch, syscall.SIGCHLD)
 	// Orphaned descendants (double-forked daemons) are reparented to Patrol
 	// instead of init, so the reaper can collect their exit statuses.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
@@ -112,9 +110,9 @@ func NewRunner(log *slog.Logger, notify func(observed.Exit)) *Runner {
 }
 
 // Run reaps children until ctx is done, then reaps once more and returns
-// nil. It is the one reaper of the Patrol process: on start and on every
-// SIGCHLD it collects every exited child, without blocking, until none is
-// left. Exits of registered pids are delivered through notify with the
+// nil. It is the one reaper of the Patrol process: on start, and whenever
+// the process's waiter (waiter.go) sees an exited child, it collects every
+// exited child, without blocking, until none is left. Exits of registered pids are delivered through notify with the
 // registration's tag and role; unregistered ones (reparented orphans, since
 // Patrol is a subreaper, or forgotten registrations) are reaped and logged at
 // debug level. Run returns an error at once if NewRunner could not make the
@@ -123,26 +121,29 @@ func (r *Runner) Run(ctx context.Context) error {
 	if r.setupErr != nil {
 		return r.setupErr
 	}
+	r.mu.Lock()
+	r.reaping = true
+	r.mu.Unlock()
+	addRunning(r)
 	r.reap()
-	for {
-		select {
-		case <-ctx.Done():
-			r.reap()
-			return nil
-		case <-r.sigch:
-			r.reap()
-		}
-	}
+	<-ctx.Done()
+	removeRunning(r)
+	r.reap()
+	r.mu.Lock()
+	r.reaping = false
+	r.mu.Unlock()
+	return nil
 }
 
-// reap collects every exited child. SIGCHLD signals coalesce, so one signal
-// may stand for many exits.
-func (r *Runner) reap() {
+// reap collects every exited child, if the Runner is running, and reports
+// whether it collected any.
+func (r *Runner) reap() (reaped bool) {
 	for {
 		ex, reg, ok := r.reapOne()
 		if !ok {
-			return
+			return reaped
 		}
+		reaped = true
 		if reg == nil {
 			r.log.Debug("reaped an unregistered process", "pid", ex.PID, "code", ex.Code)
 			continue
@@ -164,6 +165,9 @@ func (r *Runner) reap() {
 func (r *Runner) reapOne() (ex observed.Exit, reg *registration, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if !r.reaping {
+		return ex, nil, false
+	}
 	pid, err := exitedChild()
 	if err != nil {
 		if !errors.Is(err, unix.ECHILD) {
@@ -312,6 +316,7 @@ func (r *Runner) spawn(s Spec) (observed.Launch, error) {
 		r.log.Warn("read a new process's start time", "pid", pid, "err", err)
 	}
 	r.procs[pid] = &registration{pid: pid, tag: s.Tag, role: s.Role, exitTo: s.Done}
+	kickWaiter()
 	return l, nil
 }
 
@@ -511,7 +516,7 @@ func (r *Runner) dropFile(reg *registration, files []*os.File) []*os.File {
 }
 
 // Close drops every registration, releases all pidfds, waits for the watcher
-// goroutines to end and unsubscribes from SIGCHLD. A registration with a
+// goroutines to end. A registration with a
 // Spec.Done channel gets an Exit with Code observed.CodeUnknown, so that its
 // waiter (such as RunCommand) returns. Call it after Run returned; Start and
 // Watch fail afterwards.
@@ -538,5 +543,4 @@ func (r *Runner) Close() {
 			Code: observed.CodeUnknown, Ended: time.Now()})
 	}
 	r.watchers.Wait()
-	signal.Stop(r.sigch)
 }
