@@ -129,6 +129,10 @@ func LogFiles(a *desired.App, t time.Time) (stdout, stderr string) {
 // copies of the descriptors before returning: the child writes straight into
 // the files and keeps running if Patrol dies.
 //
+// A restart of an app (its second start and later in this Runner) links
+// log files made ahead for it (see spare.go) instead of creating them, and
+// has the files of its next start made.
+//
 // The process is registered with role observed.RoleLauncher for keepalive 2
 // (PID_APP) and observed.RoleLeader otherwise. The launch's Started is now,
 // the time the log files are named after. Errors have the subject
@@ -206,6 +210,23 @@ func (r *Runner) startApp(a *desired.App, c AppContext, tag string, now time.Tim
 			return pw, nil
 		}
 	}
+	// Both streams in Patrol's own log files: a restart may link the files
+	// made ahead for it (spare.go) under their names before opening them,
+	// instead of creating them.
+	own := c.Stdout == nil && c.Stderr == nil
+	key := spareKey{id: a.ID, root: a.LogDirectory, merge: outPath == errPath}
+	if own {
+		if sp := r.spares.take(key); sp != nil {
+			// Named, the files are opened again by their names: the child's
+			// descriptors then show the names in /proc/PID/fd, where those of
+			// the unnamed files would read "/dir/#123 (deleted)".
+			err := sp.link(outPath, errPath)
+			sp.close()
+			if err != nil {
+				r.log.Debug("spare log files not used", "app", a.ID, "err", err)
+			}
+		}
+	}
 	stdout, err := output(c.Stdout, outPath)
 	if err != nil {
 		return fail(err)
@@ -253,6 +274,9 @@ func (r *Runner) startApp(a *desired.App, c AppContext, tag string, now time.Tim
 	})
 	if err != nil {
 		return fail(err)
+	}
+	if own {
+		r.spares.started(key)
 	}
 	for _, copy := range copiers {
 		go copy()

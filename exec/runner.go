@@ -51,6 +51,8 @@ type Runner struct {
 	reaping bool
 
 	watchers sync.WaitGroup
+	// spares are log files made ahead for restarts (spare.go).
+	spares spares
 }
 
 // registration is a process whose exit the Runner reports.
@@ -543,4 +545,5 @@ func (r *Runner) Close() {
 			Code: observed.CodeUnknown, Ended: time.Now()})
 	}
 	r.watchers.Wait()
+	r.spares.close()
 }
