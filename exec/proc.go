@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // maxPID is the largest process id Linux can hand out (the maximum of
@@ -99,7 +101,7 @@ func readProcStat(pid int) (procStat, error) {
 	if pid <= 0 {
 		return procStat{}, fmt.Errorf("process %d: %w", pid, ErrNoProcess)
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	b, err := readSmall("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
 			return procStat{}, fmt.Errorf("process %d: %w", pid, ErrNoProcess)
@@ -111,6 +113,37 @@ func readProcStat(pid int) (procStat, error) {
 		return procStat{}, fmt.Errorf("process %d: /proc/%d/stat: %w", pid, pid, err)
 	}
 	return st, nil
+}
+
+// readSmall reads a small /proc file with three system calls, where
+// os.ReadFile takes eight (it registers the file with the poller and
+// stats it); ProcStat runs after every fork. A file of 4 KiB or more is
+// read by os.ReadFile.
+func readSmall(path string) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	for err == unix.EINTR {
+		fd, err = unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	var buf [4096]byte
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if m == 0 {
+			return append([]byte(nil), buf[:n]...), nil
+		}
+		n += m
+	}
+	return os.ReadFile(path)
 }
 
 // parseProcStat parses the content of /proc/PID/stat. The command name

@@ -47,6 +47,9 @@ type Runner struct {
 	// delivers it.
 	watched map[*registration]struct{}
 	closed  bool
+	// devNull is the null device, the standard stream of a child that was
+	// given none; opened on first use.
+	devNull *os.File
 	// reaping is set while Run runs: only then does the Runner reap.
 	reaping bool
 
@@ -267,30 +270,8 @@ func (r *Runner) start(s Spec) (observed.Launch, error) {
 
 // spawn is start for a Spec whose binary and directory were checked.
 func (r *Runner) spawn(s Spec) (observed.Launch, error) {
-	std := []*os.File{s.Stdin, s.Stdout, s.Stderr}
-	var devNull *os.File
-	for i, f := range std {
-		if f != nil {
-			continue
-		}
-		if devNull == nil {
-			var err error
-			if devNull, err = openForChild(os.DevNull, unix.O_RDWR, 0); err != nil {
-				return observed.Launch{}, err
-			}
-			defer devNull.Close()
-		}
-		std[i] = devNull
-	}
-	files := append(std, s.ExtraFiles...)
+	files := append([]*os.File{s.Stdin, s.Stdout, s.Stderr}, s.ExtraFiles...)
 	fds := make([]uintptr, len(files))
-	for i, f := range files {
-		if f == nil {
-			fds[i] = ^uintptr(0) // closed in the child
-			continue
-		}
-		fds[i] = f.Fd()
-	}
 	attr := &syscall.ProcAttr{
 		Dir:   s.Dir,
 		Env:   s.Env,
@@ -303,6 +284,24 @@ func (r *Runner) spawn(s Spec) (observed.Launch, error) {
 	defer r.mu.Unlock()
 	if r.closed {
 		return observed.Launch{}, errClosed
+	}
+	for i, f := range files {
+		switch {
+		case f != nil:
+			fds[i] = f.Fd()
+		case i < 3:
+			// A missing standard stream is the null device, opened once
+			// per Runner (and closed by Close, under mu like this use).
+			if r.devNull == nil {
+				var err error
+				if r.devNull, err = openForChild(os.DevNull, unix.O_RDWR, 0); err != nil {
+					return observed.Launch{}, err
+				}
+			}
+			fds[i] = r.devNull.Fd()
+		default:
+			fds[i] = ^uintptr(0) // closed in the child
+		}
 	}
 	pid, _, err := syscall.StartProcess(s.Path, argv, attr)
 	runtime.KeepAlive(files)
@@ -526,6 +525,10 @@ func (r *Runner) Close() {
 	r.mu.Lock()
 	r.closed = true
 	var files []*os.File
+	if r.devNull != nil {
+		files = append(files, r.devNull)
+		r.devNull = nil
+	}
 	var unknown []*registration
 	for _, reg := range r.procs {
 		if reg.exitTo != nil {
