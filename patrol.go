@@ -421,9 +421,17 @@ func (p *Patrol) Request(ctx context.Context, req *schema.Request, via schema.Tr
 // backend adapts Patrol to api.Backend.
 type backend struct{ p *Patrol }
 
+var _ api.BatchBackend = backend{}
+
 func (b backend) Status(ctx context.Context) (*schema.Status, error) { return b.p.Status(ctx) }
 func (b backend) Request(ctx context.Context, req *schema.Request, via schema.Transport) (*schema.Response, error) {
 	return b.p.Request(ctx, req, via)
+}
+
+// RequestBatch makes backend an api.BatchBackend: the UDP API applies the
+// datagrams waiting together in one visit to the loop.
+func (b backend) RequestBatch(ctx context.Context, reqs []*schema.Request, via schema.Transport) ([]*schema.Response, error) {
+	return b.p.loop.RequestBatch(ctx, reqs, via)
 }
 
 func (b backend) Plan(ctx context.Context, config []byte) (*schema.Plan, []string, error) {

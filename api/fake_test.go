@@ -73,6 +73,36 @@ type fakeBackend struct {
 	// extraHistory adds that many history entries to web's status (pids
 	// 1000, 1001, ...).
 	extraHistory int
+	// batch makes startUDP serve it as a BatchBackend (batchFake);
+	// sizes records the size of every batch.
+	batch bool
+	sizes []int
+}
+
+// batchFake is fakeBackend as a BatchBackend: RequestBatch answers each
+// request as Request does and records the batch's size.
+type batchFake struct{ *fakeBackend }
+
+func (b batchFake) RequestBatch(ctx context.Context, reqs []*schema.Request, via schema.Transport) ([]*schema.Response, error) {
+	b.mu.Lock()
+	b.sizes = append(b.sizes, len(reqs))
+	b.mu.Unlock()
+	resps := make([]*schema.Response, len(reqs))
+	for i, req := range reqs {
+		r, err := b.Request(ctx, req, via)
+		if err != nil {
+			return nil, err
+		}
+		resps[i] = r
+	}
+	return resps, nil
+}
+
+// batches returns how many batches RequestBatch was called with.
+func (f *fakeBackend) batches() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.sizes)
 }
 
 const (

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -31,8 +30,10 @@ const (
 // as in the seed. Unlike the seed, which shut Patrol down when a reply
 // could not be sent, reply errors are only logged.
 //
-// Sixteen long-lived readers share the socket; each reads a datagram,
-// answers it and reads the next. A request the loop is slow to answer
+// With a BatchBackend on a *net.UDPConn (Patrol's case), four readers each
+// take all the datagrams waiting at once and answer them in one visit to
+// the loop (udpbatch.go). Otherwise sixteen long-lived readers share the
+// socket; each reads a datagram, answers it and reads the next. A request the loop is slow to answer
 // holds one reader, not the socket; when all are busy the kernel's socket
 // buffer absorbs the burst (and drops the excess, as UDP may), and memory
 // stays bounded whatever the senders do. Readers that live on (rather
@@ -64,6 +65,11 @@ func ServeUDPWith(ctx context.Context, conn net.PacketConn, b Backend, log *slog
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
 	defer stop()
+	if uc, ok := conn.(*net.UDPConn); ok {
+		if bb, ok := b.(BatchBackend); ok {
+			return serveBatches(ctx, cancel, uc, bb, log, observe)
+		}
+	}
 
 	var (
 		wg       sync.WaitGroup
@@ -139,7 +145,7 @@ func handleUDP(ctx context.Context, conn net.PacketConn, b Backend, log *slog.Lo
 func UDPReply(resp *schema.Response) ([]byte, error) {
 	r := *resp
 	r.History, r.KeyValue, r.Errors = nil, nil, nil
-	b, err := json.Marshal(&r)
+	b, err := schema.AppendResponseCompactJSON(nil, &r)
 	if err != nil {
 		return nil, fmt.Errorf("encode udp reply: %w", err)
 	}

@@ -26,7 +26,11 @@ func startUDP(t *testing.T, f *fakeBackend) (addr string, stop func() error) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- ServeUDP(ctx, conn, f, nil) }()
+	var b Backend = f
+	if f.batch {
+		b = batchFake{f}
+	}
+	go func() { done <- ServeUDP(ctx, conn, b, nil) }()
 	var once sync.Once
 	var result error
 	stop = func() error {
@@ -87,8 +91,17 @@ func exchange(t *testing.T, c *net.UDPConn, msg []byte, wait time.Duration) []by
 // fake answers in microseconds.
 const noReply = 200 * time.Millisecond
 
-func TestUDPGolden(t *testing.T) {
-	f := &fakeBackend{}
+// bothUDP runs test with a plain Backend (a reader per datagram) and with
+// a BatchBackend (readers that take every datagram waiting).
+func bothUDP(t *testing.T, test func(t *testing.T, batch bool)) {
+	t.Run("per datagram", func(t *testing.T) { test(t, false) })
+	t.Run("batches", func(t *testing.T) { test(t, true) })
+}
+
+func TestUDPGolden(t *testing.T) { bothUDP(t, testUDPGolden) }
+
+func testUDPGolden(t *testing.T, batch bool) {
+	f := &fakeBackend{batch: batch}
 	addr, _ := startUDP(t, f)
 	for _, c := range []struct{ name, req string }{
 		{"udp-web", `{"group":"app","id":"web","ping":true,"pid":14511,"history":true,"keyvalue":{"a":1}}`},
@@ -121,8 +134,10 @@ func TestUDPGolden(t *testing.T) {
 	}
 }
 
-func TestUDPNoReply(t *testing.T) {
-	f := &fakeBackend{}
+func TestUDPNoReply(t *testing.T) { bothUDP(t, testUDPNoReply) }
+
+func testUDPNoReply(t *testing.T, batch bool) {
+	f := &fakeBackend{batch: batch}
 	addr, _ := startUDP(t, f)
 	big := `{"group":"app","id":"web"}`
 	big += strings.Repeat(" ", schema.MaxUDPRequest+1-len(big))
@@ -155,7 +170,7 @@ func TestUDPNoReply(t *testing.T) {
 		}
 	})
 	t.Run("backend error", func(t *testing.T) {
-		f := &fakeBackend{reqErr: errors.New("shutting down")}
+		f := &fakeBackend{reqErr: errors.New("shutting down"), batch: batch}
 		addr, _ := startUDP(t, f)
 		if reply := exchange(t, udpClient(t, addr), []byte(`{"group":"app","id":"web"}`), noReply); reply != nil {
 			t.Errorf("got reply %s, want none", reply)
@@ -164,8 +179,10 @@ func TestUDPNoReply(t *testing.T) {
 }
 
 // TestUDPConcurrent: many senders at once all get their own answer.
-func TestUDPConcurrent(t *testing.T) {
-	f := &fakeBackend{answer: func(r *schema.Request) *schema.Response {
+func TestUDPConcurrent(t *testing.T) { bothUDP(t, testUDPConcurrent) }
+
+func testUDPConcurrent(t *testing.T, batch bool) {
+	f := &fakeBackend{batch: batch, answer: func(r *schema.Request) *schema.Response {
 		return &schema.Response{ID: r.ID, Group: "app", CAS: 1}
 	}}
 	addr, _ := startUDP(t, f)
@@ -208,6 +225,9 @@ func TestUDPConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+	if batch && f.batches() == 0 {
+		t.Error("RequestBatch was never called")
+	}
 }
 
 // TestUDPSlowRequest: a request the loop is slow to answer does not hold
@@ -234,8 +254,35 @@ func TestUDPSlowRequest(t *testing.T) {
 	}
 }
 
-func TestUDPStops(t *testing.T) {
-	_, stop := startUDP(t, &fakeBackend{})
+// TestUDPBatchSlowRequest: with a BatchBackend, a request the loop is
+// slow to answer holds its batch until ServeUDP is cancelled, which ends
+// it.
+func TestUDPBatchSlowRequest(t *testing.T) {
+	f := &fakeBackend{block: make(chan struct{}), batch: true}
+	addr, stop := startUDP(t, f)
+	if _, err := udpClient(t, addr).Write([]byte(`{"group":"app","id":"slow"}`)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(f.Calls()) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("slow request never reached the backend")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUDPStops(t *testing.T) { bothUDP(t, testUDPStops) }
+
+func testUDPStops(t *testing.T, batch bool) {
+	var b Backend = &fakeBackend{}
+	if batch {
+		b = batchFake{&fakeBackend{}}
+	}
+	_, stop := startUDP(t, &fakeBackend{batch: batch})
 	if err := stop(); err != nil {
 		t.Fatalf("ServeUDP: got %v, want nil", err)
 	}
@@ -247,7 +294,7 @@ func TestUDPStops(t *testing.T) {
 	defer conn.Close()
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if err := ServeUDP(ctx, conn, &fakeBackend{}, nil); err != nil {
+	if err := ServeUDP(ctx, conn, b, nil); err != nil {
 		t.Errorf("ServeUDP: got %v, want nil", err)
 	}
 	// A closed conn is an error, not a hang.
@@ -256,7 +303,7 @@ func TestUDPStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn2.Close()
-	if err := ServeUDP(t.Context(), conn2, &fakeBackend{}, nil); err == nil {
+	if err := ServeUDP(t.Context(), conn2, b, nil); err == nil {
 		t.Error("ServeUDP on a closed conn: got nil, want an error")
 	}
 }

@@ -42,6 +42,9 @@ func (o *Override) Expired(now time.Time) bool {
 // overrides layered on top. Overrides for unknown entries are ignored; the
 // caller prunes expired and superseded ones (see Stale).
 func (s *State) WithOverrides(ov map[Key]*Override) *State {
+	if len(ov) == 0 && len(s.overrides) == 0 {
+		return s // immutable: nothing to layer, nothing to copy
+	}
 	e := *s
 	e.overrides = maps.Clone(ov)
 	return &e

@@ -301,7 +301,7 @@ func (l *Loop) commit(now time.Time, sync bool) {
 		l.publishState(eff, k, now)
 	}
 	l.persist(keys, sync)
-	l.dirty = map[desired.Key]struct{}{}
+	clear(l.dirty) // keys was l.dirty or a map of its own; neither is kept
 	l.allDirty = false
 }
 

@@ -26,14 +26,43 @@ import (
 func (l *Loop) Request(ctx context.Context, req *schema.Request, via schema.Transport) (*schema.Response, error) {
 	var resp *schema.Response
 	if err := l.do(ctx, func() {
-		resp = l.request(req, via, l.now())
-		if len(resp.Errors) > 0 {
-			l.light = true // refused: nothing changed
-		}
+		resp, l.light = l.requestLight(req, via, l.now())
 	}); err != nil {
 		return nil, err
 	}
 	return resp, nil
+}
+
+// RequestBatch applies reqs in order, each as Request would, in one visit
+// to the loop goroutine (one hand-off there and back for all of them, as
+// the UDP API does with the datagrams waiting together), and returns their
+// answers. A pass follows unless every request was light (see serve).
+func (l *Loop) RequestBatch(ctx context.Context, reqs []*schema.Request, via schema.Transport) ([]*schema.Response, error) {
+	resps := make([]*schema.Response, len(reqs))
+	if err := l.do(ctx, func() {
+		now := l.now()
+		all := true
+		for i, req := range reqs {
+			var light bool
+			resps[i], light = l.requestLight(req, via, now)
+			all = all && light
+		}
+		l.light = all
+	}); err != nil {
+		return nil, err
+	}
+	return resps, nil
+}
+
+// requestLight applies one request on the loop goroutine and reports
+// whether it was light: whether no pass needs to follow it.
+func (l *Loop) requestLight(req *schema.Request, via schema.Transport, now time.Time) (*schema.Response, bool) {
+	l.light = false
+	resp := l.request(req, via, now)
+	if len(resp.Errors) > 0 {
+		return resp, true // refused: nothing changed
+	}
+	return resp, l.light
 }
 
 func apiError(msg string) *schema.Response { return &schema.Response{Errors: []string{msg}} }

@@ -150,6 +150,35 @@ func TestRequestPassesAfter(t *testing.T) {
 		if n := after(schema.Request{Group: "service", ID: "cron"}); n != 0 {
 			t.Errorf("%d passes after a service read", n)
 		}
+		// A batch is light only when all its requests are; each gets its own
+		// answer, in order.
+		batch := func(reqs ...schema.Request) ([]*schema.Response, int64) {
+			t.Helper()
+			synctest.Wait()
+			before := passes.Load()
+			ptrs := make([]*schema.Request, len(reqs))
+			for i := range reqs {
+				ptrs[i] = &reqs[i]
+			}
+			resps, err := l.RequestBatch(t.Context(), ptrs, schema.TransportHTTP)
+			if err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+			return resps, passes.Load() - before
+		}
+		resps, n := batch(ping, schema.Request{Group: "app", ID: "nope"}, ping)
+		if n != 0 {
+			t.Errorf("%d passes after a batch of refreshing pings and a refused request", n)
+		}
+		if len(resps) != 3 || resps[0].ID != "http" || len(resps[1].Errors) == 0 || resps[2].ID != "http" || len(resps[2].Errors) > 0 {
+			for i, r := range resps {
+				t.Errorf("batch answer %d: %+v", i, *r)
+			}
+		}
+		if _, n := batch(ping, schema.Request{Group: "app", ID: "http", KeyValue: map[string]any{"y": 2.0}}, ping); n == 0 {
+			t.Error("no pass after a batch with a key/value write")
+		}
 		if n := after(schema.Request{Group: "service", ID: "cron", CAS: 1, Toggle: schema.ToggleDisable}); n != 0 {
 			t.Errorf("%d passes after a service change refused for its CAS", n)
 		}
@@ -307,6 +336,9 @@ func TestRequestSecrets(t *testing.T) {
 				r.Group, r.ID = e.group, e.id
 				return call(t, l, r, schema.TransportHTTP)
 			}
+			// The service's start and status commands land first: each
+			// change of its state counts in its CAS too.
+			synctest.Wait()
 			c := req(schema.Request{}).CAS
 			r := req(schema.Request{KeyValue: map[string]any{"k": "v"}, Toggle: schema.ToggleDisable})
 			if !r.CASInvalid || r.CAS != c || !r.Secret {
@@ -319,7 +351,7 @@ func TestRequestSecrets(t *testing.T) {
 				t.Errorf("%s with the secret: %+v", e.id, r)
 			}
 			if r := req(schema.Request{Secret: "abc"}); r.CAS != c+1 || r.KeyValue["k"] != "v" {
-				t.Errorf("%s after the write: %+v", e.id, r)
+				t.Errorf("%s after the write (cas before %d): %+v", e.id, c, r)
 			}
 		}
 	})

@@ -64,7 +64,18 @@ func AppendResponseJSON(b []byte, r *Response) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// appendResponse appends r as an object whose members are at depth.
+// AppendResponseCompactJSON appends r as compact JSON without a trailing
+// newline, exactly as encoding/json's Marshal encodes it (the UDP API's
+// replies).
+func AppendResponseCompactJSON(b []byte, r *Response) ([]byte, error) {
+	return appendResponse(b, r, compact)
+}
+
+// compact is the depth that makes object write compact JSON.
+const compact = -1
+
+// appendResponse appends r as an object whose members are at depth
+// (compact: no white space).
 func appendResponse(b []byte, r *Response, depth int) ([]byte, error) {
 	if r == nil {
 		return append(b, "null"...), nil
@@ -83,11 +94,11 @@ func appendResponse(b []byte, r *Response, depth int) ([]byte, error) {
 	o.bool("shutdown", r.Shutdown)
 	if len(r.History) > 0 {
 		o.key("history")
-		a := object{b: append(o.b, '['), depth: depth + 1}
+		a := object{b: append(o.b, '['), depth: deeper(depth, 1)}
 		for i := range r.History {
 			a.elem()
 			var err error
-			if a.b, err = appendHistory(a.b, &r.History[i], depth+2); err != nil {
+			if a.b, err = appendHistory(a.b, &r.History[i], deeper(depth, 2)); err != nil {
 				return nil, err
 			}
 		}
@@ -101,7 +112,7 @@ func appendResponse(b []byte, r *Response, depth int) ([]byte, error) {
 	o.bool("secret", r.Secret)
 	if len(r.Errors) > 0 {
 		o.key("errors")
-		a := object{b: append(o.b, '['), depth: depth + 1}
+		a := object{b: append(o.b, '['), depth: deeper(depth, 1)}
 		for _, e := range r.Errors {
 			a.elem()
 			a.b = appendString(a.b, e)
@@ -145,9 +156,18 @@ func appendHistory(b []byte, h *History, depth int) ([]byte, error) {
 	return o.end(), nil
 }
 
+// deeper is depth+n, and compact stays compact.
+func deeper(depth, n int) int {
+	if depth == compact {
+		return compact
+	}
+	return depth + n
+}
+
 // object appends the members of a JSON object (or the elements of an
 // array) after its opening bracket, with omitempty's rules, each on its
-// own line indented by depth tabs, as json.Indent does.
+// own line indented by depth tabs, as json.Indent does; with depth
+// compact, without any white space, as json.Marshal does.
 type object struct {
 	b     []byte
 	n     int // members so far
@@ -160,18 +180,24 @@ func (o *object) elem() {
 		o.b = append(o.b, ',')
 	}
 	o.n++
+	if o.depth == compact {
+		return
+	}
 	o.b = append(o.b, '\n')
 	o.b = append(o.b, tabs(o.depth)...)
 }
 
 func (o *object) key(k string) {
 	o.elem()
-	o.b = append(appendString(o.b, k), ':', ' ')
+	o.b = append(appendString(o.b, k), ':')
+	if o.depth != compact {
+		o.b = append(o.b, ' ')
+	}
 }
 
 // close ends the last line: an empty object or array stays "{}" or "[]".
 func (o *object) close() []byte {
-	if o.n > 0 {
+	if o.n > 0 && o.depth != compact {
 		o.b = append(o.b, '\n')
 		o.b = append(o.b, tabs(o.depth-1)...)
 	}
@@ -221,7 +247,13 @@ func (o *object) bool(k string, v bool) {
 // value appends a member encoded and indented by encoding/json (key/value
 // data, overrides, the config block: their rules are encoding/json's).
 func (o *object) value(k string, v any) error {
-	raw, err := json.MarshalIndent(v, tabs(o.depth), "\t")
+	var raw []byte
+	var err error
+	if o.depth == compact {
+		raw, err = json.Marshal(v)
+	} else {
+		raw, err = json.MarshalIndent(v, tabs(o.depth), "\t")
+	}
 	if err != nil {
 		return err
 	}

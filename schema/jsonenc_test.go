@@ -109,6 +109,13 @@ func TestStatusJSON(t *testing.T) {
 		if want := indented(t, resp); !bytes.Equal(got, want) {
 			t.Fatalf("case %d:\n got %s\nwant %s", i, got, want)
 		}
+		got, err = AppendResponseCompactJSON(nil, resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := json.Marshal(resp); !bytes.Equal(got, want) {
+			t.Fatalf("case %d, compact:\n got %s\nwant %s", i, got, want)
+		}
 	}
 	for i := range 200 {
 		st := &Status{InstanceID: randString(r), Started: randString(r), Shutdown: r.IntN(2) == 0}

@@ -1,0 +1,180 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+
+	"github.com/patrolhq/patrol/schema"
+)
+
+// BatchBackend is a Backend that can apply several requests in one visit to
+// the supervisor's loop. RequestBatch applies reqs in order, as Request
+// would one after the other, and returns one answer per request; a non-nil
+// error means none was answered.
+type BatchBackend interface {
+	Backend
+	RequestBatch(ctx context.Context, reqs []*schema.Request, via schema.Transport) ([]*schema.Response, error)
+}
+
+// UDP batching: with a BatchBackend on a UDP socket, each of udpBatchReaders
+// readers takes every datagram waiting on the socket (up to udpBatch) in one
+// system call (recvmmsg), applies the requests in one visit to the loop and
+// sends the replies in one system call (sendmmsg). Under load that is one
+// hand-off to the loop and back per batch instead of per datagram; with
+// one datagram waiting it is the same path as before.
+const (
+	udpBatchReaders = 4
+	udpBatch        = 32
+)
+
+// batchConn is the batch I/O of golang.org/x/net's ipv4 and ipv6
+// PacketConns (their Message types are the same type).
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// newBatchConn returns the batch I/O for uc: ipv4 for an IPv4 socket, ipv6
+// otherwise (a dual-stack socket bound to "::" included).
+func newBatchConn(uc *net.UDPConn) batchConn {
+	if a, ok := uc.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() != nil {
+		return ipv4.NewPacketConn(uc)
+	}
+	return ipv6.NewPacketConn(uc)
+}
+
+// serveBatches is ServeUDPWith's body for a BatchBackend on a UDP socket.
+// ctx is cancelled when the readers must stop; cancel stops them all.
+func serveBatches(ctx context.Context, cancel context.CancelFunc, uc *net.UDPConn, b BatchBackend, log *slog.Logger, observe func(bool)) error {
+	bc := newBatchConn(uc)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for range udpBatchReaders {
+		wg.Go(func() {
+			r := newBatchReader()
+			for {
+				n, err := bc.ReadBatch(r.in, 0)
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("read udp request: %w", err)
+					}
+					mu.Unlock()
+					cancel()
+					return
+				}
+				r.serve(ctx, bc, b, log, observe, n)
+			}
+		})
+	}
+	wg.Wait()
+	return firstErr
+}
+
+// batchReader is one reader's buffers, reused for every batch.
+type batchReader struct {
+	in    []ipv4.Message // udpBatch messages, each with its own buffer
+	reqs  []*schema.Request
+	from  []net.Addr
+	out   []ipv4.Message
+	reply [][]byte
+}
+
+func newBatchReader() *batchReader {
+	r := &batchReader{in: make([]ipv4.Message, udpBatch)}
+	for i := range r.in {
+		// One byte more than the largest request, to see that a datagram
+		// was cut short (the read truncates it) rather than exactly that
+		// long.
+		r.in[i].Buffers = [][]byte{make([]byte, schema.MaxUDPRequest+1)}
+	}
+	return r
+}
+
+// serve answers the first n messages of r.in, or stays silent on each as
+// handleUDP does.
+func (r *batchReader) serve(ctx context.Context, bc batchConn, b BatchBackend, log *slog.Logger, observe func(bool), n int) {
+	r.reqs, r.from = r.reqs[:0], r.from[:0]
+	for i := range n {
+		m := &r.in[i]
+		if m.N > schema.MaxUDPRequest {
+			log.Debug("udp request dropped: too large", "from", addrString(m.Addr), "max", schema.MaxUDPRequest)
+			observe(false)
+			continue
+		}
+		req, err := DecodeRequest(m.Buffers[0][:m.N])
+		if err != nil {
+			log.Debug("udp request dropped", "from", addrString(m.Addr), "err", err)
+			observe(false)
+			continue
+		}
+		r.reqs = append(r.reqs, req)
+		r.from = append(r.from, m.Addr)
+	}
+	if len(r.reqs) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, udpTimeout)
+	resps, err := b.RequestBatch(rctx, r.reqs, schema.TransportUDP)
+	cancel()
+	r.out, r.reply = r.out[:0], r.reply[:0]
+	for i, req := range r.reqs {
+		from := addrString(r.from[i])
+		var resp *schema.Response
+		if err == nil && i < len(resps) {
+			resp = resps[i]
+		}
+		switch {
+		case resp == nil:
+			log.Debug("udp request not answered", "from", from, "err", err)
+			observe(false)
+			continue
+		case len(resp.Errors) > 0:
+			log.Debug("udp request refused", "from", from, "app", req.ID, "errors", resp.Errors)
+			observe(false)
+			continue
+		}
+		reply, err := UDPReply(resp)
+		if err != nil {
+			log.Error("udp reply not encoded", "from", from, "err", err)
+			observe(false)
+			continue
+		}
+		r.out = append(r.out, ipv4.Message{Buffers: [][]byte{reply}, Addr: r.from[i]})
+	}
+	// sendmmsg sends what it can; a reply it could not send is retried
+	// alone, once, to learn why, as WriteTo would have.
+	for sent := 0; sent < len(r.out); {
+		k, err := bc.WriteBatch(r.out[sent:], 0)
+		if err != nil || k == 0 {
+			m := r.out[sent]
+			log.Warn("udp reply not sent", "to", addrString(m.Addr), "err", err)
+			observe(false)
+			sent++
+			continue
+		}
+		for range k {
+			observe(true)
+		}
+		sent += k
+	}
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
