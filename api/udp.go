@@ -71,37 +71,50 @@ func ServeUDPWith(ctx context.Context, conn net.PacketConn, b Backend, log *slog
 		}
 	}
 
+	return runReaders(ctx, cancel, udpReaders, func() func() (func(), error) {
+		// One byte more than the largest request, to see that a datagram
+		// was cut short (the read truncates it) rather than exactly that
+		// long.
+		buf := make([]byte, schema.MaxUDPRequest+1)
+		return func() (func(), error) {
+			n, addr, err := conn.ReadFrom(buf)
+			return func() {
+				if n > schema.MaxUDPRequest {
+					log.Debug("udp request dropped: too large", "from", addr.String(), "max", schema.MaxUDPRequest)
+					observe(false)
+					return
+				}
+				observe(handleUDP(ctx, conn, b, log, buf[:n], addr))
+			}, err
+		}
+	})
+}
+
+// runReaders runs n readers until ctx ends or a read fails, and returns the
+// first read error. newReader makes one reader's read function; each call
+// of it reads, and returns the read's error and a function that answers
+// what was read, which the reader calls unless the read failed or ctx
+// ended meanwhile. A failed read stops all the readers.
+func runReaders(ctx context.Context, cancel context.CancelFunc, n int, newReader func() func() (answer func(), err error)) error {
 	var (
 		wg       sync.WaitGroup
-		mu       sync.Mutex
+		once     sync.Once
 		firstErr error
 	)
-	for range udpReaders {
+	for range n {
 		wg.Go(func() {
-			// One byte more than the largest request, to see that a
-			// datagram was cut short (the read truncates it) rather than
-			// exactly that long.
-			buf := make([]byte, schema.MaxUDPRequest+1)
+			read := newReader()
 			for {
-				n, addr, err := conn.ReadFrom(buf)
+				answer, err := read()
 				if ctx.Err() != nil {
 					return
 				}
 				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("read udp request: %w", err)
-					}
-					mu.Unlock()
+					once.Do(func() { firstErr = fmt.Errorf("read udp request: %w", err) })
 					cancel()
 					return
 				}
-				if n > schema.MaxUDPRequest {
-					log.Debug("udp request dropped: too large", "from", addr.String(), "max", schema.MaxUDPRequest)
-					observe(false)
-					continue
-				}
-				observe(handleUDP(ctx, conn, b, log, buf[:n], addr))
+				answer()
 			}
 		})
 	}

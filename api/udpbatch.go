@@ -2,10 +2,8 @@ package api
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -53,34 +51,13 @@ func newBatchConn(uc *net.UDPConn) batchConn {
 // ctx is cancelled when the readers must stop; cancel stops them all.
 func serveBatches(ctx context.Context, cancel context.CancelFunc, uc *net.UDPConn, b BatchBackend, log *slog.Logger, observe func(bool)) error {
 	bc := newBatchConn(uc)
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	for range udpBatchReaders {
-		wg.Go(func() {
-			r := newBatchReader()
-			for {
-				n, err := bc.ReadBatch(r.in, 0)
-				if ctx.Err() != nil {
-					return
-				}
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("read udp request: %w", err)
-					}
-					mu.Unlock()
-					cancel()
-					return
-				}
-				r.serve(ctx, bc, b, log, observe, n)
-			}
-		})
-	}
-	wg.Wait()
-	return firstErr
+	return runReaders(ctx, cancel, udpBatchReaders, func() func() (func(), error) {
+		r := newBatchReader()
+		return func() (func(), error) {
+			n, err := bc.ReadBatch(r.in, 0)
+			return func() { r.serve(ctx, bc, b, log, observe, n) }, err
+		}
+	})
 }
 
 // batchReader is one reader's buffers, reused for every batch.
