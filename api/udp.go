@@ -78,14 +78,7 @@ func ServeUDPWith(ctx context.Context, conn net.PacketConn, b Backend, log *slog
 		buf := make([]byte, schema.MaxUDPRequest+1)
 		return func() (func(), error) {
 			n, addr, err := conn.ReadFrom(buf)
-			return func() {
-				if n > schema.MaxUDPRequest {
-					log.Debug("udp request dropped: too large", "from", addr.String(), "max", schema.MaxUDPRequest)
-					observe(false)
-					return
-				}
-				observe(handleUDP(ctx, conn, b, log, buf[:n], addr))
-			}, err
+			return func() { observe(handleUDP(ctx, conn, b, log, buf[:n], addr)) }, err
 		}
 	})
 }
@@ -122,35 +115,68 @@ func runReaders(ctx context.Context, cancel context.CancelFunc, n int, newReader
 	return firstErr
 }
 
-// handleUDP answers one datagram, or stays silent; it reports whether it
+// handleUDP answers one datagram (as read into a buffer one byte larger
+// than the largest request), or stays silent; it reports whether it
 // answered.
 func handleUDP(ctx context.Context, conn net.PacketConn, b Backend, log *slog.Logger, data []byte, addr net.Addr) bool {
-	req, err := DecodeRequest(data)
-	if err != nil {
-		log.Debug("udp request dropped", "from", addr.String(), "err", err)
+	req, ok := decodeDatagram(log, data, addr)
+	if !ok {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(ctx, udpTimeout)
 	defer cancel()
 	resp, err := b.Request(ctx, req, schema.TransportUDP)
-	if err != nil || resp == nil {
-		log.Debug("udp request not answered", "from", addr.String(), "err", err)
-		return false
-	}
-	if len(resp.Errors) > 0 {
-		log.Debug("udp request refused", "from", addr.String(), "app", req.ID, "errors", resp.Errors)
-		return false
-	}
-	reply, err := UDPReply(resp)
-	if err != nil {
-		log.Error("udp reply not encoded", "from", addr.String(), "err", err)
+	reply := replyTo(log, addr, req, resp, err)
+	if reply == nil {
 		return false
 	}
 	if _, err := conn.WriteTo(reply, addr); err != nil {
-		log.Warn("udp reply not sent", "to", addr.String(), "err", err)
+		log.Warn("udp reply not sent", "to", addrString(addr), "err", err)
 		return false
 	}
 	return true
+}
+
+// decodeDatagram decodes a datagram into a request; one over
+// schema.MaxUDPRequest bytes or not a request is logged and dropped (false).
+func decodeDatagram(log *slog.Logger, data []byte, from net.Addr) (*schema.Request, bool) {
+	if len(data) > schema.MaxUDPRequest {
+		log.Debug("udp request dropped: too large", "from", addrString(from), "max", schema.MaxUDPRequest)
+		return nil, false
+	}
+	req, err := DecodeRequest(data)
+	if err != nil {
+		log.Debug("udp request dropped", "from", addrString(from), "err", err)
+		return nil, false
+	}
+	return req, true
+}
+
+// replyTo encodes the reply to req, answered with resp or err; nil, after
+// logging why, when it gets none: no answer, a refusal, or a reply that
+// cannot be encoded.
+func replyTo(log *slog.Logger, from net.Addr, req *schema.Request, resp *schema.Response, err error) []byte {
+	switch {
+	case err != nil || resp == nil:
+		log.Debug("udp request not answered", "from", addrString(from), "err", err)
+		return nil
+	case len(resp.Errors) > 0:
+		log.Debug("udp request refused", "from", addrString(from), "app", req.ID, "errors", resp.Errors)
+		return nil
+	}
+	reply, err := UDPReply(resp)
+	if err != nil {
+		log.Error("udp reply not encoded", "from", addrString(from), "err", err)
+		return nil
+	}
+	return reply
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
 }
 
 // UDPReply encodes resp as the UDP API sends it: compact JSON, no trailing

@@ -62,11 +62,10 @@ func serveBatches(ctx context.Context, cancel context.CancelFunc, uc *net.UDPCon
 
 // batchReader is one reader's buffers, reused for every batch.
 type batchReader struct {
-	in    []ipv4.Message // udpBatch messages, each with its own buffer
-	reqs  []*schema.Request
-	from  []net.Addr
-	out   []ipv4.Message
-	reply [][]byte
+	in   []ipv4.Message // udpBatch messages, each with its own buffer
+	reqs []*schema.Request
+	from []net.Addr
+	out  []ipv4.Message
 }
 
 func newBatchReader() *batchReader {
@@ -86,14 +85,8 @@ func (r *batchReader) serve(ctx context.Context, bc batchConn, b BatchBackend, l
 	r.reqs, r.from = r.reqs[:0], r.from[:0]
 	for i := range n {
 		m := &r.in[i]
-		if m.N > schema.MaxUDPRequest {
-			log.Debug("udp request dropped: too large", "from", addrString(m.Addr), "max", schema.MaxUDPRequest)
-			observe(false)
-			continue
-		}
-		req, err := DecodeRequest(m.Buffers[0][:m.N])
-		if err != nil {
-			log.Debug("udp request dropped", "from", addrString(m.Addr), "err", err)
+		req, ok := decodeDatagram(log, m.Buffers[0][:m.N], m.Addr)
+		if !ok {
 			observe(false)
 			continue
 		}
@@ -106,38 +99,26 @@ func (r *batchReader) serve(ctx context.Context, bc batchConn, b BatchBackend, l
 	rctx, cancel := context.WithTimeout(ctx, udpTimeout)
 	resps, err := b.RequestBatch(rctx, r.reqs, schema.TransportUDP)
 	cancel()
-	r.out, r.reply = r.out[:0], r.reply[:0]
+	r.out = r.out[:0]
 	for i, req := range r.reqs {
-		from := addrString(r.from[i])
 		var resp *schema.Response
 		if err == nil && i < len(resps) {
 			resp = resps[i]
 		}
-		switch {
-		case resp == nil:
-			log.Debug("udp request not answered", "from", from, "err", err)
-			observe(false)
-			continue
-		case len(resp.Errors) > 0:
-			log.Debug("udp request refused", "from", from, "app", req.ID, "errors", resp.Errors)
-			observe(false)
-			continue
-		}
-		reply, err := UDPReply(resp)
-		if err != nil {
-			log.Error("udp reply not encoded", "from", from, "err", err)
+		reply := replyTo(log, r.from[i], req, resp, err)
+		if reply == nil {
 			observe(false)
 			continue
 		}
 		r.out = append(r.out, ipv4.Message{Buffers: [][]byte{reply}, Addr: r.from[i]})
 	}
-	// sendmmsg sends what it can; a reply it could not send is retried
-	// alone, once, to learn why, as WriteTo would have.
+	// sendmmsg sends a prefix of the replies; a reply it cannot send
+	// (k == 0 or an error at the head) is logged and skipped, and the rest
+	// is sent on.
 	for sent := 0; sent < len(r.out); {
 		k, err := bc.WriteBatch(r.out[sent:], 0)
 		if err != nil || k == 0 {
-			m := r.out[sent]
-			log.Warn("udp reply not sent", "to", addrString(m.Addr), "err", err)
+			log.Warn("udp reply not sent", "to", addrString(r.out[sent].Addr), "err", err)
 			observe(false)
 			sent++
 			continue
@@ -147,11 +128,4 @@ func (r *batchReader) serve(ctx context.Context, bc batchConn, b BatchBackend, l
 		}
 		sent += k
 	}
-}
-
-func addrString(a net.Addr) string {
-	if a == nil {
-		return ""
-	}
-	return a.String()
 }
