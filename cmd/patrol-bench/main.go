@@ -48,15 +48,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func main() {
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
+// reexecuted runs the roles the bench re-executes its own binary in (the
+// baseline supervisor, the helper apps) when args name one, and exits.
+func reexecuted(args []string) {
+	if len(args) > 1 {
+		switch args[1] {
 		case "baseline":
-			os.Exit(runBaseline(os.Args[2:]))
+			os.Exit(runBaseline(args[2:]))
 		case "helper":
-			os.Exit(runHelper(os.Args[2:]))
+			os.Exit(runHelper(args[2:]))
 		}
 	}
+}
+
+func main() {
+	reexecuted(os.Args)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	os.Exit(run(ctx, cancel, os.Args[1:], os.Stdout, os.Stderr))

@@ -20,14 +20,7 @@ var patrolBin string
 func TestMain(m *testing.M) {
 	// The bench re-executes its own binary as the baseline and the helper
 	// apps; under test that binary is the test binary.
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "baseline":
-			os.Exit(runBaseline(os.Args[2:]))
-		case "helper":
-			os.Exit(runHelper(os.Args[2:]))
-		}
-	}
+	reexecuted(os.Args)
 	dir, err := os.MkdirTemp("", "patrol-bench-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
