@@ -198,3 +198,23 @@ func TestVerifyBinary(t *testing.T) {
 		t.Errorf("Alive(%d) = true for a gone process", l.PID)
 	}
 }
+
+// TestReadSmall: files below, at and above its 4 KiB buffer read whole, and
+// a missing file's error wraps fs.ErrNotExist.
+func TestReadSmall(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []int{0, 1, 4095, 4096, 4097, 10000} {
+		want := strings.Repeat("x", n)
+		p := filepath.Join(dir, strconv.Itoa(n))
+		if err := os.WriteFile(p, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := readSmall(p)
+		if err != nil || string(got) != want {
+			t.Errorf("%d bytes: got %d bytes, %v", n, len(got), err)
+		}
+	}
+	if _, err := readSmall(filepath.Join(dir, "none")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: got %v, want fs.ErrNotExist", err)
+	}
+}
