@@ -274,7 +274,10 @@ func (p *Patrol) Run(ctx context.Context) error {
 		Metrics: p.metrics.handler(), Observe: p.metrics.observeRequest})
 	go func() { httpDone <- srv.Serve(apiCtx, ln) }()
 	udpDone := make(chan error, 1)
-	go func() { udpDone <- api.ServeUDPWith(apiCtx, pc, backend{p}, p.log, p.metrics.observeDatagram) }()
+	go func() {
+		udpDone <- api.ServeUDPWith(apiCtx, pc, backend{p}, api.UDPOptions{
+			Log: p.log, Observe: p.metrics.observeDatagram, Token: p.token})
+	}()
 
 	// The watcher reloads the file whenever it changes; an invalid edit is
 	// reported and the last good config stays.

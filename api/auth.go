@@ -21,13 +21,50 @@ func mutatingQuery(v url.Values) bool {
 	return v.Has("toggle") || v.Has("clear") || v.Has("ttl")
 }
 
-// authorize checks a mutating request (every POST /api/ and a GET /api/
-// that mutates): the bearer token when http.token is set (401), then that
-// a browser sent it from Patrol's own origin (403).
+// NeedsToken reports whether a request needs http.token when one is set,
+// whichever transport brought it: it writes more than an app's liveness (a
+// toggle, clear, ttl, or a key/value write, merged or replaced). Reads (id,
+// group, history, secret and cas alone) and pings, with or without a pid,
+// need no token: an app that pings is not given the token, and a ping only
+// refreshes or adopts an instance under the pid rules (DESIGN §5.1). A
+// request with cas is a CAS write only through what it writes, so the rule
+// covers it.
+func NeedsToken(req *schema.Request) bool {
+	return req.Toggle != 0 || req.Clear || req.TTL != 0 || req.KeyValue != nil || req.KeyValueReplace
+}
+
+// authorize checks a mutating HTTP request that is not a /api/ request
+// (POST /api/reload) or a GET /api/ that mutates: the bearer token when
+// http.token is set (401), then that a browser sent it from Patrol's own
+// origin (403).
 func (s *Server) authorize(r *http.Request) error {
 	if want := s.token(); want != "" && !validBearer(r.Header.Get("Authorization"), want) {
 		return newError(http.StatusUnauthorized, schema.ErrUnauthorized, errors.New("missing or wrong bearer token"))
 	}
+	return s.sameOrigin(r)
+}
+
+// authorizePost checks a POST /api/ whose body decoded to req (nil when it
+// did not decode): with http.token set, a request NeedsToken says needs it,
+// and a body that is not a request, must carry the token, as a bearer
+// header or as the request's "token" field (401; an unauthorised client
+// learns nothing of how its body would be read). Every POST must then come
+// from Patrol's own origin when a browser sends it (403).
+func (s *Server) authorizePost(r *http.Request, req *schema.Request) error {
+	if want := s.token(); want != "" && (req == nil || NeedsToken(req)) {
+		ok := validBearer(r.Header.Get("Authorization"), want)
+		if !ok && req != nil && req.Token != "" {
+			ok = validToken(req.Token, want)
+		}
+		if !ok {
+			return newError(http.StatusUnauthorized, schema.ErrUnauthorized, errors.New("missing or wrong token"))
+		}
+	}
+	return s.sameOrigin(r)
+}
+
+// sameOrigin is checkOrigin as an API error (403).
+func (s *Server) sameOrigin(r *http.Request) error {
 	if err := checkOrigin(r); err != nil {
 		return newError(http.StatusForbidden, schema.ErrForbiddenCrossOrigin, err)
 	}
@@ -35,16 +72,22 @@ func (s *Server) authorize(r *http.Request) error {
 }
 
 // validBearer reports whether an Authorization header carries the bearer
-// token want. Both tokens are hashed before the constant-time comparison so
-// that not even the token's length leaks through timing.
+// token want.
 func validBearer(header, want string) bool {
 	scheme, tok, ok := strings.Cut(header, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	exp := sha256.Sum256([]byte(want))
-	return subtle.ConstantTimeCompare(got[:], exp[:]) == 1
+	return validToken(strings.TrimSpace(tok), want)
+}
+
+// validToken reports whether got is the token want. Both are hashed before
+// the constant-time comparison so that not even the token's length leaks
+// through timing.
+func validToken(got, want string) bool {
+	g := sha256.Sum256([]byte(got))
+	w := sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
 }
 
 // checkOrigin refuses a cross-origin browser request, the defence against

@@ -389,9 +389,9 @@ func (s *Server) healthz(r *http.Request) (any, error) {
 	return map[string]string{"status": "ok"}, nil
 }
 
-// api is GET and POST /api/ (seed §11.5): the method, then the token and
-// the origin of a mutating request, then the request itself (query or
-// body), then one call into the loop.
+// api is GET and POST /api/ (seed §11.5): the method, the request itself
+// (query or body) with the token and the origin of a mutating request,
+// then one call into the loop.
 func (s *Server) api(r *http.Request) (any, error) {
 	var (
 		req *schema.Request
@@ -412,17 +412,19 @@ func (s *Server) api(r *http.Request) (any, error) {
 		}
 		req, err = ParseQuery(vals)
 	case http.MethodPost:
-		if err := s.authorize(r); err != nil {
-			return nil, err
-		}
-		body, rerr := io.ReadAll(r.Body)
+		// The body is read before the token is checked: whether the
+		// request needs it depends on what it asks (see NeedsToken).
+		body, rerr := readBody(r)
 		if rerr != nil {
-			if _, ok := errors.AsType[*http.MaxBytesError](rerr); ok {
-				return nil, newError(http.StatusRequestEntityTooLarge, schema.ErrRequestEntityTooLarge, rerr)
+			if err := s.authorizePost(r, nil); err != nil {
+				return nil, err
 			}
-			return nil, newError(http.StatusBadRequest, schema.ErrInvalidBody, fmt.Errorf("read body: %w", rerr))
+			return nil, rerr
 		}
 		req, err = DecodeRequest(body)
+		if aerr := s.authorizePost(r, req); aerr != nil {
+			return nil, aerr
+		}
 	default:
 		return nil, newError(http.StatusMethodNotAllowed, schema.ErrInvalidMethod, fmt.Errorf("method %s", r.Method))
 	}

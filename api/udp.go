@@ -26,9 +26,12 @@ const (
 // and applied with b.Request over schema.TransportUDP. A valid answer is
 // sent back to the sender as compact JSON without history, keyvalue and
 // errors; a datagram over schema.MaxUDPRequest bytes, one that is not a
-// request, an answer with errors and a backend failure get no reply at all,
-// as in the seed. Unlike the seed, which shut Patrol down when a reply
-// could not be sent, reply errors are only logged.
+// request, an answer with the seed's errors and a backend failure get no
+// reply at all, as in the seed. The refusals Patrol added, a missing or
+// wrong token and a key/value write over the limits, are answered with
+// {"id","group","errors"} (see UDPErrorReply), so that a sender learns
+// why. Unlike the seed, which shut Patrol down when a reply could not be
+// sent, reply errors are only logged.
 //
 // With a BatchBackend on a *net.UDPConn (Patrol's case), four readers each
 // take all the datagrams waiting at once and answer them in one visit to
@@ -41,15 +44,33 @@ const (
 // creation and stack growth, and several requests waiting at once reach
 // the loop together, which serves them in one pass.
 func ServeUDP(ctx context.Context, conn net.PacketConn, b Backend, log *slog.Logger) error {
-	return ServeUDPWith(ctx, conn, b, log, nil)
+	return ServeUDPWith(ctx, conn, b, UDPOptions{Log: log})
 }
 
-// ServeUDPWith is ServeUDP with observe, when non-nil, called for every
-// datagram: true when it was answered, false when it was dropped (too
-// large, not a request, refused, or not answered).
-func ServeUDPWith(ctx context.Context, conn net.PacketConn, b Backend, log *slog.Logger, observe func(answered bool)) error {
+// UDPOptions configures ServeUDPWith.
+type UDPOptions struct {
+	// Log receives the server's logs; nil discards them.
+	Log *slog.Logger
+	// Observe, when set, is called for every datagram: true when it was
+	// answered, false when it was dropped (too large, not a request,
+	// refused, or not answered).
+	Observe func(answered bool)
+	// Token returns the current http.token, called for every request; ""
+	// or a nil Token means none. With a token, a request that NeedsToken
+	// must carry it in its "token" field, or it is refused with an
+	// "Unauthorized" error reply and never reaches the backend.
+	Token func() string
+}
+
+// ServeUDPWith is ServeUDP with options.
+func ServeUDPWith(ctx context.Context, conn net.PacketConn, b Backend, opts UDPOptions) error {
+	observe, log := opts.Observe, opts.Log
 	if observe == nil {
 		observe = func(bool) {}
+	}
+	tok := opts.Token
+	if tok == nil {
+		tok = func() string { return "" }
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -67,7 +88,7 @@ func ServeUDPWith(ctx context.Context, conn net.PacketConn, b Backend, log *slog
 	defer stop()
 	if uc, ok := conn.(*net.UDPConn); ok {
 		if bb, ok := b.(BatchBackend); ok {
-			return serveBatches(ctx, cancel, uc, bb, log, observe)
+			return serveBatches(ctx, cancel, uc, bb, log, tok, observe)
 		}
 	}
 
@@ -78,7 +99,7 @@ func ServeUDPWith(ctx context.Context, conn net.PacketConn, b Backend, log *slog
 		buf := make([]byte, schema.MaxUDPRequest+1)
 		return func() (func(), error) {
 			n, addr, err := conn.ReadFrom(buf)
-			return func() { observe(handleUDP(ctx, conn, b, log, buf[:n], addr)) }, err
+			return func() { observe(handleUDP(ctx, conn, b, log, tok, buf[:n], addr)) }, err
 		}
 	})
 }
@@ -118,15 +139,14 @@ func runReaders(ctx context.Context, cancel context.CancelFunc, n int, newReader
 // handleUDP answers one datagram (as read into a buffer one byte larger
 // than the largest request), or stays silent; it reports whether it
 // answered.
-func handleUDP(ctx context.Context, conn net.PacketConn, b Backend, log *slog.Logger, data []byte, addr net.Addr) bool {
-	req, ok := decodeDatagram(log, data, addr)
-	if !ok {
-		return false
+func handleUDP(ctx context.Context, conn net.PacketConn, b Backend, log *slog.Logger, token func() string, data []byte, addr net.Addr) bool {
+	req, reply := decodeDatagram(log, token, data, addr)
+	if req != nil {
+		ctx, cancel := context.WithTimeout(ctx, udpTimeout)
+		resp, err := b.Request(ctx, req, schema.TransportUDP)
+		cancel()
+		reply = replyTo(log, addr, req, resp, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, udpTimeout)
-	defer cancel()
-	resp, err := b.Request(ctx, req, schema.TransportUDP)
-	reply := replyTo(log, addr, req, resp, err)
 	if reply == nil {
 		return false
 	}
@@ -137,24 +157,42 @@ func handleUDP(ctx context.Context, conn net.PacketConn, b Backend, log *slog.Lo
 	return true
 }
 
-// decodeDatagram decodes a datagram into a request; one over
-// schema.MaxUDPRequest bytes or not a request is logged and dropped (false).
-func decodeDatagram(log *slog.Logger, data []byte, from net.Addr) (*schema.Request, bool) {
+// decodeDatagram decodes a datagram into a request for the backend. A
+// datagram over schema.MaxUDPRequest bytes or not a request is logged and
+// dropped (nil, nil); a request that needs the token (NeedsToken) and does
+// not carry it is refused with its error reply (nil, reply).
+func decodeDatagram(log *slog.Logger, token func() string, data []byte, from net.Addr) (*schema.Request, []byte) {
 	if len(data) > schema.MaxUDPRequest {
 		log.Debug("udp request dropped: too large", "from", addrString(from), "max", schema.MaxUDPRequest)
-		return nil, false
+		return nil, nil
 	}
 	req, err := DecodeRequest(data)
 	if err != nil {
 		log.Debug("udp request dropped", "from", addrString(from), "err", err)
-		return nil, false
+		return nil, nil
 	}
-	return req, true
+	if !NeedsToken(req) {
+		return req, nil // pings and reads: no token to look up
+	}
+	if want := token(); want != "" && !validToken(req.Token, want) {
+		log.Warn("udp request refused: missing or wrong token", "from", addrString(from), "app", req.ID, "group", req.Group)
+		return nil, UDPErrorReply(req, []string{schema.ErrUnauthorized})
+	}
+	return req, nil
+}
+
+// repliedErrors are the errors a UDP request is answered with (see
+// ServeUDP); the seed's own errors stay silent.
+var repliedErrors = map[string]bool{
+	schema.ErrUnauthorized:        true,
+	schema.ErrKeyValueTooDeep:     true,
+	schema.ErrKeyValueTooLarge:    true,
+	schema.ErrKeyValueTooManyKeys: true,
 }
 
 // replyTo encodes the reply to req, answered with resp or err; nil, after
-// logging why, when it gets none: no answer, a refusal, or a reply that
-// cannot be encoded.
+// logging why, when it gets none: no answer, a refusal with the seed's
+// errors, or a reply that cannot be encoded.
 func replyTo(log *slog.Logger, from net.Addr, req *schema.Request, resp *schema.Response, err error) []byte {
 	switch {
 	case err != nil || resp == nil:
@@ -162,6 +200,11 @@ func replyTo(log *slog.Logger, from net.Addr, req *schema.Request, resp *schema.
 		return nil
 	case len(resp.Errors) > 0:
 		log.Debug("udp request refused", "from", addrString(from), "app", req.ID, "errors", resp.Errors)
+		for _, e := range resp.Errors {
+			if repliedErrors[e] {
+				return UDPErrorReply(req, resp.Errors)
+			}
+		}
 		return nil
 	}
 	reply, err := UDPReply(resp)
@@ -189,4 +232,16 @@ func UDPReply(resp *schema.Response) ([]byte, error) {
 		return nil, fmt.Errorf("encode udp reply: %w", err)
 	}
 	return b, nil
+}
+
+// UDPErrorReply encodes the answer to a refused UDP request: compact JSON
+// with the request's id and group as sent, and the errors, such as
+// {"id":"web","group":"app","errors":["Unauthorized"]}.
+func UDPErrorReply(req *schema.Request, errs []string) []byte {
+	b, err := schema.AppendResponseCompactJSON(nil, &schema.Response{ID: req.ID, Group: req.Group, Errors: errs})
+	if err != nil {
+		// Only strings: it always encodes.
+		panic("api: encode a udp error reply: " + err.Error())
+	}
+	return b
 }

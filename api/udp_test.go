@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,12 @@ import (
 // Cleanup stops it too.
 func startUDP(t *testing.T, f *fakeBackend) (addr string, stop func() error) {
 	t.Helper()
+	return startUDPWith(t, f, UDPOptions{})
+}
+
+// startUDPWith is startUDP with options.
+func startUDPWith(t *testing.T, f *fakeBackend, opts UDPOptions) (addr string, stop func() error) {
+	t.Helper()
 	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +37,7 @@ func startUDP(t *testing.T, f *fakeBackend) (addr string, stop func() error) {
 	if f.batch {
 		b = batchFake{f}
 	}
-	go func() { done <- ServeUDP(ctx, conn, b, nil) }()
+	go func() { done <- ServeUDPWith(ctx, conn, b, opts) }()
 	var once sync.Once
 	var result error
 	stop = func() error {
@@ -305,6 +312,107 @@ func testUDPStops(t *testing.T, batch bool) {
 	conn2.Close()
 	if err := ServeUDP(t.Context(), conn2, b, nil); err == nil {
 		t.Error("ServeUDP on a closed conn: got nil, want an error")
+	}
+}
+
+// TestUDPToken: with a token, a datagram that writes must carry it in its
+// "token" field; without it the request never reaches the backend and is
+// answered "Unauthorized". Pings and reads need none. (The root package's
+// TestTokenBothTransports runs the same table over HTTP and UDP against a
+// real Patrol.)
+func TestUDPToken(t *testing.T) { bothUDP(t, testUDPToken) }
+
+func testUDPToken(t *testing.T, batch bool) {
+	f := &fakeBackend{batch: batch}
+	var token atomic.Value
+	token.Store("s3cr3t-token")
+	addr, _ := startUDPWith(t, f, UDPOptions{Token: func() string { return token.Load().(string) }})
+	for _, c := range []struct {
+		name, msg string
+		refused   bool
+	}{
+		{"toggle missing", `{"group":"app","id":"web","toggle":2}`, true},
+		{"toggle wrong", `{"group":"app","id":"web","toggle":2,"token":"nope"}`, true},
+		{"toggle prefix", `{"group":"app","id":"web","toggle":2,"token":"s3cr3t"}`, true},
+		{"toggle right", `{"group":"app","id":"web","toggle":2,"token":"s3cr3t-token"}`, false},
+		{"toggle key case", `{"group":"app","id":"web","toggle":2,"TOKEN":"s3cr3t-token"}`, false},
+		{"keyvalue missing", `{"group":"app","id":"web","keyvalue":{"a":1}}`, true},
+		{"keyvalue-replace missing", `{"group":"app","id":"web","keyvalue-replace":true}`, true},
+		{"clear missing", `{"group":"app","id":"web","clear":true}`, true},
+		{"ttl missing", `{"group":"app","id":"web","ttl":5}`, true},
+		{"ping with toggle missing", `{"group":"app","id":"web","ping":true,"toggle":3}`, true},
+		{"ping open", `{"group":"app","id":"web","ping":true,"pid":14511}`, false},
+		{"ping wrong token ignored", `{"group":"app","id":"web","ping":true,"token":"nope"}`, false},
+		{"read open", `{"group":"app","id":"web","cas":7}`, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := len(f.Calls())
+			reply := exchange(t, udpClient(t, addr), []byte(c.msg), 5*time.Second)
+			if reply == nil {
+				t.Fatal("no reply")
+			}
+			var m schema.Response
+			if err := json.Unmarshal(reply, &m); err != nil {
+				t.Fatal(err)
+			}
+			called := len(f.Calls()) > before
+			if c.refused {
+				if want := `{"id":"web","group":"app","errors":["Unauthorized"]}`; string(reply) != want {
+					t.Errorf("got %s, want %s", reply, want)
+				}
+				if called {
+					t.Error("the backend was called")
+				}
+				return
+			}
+			if len(m.Errors) > 0 || !called {
+				t.Errorf("got %s (backend called: %v), want an answer from the backend", reply, called)
+			}
+			if strings.Contains(string(reply), "s3cr3t") {
+				t.Errorf("the reply echoes the token: %s", reply)
+			}
+		})
+	}
+	t.Run("token removed", func(t *testing.T) {
+		token.Store("")
+		reply := exchange(t, udpClient(t, addr), []byte(`{"group":"app","id":"web","toggle":2}`), 5*time.Second)
+		if reply == nil || strings.Contains(string(reply), "errors") {
+			t.Errorf("got %s, want an answer", reply)
+		}
+	})
+}
+
+// TestUDPErrorReplies: of the backend's errors, the seed's stay silent and
+// the key/value limits are answered.
+func TestUDPErrorReplies(t *testing.T) { bothUDP(t, testUDPErrorReplies) }
+
+func testUDPErrorReplies(t *testing.T, batch bool) {
+	var errs atomic.Value
+	f := &fakeBackend{batch: batch, answer: func(r *schema.Request) *schema.Response {
+		return &schema.Response{Errors: errs.Load().([]string)}
+	}}
+	addr, _ := startUDP(t, f)
+	for _, c := range []struct {
+		errs  []string
+		reply string
+	}{
+		{[]string{schema.ErrUnknownApp}, ""},
+		{[]string{schema.ErrSecretInvalid}, ""},
+		{[]string{schema.ErrKeyValueTooDeep}, `{"id":"Web","group":"app","errors":["KeyValue Too Deep"]}`},
+		{[]string{schema.ErrKeyValueTooLarge}, `{"id":"Web","group":"app","errors":["KeyValue Too Large"]}`},
+		{[]string{schema.ErrKeyValueTooManyKeys}, `{"id":"Web","group":"app","errors":["KeyValue Too Many Keys"]}`},
+	} {
+		t.Run(c.errs[0], func(t *testing.T) {
+			errs.Store(c.errs)
+			wait := 5 * time.Second
+			if c.reply == "" {
+				wait = noReply
+			}
+			reply := exchange(t, udpClient(t, addr), []byte(`{"group":"app","id":"Web","keyvalue":{"a":1}}`), wait)
+			if string(reply) != c.reply {
+				t.Errorf("got %q, want %q", reply, c.reply)
+			}
+		})
 	}
 }
 

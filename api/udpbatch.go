@@ -49,13 +49,13 @@ func newBatchConn(uc *net.UDPConn) batchConn {
 
 // serveBatches is ServeUDPWith's body for a BatchBackend on a UDP socket.
 // ctx is cancelled when the readers must stop; cancel stops them all.
-func serveBatches(ctx context.Context, cancel context.CancelFunc, uc *net.UDPConn, b BatchBackend, log *slog.Logger, observe func(bool)) error {
+func serveBatches(ctx context.Context, cancel context.CancelFunc, uc *net.UDPConn, b BatchBackend, log *slog.Logger, token func() string, observe func(bool)) error {
 	bc := newBatchConn(uc)
 	return runReaders(ctx, cancel, udpBatchReaders, func() func() (func(), error) {
 		r := newBatchReader()
 		return func() (func(), error) {
 			n, err := bc.ReadBatch(r.in, 0)
-			return func() { r.serve(ctx, bc, b, log, observe, n) }, err
+			return func() { r.serve(ctx, bc, b, log, token, observe, n) }, err
 		}
 	})
 }
@@ -81,36 +81,37 @@ func newBatchReader() *batchReader {
 
 // serve answers the first n messages of r.in, or stays silent on each as
 // handleUDP does.
-func (r *batchReader) serve(ctx context.Context, bc batchConn, b BatchBackend, log *slog.Logger, observe func(bool), n int) {
-	r.reqs, r.from = r.reqs[:0], r.from[:0]
+func (r *batchReader) serve(ctx context.Context, bc batchConn, b BatchBackend, log *slog.Logger, token func() string, observe func(bool), n int) {
+	r.reqs, r.from, r.out = r.reqs[:0], r.from[:0], r.out[:0]
 	for i := range n {
 		m := &r.in[i]
-		req, ok := decodeDatagram(log, m.Buffers[0][:m.N], m.Addr)
-		if !ok {
+		req, refusal := decodeDatagram(log, token, m.Buffers[0][:m.N], m.Addr)
+		switch {
+		case req != nil:
+			r.reqs = append(r.reqs, req)
+			r.from = append(r.from, m.Addr)
+		case refusal != nil:
+			r.out = append(r.out, ipv4.Message{Buffers: [][]byte{refusal}, Addr: m.Addr})
+		default:
 			observe(false)
-			continue
 		}
-		r.reqs = append(r.reqs, req)
-		r.from = append(r.from, m.Addr)
 	}
-	if len(r.reqs) == 0 {
-		return
-	}
-	rctx, cancel := context.WithTimeout(ctx, udpTimeout)
-	resps, err := b.RequestBatch(rctx, r.reqs, schema.TransportUDP)
-	cancel()
-	r.out = r.out[:0]
-	for i, req := range r.reqs {
-		var resp *schema.Response
-		if err == nil && i < len(resps) {
-			resp = resps[i]
+	if len(r.reqs) > 0 {
+		rctx, cancel := context.WithTimeout(ctx, udpTimeout)
+		resps, err := b.RequestBatch(rctx, r.reqs, schema.TransportUDP)
+		cancel()
+		for i, req := range r.reqs {
+			var resp *schema.Response
+			if err == nil && i < len(resps) {
+				resp = resps[i]
+			}
+			reply := replyTo(log, r.from[i], req, resp, err)
+			if reply == nil {
+				observe(false)
+				continue
+			}
+			r.out = append(r.out, ipv4.Message{Buffers: [][]byte{reply}, Addr: r.from[i]})
 		}
-		reply := replyTo(log, r.from[i], req, resp, err)
-		if reply == nil {
-			observe(false)
-			continue
-		}
-		r.out = append(r.out, ipv4.Message{Buffers: [][]byte{reply}, Addr: r.from[i]})
 	}
 	// sendmmsg sends a prefix of the replies; a reply it cannot send
 	// (k == 0 or an error at the head) is logged and skipped, and the rest

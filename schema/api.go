@@ -32,6 +32,11 @@ type Request struct {
 	// Clear removes the entry's override, so that the file alone decides
 	// (new in Patrol; applied before Toggle).
 	Clear bool `json:"clear,omitempty"`
+	// Token is http.token, which a request that writes (a toggle, clear,
+	// ttl or key/value) must carry when one is set: over UDP in this field,
+	// over HTTP in it or as "Authorization: Bearer TOKEN" (new in Patrol).
+	// It is never sent back nor logged.
+	Token string `json:"token,omitempty"`
 }
 
 // Transport says how a request reached Patrol; pings must use their app's
@@ -162,6 +167,12 @@ const (
 	ErrInvalidCAS            = "Invalid CAS"
 	ErrInvalidTTL            = "Invalid TTL"
 	ErrShuttingDown          = "Patrol Is Shutting Down"
+	// The key/value limits (keyvalue-limits): a write whose result would
+	// nest deeper than max-depth, encode to more than max-bytes or hold
+	// more than max-keys keys is refused whole.
+	ErrKeyValueTooDeep     = "KeyValue Too Deep"
+	ErrKeyValueTooLarge    = "KeyValue Too Large"
+	ErrKeyValueTooManyKeys = "KeyValue Too Many Keys"
 )
 
 // Action kinds of a plan.

@@ -81,10 +81,12 @@ type HTTP struct {
 	// The --http flag overrides it.
 	Listen string `json:"listen,omitempty" validate:"hostport=bind" default:"127.0.0.1:8421"`
 
-	// Token is the bearer token that, when set, every mutating request (POST,
-	// or a GET that toggles) must carry as "Authorization: Bearer TOKEN".
-	// 1-256 characters of A-Z, a-z, 0-9 and "-._~+/", optionally ending in
-	// "=" padding.
+	// Token is the token that, when set, every API request that writes (a
+	// toggle, clear, ttl or key/value write) and POST /api/reload must
+	// carry: over HTTP as "Authorization: Bearer TOKEN" (or a "token" field
+	// in the POST body), over UDP as the datagram's "token" field. Pings
+	// and reads need none, on either transport. 1-256 characters of A-Z,
+	// a-z, 0-9 and "-._~+/", optionally ending in "=" padding.
 	Token string `json:"token,omitempty" validate:"omitempty,token"`
 
 	// ProtectReads, with token set, makes reads need the token too: the
