@@ -67,15 +67,17 @@ func startPatrol(t *testing.T, cfg any) *daemon {
 	return startPatrolWith(t, cfg, patrol.Options{})
 }
 
-// startPatrolWith is startPatrol with options (config path, listeners and
-// log are filled in).
+// startPatrolWith is startPatrol with options (config path and listeners
+// are filled in, and the log when opts has none).
 func startPatrolWith(t *testing.T, cfg any, opts patrol.Options) *daemon {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.json")
 	writeConfig(t, path, cfg)
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	opts.ConfigPath, opts.HTTPAddr, opts.UDPAddr, opts.Log = path, "127.0.0.1:0", "127.0.0.1:0", log
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	opts.ConfigPath, opts.HTTPAddr, opts.UDPAddr = path, "127.0.0.1:0", "127.0.0.1:0"
 	p, err := patrol.New(opts)
 	if err != nil {
 		t.Fatalf("new: %q", patrol.Problems(err))

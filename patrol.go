@@ -238,7 +238,7 @@ func (p *Patrol) Run(ctx context.Context) error {
 	if stateDir == "" {
 		stateDir = filepath.Join(p.configDir(), ".patrol")
 	}
-	store, persisted, err := observed.OpenStore(stateDir, p.log)
+	store, persisted, err := observed.OpenStoreLimited(stateDir, p.log, p.state.Settings().KeyValue)
 	if err != nil {
 		var ce *observed.CorruptError
 		if !errors.As(err, &ce) {

@@ -550,6 +550,7 @@ var keyHomes = sync.OnceValue(func() map[string][]string {
 	add(reflect.TypeFor[backoffType](), `a "backoff" key: it goes inside "backoff": {...}`)
 	add(reflect.TypeFor[hooksType](), `a "hooks" key: it goes inside "hooks": {...}`)
 	add(reflect.TypeFor[retentionType](), `a "log-retention" key: it goes inside "log-retention": {...}`)
+	add(reflect.TypeFor[kvLimitsType](), `a "keyvalue-limits" key: it goes inside "keyvalue-limits": {...}`)
 	for _, v := range homes {
 		sort.Strings(v)
 	}

@@ -109,6 +109,8 @@ func TestJSONSchemaRejects(t *testing.T) {
 		`{"services": {"s": {"management": 1, "ignore-exit-codes-stop": [0]}}}`,
 		`{"services": {"s": {"management": 1, "ignore-exit-codes": [3, 3]}}}`,
 		`{"log-retention": {"days": -1}}`,
+		`{"keyvalue-limits": {"max-depth": 65}}`,
+		`{"keyvalue-limits": {"max-bytes": 1}}`,
 	} {
 		if err := schemaAccepts(t, sch, []byte(cfg)); err == nil {
 			t.Errorf("JSON Schema accepts %s", cfg)

@@ -193,6 +193,11 @@ func inheritHooks(c *schema.Config) {
 	}
 }
 
+// kvLimits is the keyvalue-limits block, defaulted, as KeyValueLimits.
+func kvLimits(l *schema.KeyValueLimits) KeyValueLimits {
+	return KeyValueLimits{MaxDepth: l.MaxDepth, MaxBytes: l.MaxBytes, MaxKeys: l.MaxKeys}
+}
+
 // fromConfig normalises a decoded, defaulted config into a State.
 func fromConfig(c *schema.Config, opts Options, errs *problems) (*State, error) {
 	dir := opts.Dir
@@ -224,6 +229,7 @@ func fromConfig(c *schema.Config, opts Options, errs *problems) (*State, error) 
 		InitdDirectory:    below(dir, c.InitdDirectory),
 		LogRetentionDays:  *c.LogRetention.Days,
 		LogRetentionBytes: int64(*c.LogRetention.MaxTotalMB) << 20,
+		KeyValue:          kvLimits(c.KeyValueLimits),
 		Hooks:             hooks(c.Hooks),
 		X:                 nonEmpty(c.X),
 	}

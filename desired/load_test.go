@@ -303,6 +303,26 @@ var topLevelCases = []ruleCase{
 	{"initd-directory unclean", `{"initd-directory": "/etc/init.d/../rc.d"}`, []string{`initd-directory: must be a clean path, got "/etc/init.d/../rc.d" (clean form "/etc/rc.d")`}},
 	{"log-retention", `{"log-retention": {"days": 0, "max-total-mb": 10}}`, nil},
 	{"log-retention negative", `{"log-retention": {"days": -1}}`, []string{"log-retention.days: must be between 0 and 36500, got -1"}},
+	{"keyvalue-limits", `{"keyvalue-limits": {"max-depth": 64, "max-bytes": 64, "max-keys": 1}}`, nil},
+	{"keyvalue-limits out of range", `{"keyvalue-limits": {"max-depth": 65, "max-bytes": 63, "max-keys": -1}}`, []string{
+		"keyvalue-limits.max-bytes: must be between 64 and 1048576, got 63",
+		"keyvalue-limits.max-depth: must be between 1 and 64, got 65",
+		"keyvalue-limits.max-keys: must be between 1 and 65536, got -1",
+	}},
+	{"keyvalue too deep by default", app(`"keyvalue": {"k": [[[[[[[[[[1]]]]]]]]]]}`), []string{
+		"apps.web.keyvalue: nests more than 10 levels deep (keyvalue-limits.max-depth)",
+	}},
+	{"keyvalue at the default depth", app(`"keyvalue": {"k": [[[[[[[[[1]]]]]]]]]}`), nil},
+	{"keyvalue over the config's limits", `{"keyvalue-limits": {"max-keys": 1, "max-bytes": 64},
+		"apps": {"web": {"binary": "/x", "keyvalue": {"a": 1, "b": 2}}},
+		"services": {"s": {"management": 1, "keyvalue": {"long": "` + strings.Repeat("x", 60) + `"}}}}`, []string{
+		"apps.web.keyvalue: has 2 keys, more than keyvalue-limits.max-keys 1",
+		"services.s.keyvalue: is 71 bytes as JSON, more than keyvalue-limits.max-bytes 64",
+	}},
+	{"keyvalue with bad limits is not checked against them", `{"keyvalue-limits": {"max-keys": -1},
+		"apps": {"web": {"binary": "/x", "keyvalue": {"a": 1, "b": 2}}}}`, []string{
+		"keyvalue-limits.max-keys: must be between 1 and 65536, got -1",
+	}},
 	{"top-level hooks", `{"hooks": {"on-crash": ["/usr/bin/logger"]}}`, nil},
 	{"top-level hooks bad", `{"hooks": {"on-crash": ["./hook"]}}`, []string{`hooks.on-crash: command must be an absolute path or a command name looked up in PATH (no shell), got "./hook"`}},
 }

@@ -57,6 +57,8 @@ type Settings struct {
 	// bound.
 	LogRetentionDays  int
 	LogRetentionBytes int64
+	// KeyValue bounds every entry's key/value data.
+	KeyValue KeyValueLimits
 	// Hooks are the top-level default hooks (already merged into every
 	// entry's own Hooks).
 	Hooks Hooks

@@ -198,6 +198,7 @@ func TestRevisionSeesEveryTopLevelKey(t *testing.T) {
 		"udp":             `"udp": {"listen": "127.0.0.1:0"}`,
 		"initd-directory": `"initd-directory": "/etc/rc.d"`,
 		"log-retention":   `"log-retention": {"days": 1}`,
+		"keyvalue-limits": `"keyvalue-limits": {"max-keys": 3}`,
 		"hooks":           `"hooks": {"on-crash": ["logger"]}`,
 		"x":               `"x": "data"`,
 	}

@@ -28,6 +28,7 @@ type (
 	backoffType   = schema.Backoff
 	hooksType     = schema.Hooks
 	retentionType = schema.LogRetention
+	kvLimitsType  = schema.KeyValueLimits
 )
 
 var (
@@ -381,6 +382,7 @@ func check(c *schema.Config, errs *problems) {
 		p := joinKey("apps", id)
 		checkStruct(a, p, errs)
 		checkApp(c, id, a, p, appIDs, errs)
+		checkKeyValue(c, a.KeyValue, p, errs)
 	}
 	for _, id := range sortedKeys(c.Services) {
 		s := c.Services[id]
@@ -390,6 +392,7 @@ func check(c *schema.Config, errs *problems) {
 		p := joinKey("services", id)
 		checkStruct(s, p, errs)
 		checkService(s, p, errs)
+		checkKeyValue(c, s.KeyValue, p, errs)
 	}
 	checkListeners(c, errs)
 	checkDependencies(c, errs)
@@ -398,6 +401,18 @@ func check(c *schema.Config, errs *problems) {
 	}
 	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
 		errs.add("http", "tls-cert and tls-key go together: set both for HTTPS, or neither")
+	}
+}
+
+// checkKeyValue checks an entry's keyvalue against the config's own
+// keyvalue-limits (when those are valid: a bad limit is reported on its
+// own).
+func checkKeyValue(c *schema.Config, kv map[string]any, prefix string, errs *problems) {
+	if len(kv) == 0 || validate().Struct(c.KeyValueLimits) != nil {
+		return
+	}
+	if apiErr, detail := kvLimits(c.KeyValueLimits).Problem(kv); apiErr != "" {
+		errs.add(prefix+".keyvalue", detail)
 	}
 }
 

@@ -203,10 +203,20 @@ type Store struct {
 // cannot be used (not a directory, permission denied, disk errors) gives a
 // plain error and no store.
 func OpenStore(dir string, log *slog.Logger) (*Store, *Persisted, error) {
+	return OpenStoreLimited(dir, log, desired.KeyValueLimits{})
+}
+
+// OpenStoreLimited is OpenStore with key/value limits: key/value data in
+// the saved state that breaks them (an older Patrol had no limits) is
+// trimmed as desired.KeyValueLimits.Trim does, the entry's and every
+// history record's, with a warning through log naming the entry and the
+// keys dropped, and the trimmed state is written back at once as a new
+// snapshot.
+func OpenStoreLimited(dir string, log *slog.Logger, limits desired.KeyValueLimits) (*Store, *Persisted, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s, cerr, err := openStore(dir, log)
+	s, cerr, err := openStore(dir, log, limits)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open state store %s: %w", dir, err)
 	}
@@ -216,7 +226,7 @@ func OpenStore(dir string, log *slog.Logger) (*Store, *Persisted, error) {
 	return s, s.State(), nil
 }
 
-func openStore(dir string, log *slog.Logger) (*Store, *CorruptError, error) {
+func openStore(dir string, log *slog.Logger, limits desired.KeyValueLimits) (*Store, *CorruptError, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, err
 	}
@@ -259,6 +269,8 @@ func openStore(dir string, log *slog.Logger) (*Store, *CorruptError, error) {
 			"file", journalPath, "bytes", int64(len(journal))-ld.keep, "lines", ld.dropped)
 	}
 
+	trimmed := trimKeyValues(ld.state, limits, log)
+
 	f, err := os.OpenFile(journalPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, nil, err
@@ -274,9 +286,10 @@ func openStore(dir string, log *slog.Logger) (*Store, *CorruptError, error) {
 		state:          ld.state,
 		seq:            ld.seq,
 	}
-	if !haveSnap || ld.stale > 0 {
+	if !haveSnap || ld.stale > 0 || trimmed {
 		// A first snapshot records the version; records the snapshot
-		// already holds are cleared out.
+		// already holds are cleared out; trimmed key/value data replaces
+		// what broke the limits.
 		data, err := encodeSnapshot(s.state, s.seq)
 		if err == nil {
 			err = s.compact(data)

@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"maps"
 	"strconv"
 	"strings"
@@ -199,14 +200,24 @@ func (l *Loop) serviceRequest(id string, req *schema.Request, now time.Time) *sc
 
 // applyChange applies a request's key/value write, clear and toggle to an
 // entry, unless the request names a CAS that is not the entry's: then
-// nothing is applied and pre says so. It reports whether the request asked
-// for a change that was applied (a pass should follow it).
+// nothing is applied and pre says so. A key/value write whose result would
+// break keyvalue-limits refuses the whole request, before anything is
+// applied. It reports whether the request asked for a change that was
+// applied (a pass should follow it).
 func (l *Loop) applyChange(key desired.Key, e *observed.Entry, req *schema.Request, pre *schema.Response, now time.Time) (bool, error) {
 	if req.CAS != 0 && req.CAS != e.CAS {
 		pre.CASInvalid = true
 		return false, nil
 	}
-	l.applyKeyValue(e, req)
+	if kv, writes := keyValueAfter(e.KeyValue, req); writes {
+		if apiErr, detail := l.file.Settings().KeyValue.Problem(kv); apiErr != "" {
+			l.log.Info("key/value write refused", "group", key.Group, "id", key.ID, "reason", "the result "+detail)
+			return false, errors.New(apiErr)
+		}
+		// A write always counts as a change for CAS.
+		e.KeyValue = kv
+		e.KeyValueWrites++
+	}
 	if req.Clear {
 		delete(l.overrides, key)
 	}
@@ -220,24 +231,24 @@ func (l *Loop) applyChange(key desired.Key, e *observed.Entry, req *schema.Reque
 
 func ttl(s schema.Seconds) time.Duration { return time.Duration(float64(s) * float64(time.Second)) }
 
-// applyKeyValue merges (or with keyvalue-replace, replaces) the entry's
-// key/value data. A write always counts as a change for CAS.
-func (l *Loop) applyKeyValue(e *observed.Entry, req *schema.Request) {
+// keyValueAfter returns the key/value data kv becomes with req's write:
+// merged, or with keyvalue-replace replaced (an empty result is nil), and
+// whether req writes at all. kv itself is not changed.
+func keyValueAfter(kv map[string]any, req *schema.Request) (map[string]any, bool) {
 	switch {
 	case req.KeyValueReplace:
-		e.KeyValue = maps.Clone(req.KeyValue)
-		if len(e.KeyValue) == 0 {
-			e.KeyValue = nil
+		out := maps.Clone(req.KeyValue)
+		if len(out) == 0 {
+			out = nil
 		}
+		return out, true
 	case len(req.KeyValue) > 0:
-		if e.KeyValue == nil {
-			e.KeyValue = map[string]any{}
-		}
-		maps.Copy(e.KeyValue, req.KeyValue)
-	default:
-		return
+		out := make(map[string]any, len(kv)+len(req.KeyValue))
+		maps.Copy(out, kv)
+		maps.Copy(out, req.KeyValue)
+		return out, true
 	}
-	e.KeyValueWrites++
+	return kv, false
 }
 
 // ping records a keepalive 3 or 4 app's ping (seed §3.4): it refreshes the

@@ -66,6 +66,12 @@ type Config struct {
 	// LogRetention bounds the log files Patrol keeps for its apps.
 	LogRetention *LogRetention `json:"log-retention,omitempty"`
 
+	// KeyValueLimits bound the key/value data of each app and service: the
+	// config's keyvalue, every API write (a write whose result would break
+	// a limit is refused whole) and what a restart reads back from the saved
+	// state (trimmed, with a log line).
+	KeyValueLimits *KeyValueLimits `json:"keyvalue-limits,omitempty"`
+
 	// Hooks are the default lifecycle hooks of every app and service; an
 	// entry's own hooks replace these event by event.
 	Hooks *Hooks `json:"hooks,omitempty"`
@@ -128,6 +134,26 @@ type LogRetention struct {
 	// first; 0 means no size cap. Files of running instances are never
 	// removed.
 	MaxTotalMB *int `json:"max-total-mb,omitempty" validate:"rng=0:16777216" default:"1024"`
+}
+
+// KeyValueLimits is the "keyvalue-limits" block of the config. The
+// defaults keep the status readable: without limits, one request could
+// store a value nested thousands of levels deep, whose indented status
+// grows with the square of its depth.
+type KeyValueLimits struct {
+	// MaxDepth is how deeply an entry's key/value data may nest, the data
+	// itself counting as one level: {"k": 1} is 1 deep, {"k": [1]} 2,
+	// {"k": {"a": [1]}} 3. 0 means the default.
+	MaxDepth int `json:"max-depth,omitempty" validate:"rng=1:64" default:"10"`
+
+	// MaxBytes caps the size of an entry's key/value data encoded as
+	// compact JSON, in bytes. History entries keep a copy each, so the
+	// status of an entry can hold history times this. 0 means the default.
+	MaxBytes int `json:"max-bytes,omitempty" validate:"rng=64:1048576" default:"16384"`
+
+	// MaxKeys caps the number of keys at the top of an entry's key/value
+	// data. 0 means the default.
+	MaxKeys int `json:"max-keys,omitempty" validate:"rng=1:65536" default:"256"`
 }
 
 // App is one supervised process ("apps.<id>" in the config).

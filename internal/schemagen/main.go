@@ -173,6 +173,7 @@ var blocks = []block{
 	{"http", `"http"`, reflect.TypeFor[schema.HTTP]()},
 	{"udp", `"udp"`, reflect.TypeFor[schema.UDP]()},
 	{"log-retention", `"log-retention"`, reflect.TypeFor[schema.LogRetention]()},
+	{"keyvalue-limits", `"keyvalue-limits"`, reflect.TypeFor[schema.KeyValueLimits]()},
 	{"app", `Apps ("apps.<id>")`, reflect.TypeFor[schema.App]()},
 	{"backoff", `App "backoff"`, reflect.TypeFor[schema.Backoff]()},
 	{"hooks", `"hooks" (top level, apps and services)`, reflect.TypeFor[schema.Hooks]()},
