@@ -513,9 +513,10 @@ func (e *executor) RunCommand(ctx context.Context, argv []string, timeout time.D
 // pruneInterval is how often log retention runs.
 const pruneInterval = time.Hour
 
-// pruneLogs applies log-retention a minute after start and then every
-// hour, off the loop goroutine, never touching the files of running
-// instances.
+// pruneLogs applies log-retention (age, count and size) a minute after
+// start and then every hour, off the loop goroutine, never touching the
+// files of running instances. Between passes, each start keeps its app
+// under max-instances itself (exec's logCap).
 func (p *Patrol) pruneLogs(ctx context.Context) {
 	t := time.NewTimer(time.Minute)
 	defer t.Stop()
@@ -529,14 +530,15 @@ func (p *Patrol) pruneLogs(ctx context.Context) {
 		p.mu.Lock()
 		s := p.current.Settings()
 		p.mu.Unlock()
-		if s.LogRetentionDays == 0 && s.LogRetentionBytes == 0 {
+		if s.LogRetentionDays == 0 && s.LogRetentionBytes == 0 && s.LogRetentionInstances == 0 {
 			continue
 		}
 		inUse, dirs, err := p.loop.LogsInUse(ctx)
 		if err != nil {
 			return
 		}
-		res := exec.PruneLogs(dirs, inUse, exec.Retention{Days: s.LogRetentionDays, MaxBytes: s.LogRetentionBytes}, time.Now())
+		res := exec.PruneLogs(dirs, inUse, exec.Retention{Days: s.LogRetentionDays, MaxBytes: s.LogRetentionBytes,
+			MaxInstances: s.LogRetentionInstances}, time.Now())
 		if len(res.Removed) > 0 || len(res.Errors) > 0 {
 			p.log.Info("log retention", "removed", len(res.Removed), "removed-bytes", res.RemovedBytes,
 				"kept", res.Kept, "kept-bytes", res.KeptBytes, "errors", errors.Join(res.Errors...))

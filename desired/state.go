@@ -26,6 +26,8 @@ type State struct {
 	services map[string]*Service
 	appIDs   []string
 	svcIDs   []string
+	// sharedLogs holds the log directories of more than one app.
+	sharedLogs map[string]bool
 	// overrides are the runtime overrides layered on by WithOverrides.
 	overrides map[Key]*Override
 }
@@ -57,6 +59,9 @@ type Settings struct {
 	// bound.
 	LogRetentionDays  int
 	LogRetentionBytes int64
+	// LogRetentionInstances caps the instances whose log files each app
+	// keeps; 0 is no cap.
+	LogRetentionInstances int
 	// KeyValue bounds every entry's key/value data.
 	KeyValue KeyValueLimits
 	// Hooks are the top-level default hooks (already merged into every
@@ -223,6 +228,10 @@ func revisionOf(s *State) string {
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
+// LogDirectoryShared reports whether more than one app has the log
+// directory dir.
+func (s *State) LogDirectoryShared(dir string) bool { return s.sharedLogs[dir] }
+
 func newState(path string, settings Settings, apps map[string]*App, services map[string]*Service) *State {
 	s := &State{
 		path:     path,
@@ -232,8 +241,16 @@ func newState(path string, settings Settings, apps map[string]*App, services map
 		appIDs:   slices.Sorted(maps.Keys(apps)),
 		svcIDs:   slices.Sorted(maps.Keys(services)),
 	}
+	logDirs := make(map[string]bool, len(apps))
 	for _, a := range apps {
 		a.fingerprint = fingerprint(a)
+		if logDirs[a.LogDirectory] {
+			if s.sharedLogs == nil {
+				s.sharedLogs = map[string]bool{}
+			}
+			s.sharedLogs[a.LogDirectory] = true
+		}
+		logDirs[a.LogDirectory] = true
 	}
 	for _, v := range services {
 		v.fingerprint = fingerprint(v)

@@ -37,6 +37,12 @@ type AppContext struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+	// KeepLogs caps the instances whose log files the app keeps
+	// (log-retention.max-instances; 0: no cap): a start over it removes
+	// the oldest instances' files (logcap.go). LogsShared says other apps
+	// use the same log directory.
+	KeepLogs   int
+	LogsShared bool
 }
 
 // AppEnv builds an app's environment (DESIGN §5.2): Patrol's environment
@@ -277,6 +283,12 @@ func (r *Runner) startApp(a *desired.App, c AppContext, tag string, now time.Tim
 	}
 	if own {
 		r.spares.started(key)
+	}
+	switch {
+	case c.Stdout == nil:
+		r.logCap.started(a.ID, a.LogDirectory, outPath, c.KeepLogs, c.LogsShared)
+	case c.Stderr == nil:
+		r.logCap.started(a.ID, a.LogDirectory, errPath, c.KeepLogs, c.LogsShared)
 	}
 	for _, copy := range copiers {
 		go copy()

@@ -18,6 +18,10 @@ import (
 type Retention struct {
 	Days     int   // delete files older than this many days (by modification time); 0 = no age limit
 	MaxBytes int64 // then delete the oldest files until the total is at most this; 0 = no size limit
+	// MaxInstances, applied between the two, keeps in each log directory
+	// the files of at most this many instances (the newest, by the
+	// unixnano in their names); 0 = no count limit.
+	MaxInstances int
 }
 
 // PruneResult says what PruneLogs did.
@@ -62,8 +66,11 @@ type PruneResult struct {
 //   - Nothing is read from the files; each directory of the layout is listed once and each candidate file
 //     is stat'ed once (linear in the size of the tree); the size budget sorts the remaining files, and only
 //     when they exceed it.
+//   - MaxInstances counts instances per log directory (each entry of dirs): the files of one start share
+//     the unixnano of their names. The newest MaxInstances instances are kept; in-use files count and are
+//     never removed.
 //   - A file or directory that vanishes while pruning is not an error. Removed lists the paths in the order
-//     of removal: age first (walk order), then size (oldest first).
+//     of removal: age first (walk order), then the instance cap (newest kept), then size (oldest first).
 func PruneLogs(dirs []string, inUse map[string]bool, r Retention, now time.Time) PruneResult {
 	p := &pruner{
 		r:       r,
@@ -97,6 +104,7 @@ func PruneLogs(dirs []string, inUse map[string]bool, r Retention, now time.Time)
 	for i := range p.roots {
 		p.walkRoot(i)
 	}
+	p.applyInstanceCap()
 	p.applyBudget()
 	p.removeEmptyDirs()
 	for i := range p.files {
@@ -273,15 +281,15 @@ func (p *pruner) applyBudget() {
 		return
 	}
 	var total int64
-	for _, f := range p.files {
-		total += f.size
+	order := make([]*pruneFile, 0, len(p.files))
+	for i := range p.files {
+		if f := &p.files[i]; !f.removed { // by the instance cap
+			total += f.size
+			order = append(order, f)
+		}
 	}
 	if total <= p.r.MaxBytes {
 		return
-	}
-	order := make([]*pruneFile, len(p.files))
-	for i := range p.files {
-		order[i] = &p.files[i]
 	}
 	slices.SortFunc(order, func(a, b *pruneFile) int {
 		if c := a.mtime.Compare(b.mtime); c != 0 {
@@ -289,18 +297,8 @@ func (p *pruner) applyBudget() {
 		}
 		return cmp.Compare(a.path, b.path)
 	})
-	// Files of one day directory are mostly consecutive in age order: keep
-	// the last directory open.
-	var (
-		dr    *os.Root
-		drKey string
-		drErr error
-	)
-	defer func() {
-		if dr != nil {
-			dr.Close()
-		}
-	}()
+	var days dayDirs
+	defer days.close()
 	for _, f := range order {
 		if total <= p.r.MaxBytes {
 			break
@@ -308,26 +306,102 @@ func (p *pruner) applyBudget() {
 		if f.inUse {
 			continue
 		}
-		if key := strconv.Itoa(f.root) + "/" + f.dir; key != drKey {
-			if dr != nil {
-				dr.Close()
-			}
-			drKey = key
-			dr, drErr = p.roots[f.root].root.OpenRoot(f.dir)
-			if drErr != nil && !errors.Is(drErr, fs.ErrNotExist) {
-				p.errorf("open", filepath.Dir(f.path), drErr)
-			}
-		}
-		switch {
-		case drErr == nil:
-			p.remove(dr, f)
-		case errors.Is(drErr, fs.ErrNotExist):
-			f.removed = true // vanished with its directory
-		}
-		if f.removed {
+		if p.removeFile(&days, f) {
 			total -= f.size
 		}
 	}
+}
+
+// applyInstanceCap removes, in each log directory, the files of all but
+// the newest MaxInstances instances, except files in use (whose instances
+// count toward the cap all the same).
+func (p *pruner) applyInstanceCap() {
+	if p.r.MaxInstances <= 0 {
+		return
+	}
+	type inst struct {
+		root  int
+		dir   string
+		nano  int64
+		files []*pruneFile
+	}
+	byStem := map[string]*inst{}
+	var insts []*inst
+	for i := range p.files {
+		f := &p.files[i]
+		digits, _, _ := strings.Cut(f.name, ".")
+		nano, err := strconv.ParseInt(digits, 10, 64)
+		if err != nil {
+			continue // more digits than an int64: not Patrol's
+		}
+		key := strconv.Itoa(f.root) + "/" + f.dir + "/" + digits
+		in := byStem[key]
+		if in == nil {
+			in = &inst{root: f.root, dir: f.dir, nano: nano}
+			byStem[key] = in
+			insts = append(insts, in)
+		}
+		in.files = append(in.files, f)
+	}
+	// Newest first within each log directory.
+	slices.SortFunc(insts, func(a, b *inst) int {
+		if a.root != b.root {
+			return cmp.Compare(a.root, b.root)
+		}
+		if c := cmp.Compare(b.nano, a.nano); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.dir, a.dir)
+	})
+	var days dayDirs
+	defer days.close()
+	kept, root := 0, -1
+	for _, in := range insts {
+		if in.root != root {
+			kept, root = 0, in.root
+		}
+		if kept < p.r.MaxInstances || slices.ContainsFunc(in.files, func(f *pruneFile) bool { return f.inUse }) {
+			kept++ // an instance with a file in use keeps all its files
+			continue
+		}
+		for _, f := range in.files {
+			p.removeFile(&days, f)
+		}
+	}
+}
+
+// dayDirs keeps the last day directory a removal opened: files of one day
+// directory mostly come one after the other.
+type dayDirs struct {
+	dr  *os.Root
+	key string
+	err error
+}
+
+func (d *dayDirs) close() {
+	if d.dr != nil {
+		d.dr.Close()
+	}
+}
+
+// removeFile removes f, opening its day directory through days, and
+// reports whether f is gone (removed now, or vanished).
+func (p *pruner) removeFile(days *dayDirs, f *pruneFile) bool {
+	if key := strconv.Itoa(f.root) + "/" + f.dir; key != days.key {
+		days.close()
+		days.key = key
+		days.dr, days.err = p.roots[f.root].root.OpenRoot(f.dir)
+		if days.err != nil && !errors.Is(days.err, fs.ErrNotExist) {
+			p.errorf("open", filepath.Dir(f.path), days.err)
+		}
+	}
+	switch {
+	case days.err == nil:
+		p.remove(days.dr, f)
+	case errors.Is(days.err, fs.ErrNotExist):
+		f.removed = true // vanished with its directory
+	}
+	return f.removed
 }
 
 // remove removes f from its day directory, open as dr. It reports whether

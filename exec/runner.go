@@ -56,6 +56,9 @@ type Runner struct {
 	watchers sync.WaitGroup
 	// spares are log files made ahead for restarts (spare.go).
 	spares spares
+	// logCap removes the log files of instances over an app's cap
+	// (logcap.go).
+	logCap logCap
 }
 
 // registration is a process whose exit the Runner reports.
@@ -106,6 +109,7 @@ func NewRunner(log *slog.Logger, notify func(observed.Exit)) *Runner {
 		procs:   map[int]*registration{},
 		watched: map[*registration]struct{}{},
 	}
+	r.logCap.onErr = func(err error) { log.Warn("log files over max-instances not removed", "err", err) }
 	// Orphaned descendants (double-forked daemons) are reparented to Patrol
 	// instead of init, so the reaper can collect their exit statuses.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
@@ -549,4 +553,5 @@ func (r *Runner) Close() {
 	}
 	r.watchers.Wait()
 	r.spares.close()
+	r.logCap.wait()
 }

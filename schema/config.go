@@ -134,6 +134,15 @@ type LogRetention struct {
 	// first; 0 means no size cap. Files of running instances are never
 	// removed.
 	MaxTotalMB *int `json:"max-total-mb,omitempty" validate:"rng=0:16777216" default:"1024"`
+
+	// MaxInstances caps how many instances' log files each app keeps
+	// (one or two files per start), newest kept: a start over the cap
+	// removes the oldest instances' files at once, so a crash loop cannot
+	// fill the disk with inodes; apps that share a log directory share this
+	// cap in the hourly pass. Absent means the "history" setting (100 by
+	// default); 0 means no count cap. Files of running instances are never
+	// removed.
+	MaxInstances *int `json:"max-instances,omitempty" validate:"omitempty,rng=0:1000000"`
 }
 
 // KeyValueLimits is the "keyvalue-limits" block of the config. The
