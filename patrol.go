@@ -95,7 +95,19 @@ type Options struct {
 	// for them from up to four goroutines at once (never twice at once for
 	// one app), so it must be safe for concurrent use.
 	App func(id string) AppOptions
+	// SettleMemory, once the first pass has started every app and start-up
+	// is over, returns the start-up's garbage to the OS
+	// (debug.FreeOSMemory) and drops the process's mappings of the
+	// executable's read-only pages that start-up touched
+	// (exec.ReleaseImagePages): an idle Patrol then holds only what it
+	// uses. `patrol run` sets it; it acts on the whole process, so a
+	// program embedding Patrol decides for itself.
+	SettleMemory bool
 }
+
+// settleAfter is how long after the first pass SettleMemory acts: the
+// launches of that pass and the watcher's first read are over by then.
+const settleAfter = 2 * time.Second
 
 // Patrol is one supervisor.
 type Patrol struct {
@@ -319,6 +331,9 @@ func (p *Patrol) Run(ctx context.Context) error {
 		defer close(notifyDone)
 		select {
 		case <-p.loop.FirstPass():
+			if p.opts.SettleMemory {
+				go p.settleMemory(apiCtx)
+			}
 			p.notifySystemd(apiCtx, ctx)
 		case <-apiCtx.Done():
 		}
@@ -544,4 +559,23 @@ func (p *Patrol) pruneLogs(ctx context.Context) {
 				"kept", res.Kept, "kept-bytes", res.KeptBytes, "errors", errors.Join(res.Errors...))
 		}
 	}
+}
+
+// settleMemory is Options.SettleMemory: settleAfter after the first pass,
+// unless ctx ends first.
+func (p *Patrol) settleMemory(ctx context.Context) {
+	t := time.NewTimer(settleAfter)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return
+	}
+	debug.FreeOSMemory()
+	n, err := exec.ReleaseImagePages()
+	if err != nil {
+		p.log.Debug("start-up pages of the executable not released", "err", err)
+		return
+	}
+	p.log.Debug("start-up memory settled", "image-mappings-released", n)
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
-	"mime"
 	"net/http"
 	"path"
 	"strings"
@@ -190,7 +189,10 @@ type static struct {
 
 // statics are the embedded assets by URL path, with content-hash ETags:
 // browsers revalidate (no-cache) and get 304 until Patrol is upgraded.
-var statics = func() map[string]static {
+// They are read on first use, and their types come from their extensions
+// here, not from the mime package, whose first use reads the system's
+// whole mime table (about 700 KB of heap kept for the process's life).
+var statics = sync.OnceValue(func() map[string]static {
 	out := map[string]static{}
 	err := fs.WalkDir(staticFS, "gui/static", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -201,12 +203,14 @@ var statics = func() map[string]static {
 			return err
 		}
 		sum := sha256.Sum256(b)
-		ctype := mime.TypeByExtension(path.Ext(p))
-		switch path.Ext(p) { // not every system's mime table knows these
+		var ctype string
+		switch path.Ext(p) {
 		case ".js":
 			ctype = "text/javascript; charset=utf-8"
 		case ".css":
 			ctype = "text/css; charset=utf-8"
+		default:
+			return fmt.Errorf("static asset %s: no content type for its extension", p)
 		}
 		out["/static/"+strings.TrimPrefix(p, "gui/static/")] = static{body: b, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
 		return nil
@@ -215,12 +219,12 @@ var statics = func() map[string]static {
 		panic(err)
 	}
 	return out
-}()
+})
 
 // serveStatic serves the embedded assets under /static/.
 func serveStatic(w http.ResponseWriter, r *http.Request) {
 	securityHeaders(w.Header())
-	a, ok := statics[r.URL.Path]
+	a, ok := statics()[r.URL.Path]
 	if !ok {
 		http.NotFound(w, r)
 		return

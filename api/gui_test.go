@@ -127,8 +127,8 @@ func TestGUIAssetsSelfContained(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(statics) != 5 {
-		t.Errorf("%d assets: %v", len(statics), statics)
+	if len(statics()) != 5 {
+		t.Errorf("%d assets: %v", len(statics()), statics())
 	}
 }
 

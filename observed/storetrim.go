@@ -49,4 +49,3 @@ func trimKeyValues(p *Persisted, limits desired.KeyValueLimits, log *slog.Logger
 	}
 	return trimmed
 }
-

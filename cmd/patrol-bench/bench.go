@@ -223,6 +223,7 @@ func (e *env) startN(ctx context.Context, kind string, n int) (*super, startResu
 type idleResult struct {
 	cpuPct     float64 // % of one core over the window
 	rssMB      float64
+	pssMB      float64 // proportional set size (smaps_rollup): shared pages split among their users
 	threads    int
 	goroutines float64 // -1: not available
 	wakeups    float64 // context switches per second, all threads
@@ -232,6 +233,7 @@ type idleResult struct {
 
 // idle measures an idle supervisor over window, after settle: CPU from
 // utime+stime in /proc/PID/stat, RSS and threads from /proc/PID/status,
+// PSS from /proc/PID/smaps_rollup,
 // context switches summed over its threads, goroutines from go_goroutines
 // in GET /metrics if it serves that (read after the window).
 func (e *env) idle(ctx context.Context, s *super, settle, window time.Duration) (idleResult, error) {
@@ -260,6 +262,7 @@ func (e *env) idle(ctx context.Context, s *super, settle, window time.Duration) 
 	r.cpuPct = float64(u1.CPU-u0.CPU) / clockTicks / secs * 100
 	r.wakeups = float64(u1.Ctx-u0.Ctx) / secs
 	r.rssMB = float64(u1.RSSKiB) / 1024
+	r.pssMB = float64(u1.PSSKiB) / 1024
 	r.threads = u1.Threads
 	if v, ok := s.metric("go_goroutines"); ok {
 		r.goroutines = v

@@ -303,3 +303,17 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("left running: %s", l)
 	}
 }
+
+func TestParsePSS(t *testing.T) {
+	b := []byte("55d0c8a3e000-7ffd1b1f4000 ---p 00000000 00:00 0                          [rollup]\n" +
+		"Rss:               21340 kB\nPss:               18712 kB\nPss_Dirty:          9000 kB\n")
+	if got := parsePSS(b); got != 18712 {
+		t.Errorf("parsePSS = %d, want 18712", got)
+	}
+	if got := parsePSS([]byte("Rss: 1 kB\n")); got != 0 {
+		t.Errorf("parsePSS without Pss = %d, want 0", got)
+	}
+	if readPSS(os.Getpid()) == 0 {
+		t.Error("readPSS of this process is 0")
+	}
+}

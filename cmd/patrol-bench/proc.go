@@ -135,6 +135,7 @@ type usage struct {
 	CPU     uint64 // utime+stime, clock ticks, all threads
 	Ctx     uint64 // context switches summed over all threads
 	RSSKiB  uint64
+	PSSKiB  uint64 // 0 when smaps_rollup cannot be read
 	Threads int
 }
 
@@ -154,6 +155,7 @@ func readUsage(pid int) (usage, error) {
 		return u, err
 	}
 	u.RSSKiB, u.Threads = ps.RSSKiB, ps.Threads
+	u.PSSKiB = readPSS(pid)
 	dir := "/proc/" + strconv.Itoa(pid) + "/task"
 	tasks, err := os.ReadDir(dir)
 	if err != nil {
@@ -167,6 +169,30 @@ func readUsage(pid int) (usage, error) {
 		u.Ctx += ts.VolCtx + ts.NonVolCtx
 	}
 	return u, nil
+}
+
+// readPSS returns the proportional set size of pid from
+// /proc/PID/smaps_rollup, in KiB: its private pages plus its share of the
+// pages it shares (with its children after a fork, or the binary's pages
+// with other copies). 0 when it cannot be read.
+func readPSS(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
+	if err != nil {
+		return 0
+	}
+	return parsePSS(b)
+}
+
+// parsePSS reads the "Pss:" line of smaps_rollup.
+func parsePSS(b []byte) uint64 {
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Pss:"); ok {
+			num, _, _ := strings.Cut(strings.TrimSpace(rest), " ")
+			n, _ := strconv.ParseUint(num, 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // listPIDs returns the pids in /proc, unsorted.

@@ -176,12 +176,22 @@ func (b *bencher) scale(ctx context.Context, n int) {
 			Unit: "% core", Patrol: value(p.cpuPct), Baseline: value(bl.cpuPct)}
 		rss := Result{Name: fmt.Sprintf("idle-rss-%d", n), Title: fmt.Sprintf("idle RSS, %d apps", n), Unit: "MB",
 			Patrol: value(p.rssMB), Baseline: value(bl.rssMB)}
-		if n == 1000 {
+		pss := Result{Name: fmt.Sprintf("idle-pss-%d", n), Title: fmt.Sprintf("idle PSS, %d apps", n), Unit: "MB",
+			Patrol: value(p.pssMB), Baseline: value(bl.pssMB),
+			Note: "proportional set size from /proc/PID/smaps_rollup (the supervisor alone, not its apps)"}
+		switch n {
+		case 1000:
 			cpu.finish("value", below(0.5, "value", "< 0.5 % of a core"))
 			rss.finish("value", maxRatio(1.5, "value"))
-		} else {
+			pss.finish("value")
+		case 100:
 			cpu.finish("value")
 			rss.finish("value")
+			pss.finish("value", maxRatioPlus(1.5, 5, "value", "MB"))
+		default:
+			cpu.finish("value")
+			rss.finish("value")
+			pss.finish("value")
 		}
 		threads := Result{Name: fmt.Sprintf("idle-threads-%d", n), Title: fmt.Sprintf("OS threads, %d apps", n), Unit: "",
 			Patrol: value(float64(p.threads)), Baseline: value(float64(bl.threads))}
@@ -210,6 +220,7 @@ func (b *bencher) scale(ctx context.Context, n int) {
 		passes.finish("value", atMost(math.Floor(p.seconds/15)+1, "value", "≤ 1 per 15 s tick"))
 		b.add(cpu)
 		b.add(rss)
+		b.add(pss)
 		b.add(threads)
 		b.add(gor)
 		b.add(wake)

@@ -134,6 +134,19 @@ func maxRatio(k float64, which string) target {
 	}
 }
 
+// maxRatioPlus: Patrol's statistic is at most k times the baseline's plus
+// extra (in the Result's unit).
+func maxRatioPlus(k, extra float64, which, unit string) target {
+	return target{
+		text: fmt.Sprintf("≤ %g× baseline + %g %s", k, extra, unit),
+		check: func(r *Result) (bool, bool) {
+			v, ok := r.Patrol.pick(which)
+			b, bok := r.Baseline.pick(which)
+			return v <= k*b+extra, ok && bok
+		},
+	}
+}
+
 // atMost: Patrol's statistic is at most limit (in the Result's unit).
 func atMost(limit float64, which string, text string) target {
 	return target{

@@ -119,6 +119,7 @@ func runDaemon(ctx context.Context, o io3, opts patrol.Options, format string) i
 		return exitUsage
 	}
 	opts.Log = slog.New(h)
+	opts.SettleMemory = true
 	p, err := patrol.New(opts)
 	if err != nil {
 		for _, line := range patrol.Problems(err) {
