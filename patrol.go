@@ -508,8 +508,8 @@ func (e *executor) Watch(pid int, tag string, role observed.Role) (uint64, error
 }
 func (e *executor) Forget(tag string) { (*Patrol)(e).runner.Forget(tag) }
 
-func (e *executor) FindSpawned(argv []string, dir string, at time.Time, window time.Duration) []int {
-	return exec.FindSpawned(argv, dir, at, window)
+func (e *executor) FindSpawned(argv []string, dir, env string, at time.Time, window time.Duration) []int {
+	return exec.FindSpawned(argv, dir, env, at, window)
 }
 
 func (e *executor) ServiceArgv(m schema.Management, initdDir, service, verb string) ([]string, error) {

@@ -51,10 +51,13 @@ func StartedAt(startTime uint64) (time.Time, error) {
 // app around a given time and then lost track of (it crashed between
 // starting a process and recording its pid): processes running argv[0]
 // (by /proc/PID/exe) with exactly argv (by /proc/PID/cmdline) in directory
-// dir (by /proc/PID/cwd) that lead their own process group, started within
-// window of at. It is a fallback for re-adoption after a crash; every
-// criterion must hold.
-func FindSpawned(argv []string, dir string, at time.Time, window time.Duration) []int {
+// dir (by /proc/PID/cwd), with env (such as "PATROL_ID=web", when not
+// empty) in their environment (by /proc/PID/environ), that lead their own
+// process group, started within window of at. It is a fallback for
+// re-adoption after a crash; every criterion must hold. The environment
+// tells apart apps that run the same command in the same directory (a
+// pool of workers), which would otherwise all match.
+func FindSpawned(argv []string, dir, env string, at time.Time, window time.Duration) []int {
 	if len(argv) == 0 {
 		return nil
 	}
@@ -97,9 +100,27 @@ func FindSpawned(argv []string, dir string, at time.Time, window time.Duration) 
 		if cmd, err := os.ReadFile("/proc/" + n + "/cmdline"); err != nil || string(cmd) != wantCmd {
 			continue
 		}
+		if env != "" && !hasEnv(pid, env) {
+			continue
+		}
 		out = append(out, pid)
 	}
 	return out
+}
+
+// hasEnv reports whether the environment pid started with holds the entry
+// kv ("KEY=VALUE") exactly.
+func hasEnv(pid int, kv string) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		return false
+	}
+	for e := range strings.SplitSeq(string(b), "\x00") {
+		if e == kv {
+			return true
+		}
+	}
+	return false
 }
 
 // LockDir takes an exclusive lock on dir (a lock file inside it), so that

@@ -41,10 +41,11 @@ type Executor interface {
 	Watch(pid int, tag string, role observed.Role) (startTime uint64, err error)
 	// Forget drops every registration of tag.
 	Forget(tag string)
-	// FindSpawned finds processes running exactly argv in dir, leading
-	// their own process group, started within window of at (re-adoption
-	// after a crash between a start and its record).
-	FindSpawned(argv []string, dir string, at time.Time, window time.Duration) []int
+	// FindSpawned finds processes running exactly argv in dir with env
+	// ("PATROL_ID=ID") in their environment, leading their own process
+	// group, started within window of at (re-adoption after a crash
+	// between a start and its record).
+	FindSpawned(argv []string, dir, env string, at time.Time, window time.Duration) []int
 	// ServiceArgv is the command line of a service action.
 	ServiceArgv(m schema.Management, initdDir, service, verb string) ([]string, error)
 	// RunCommand runs a service command to completion, killing it after

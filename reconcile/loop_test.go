@@ -136,7 +136,7 @@ func (f *fakeExec) Alive(pid int) bool {
 }
 
 func (f *fakeExec) ReadPIDFile(string) (int, error) { return 0, fs.ErrNotExist }
-func (f *fakeExec) FindSpawned([]string, string, time.Time, time.Duration) []int {
+func (f *fakeExec) FindSpawned([]string, string, string, time.Time, time.Duration) []int {
 	return nil
 }
 func (f *fakeExec) VerifyBinary(int, string) error { return nil }

@@ -91,11 +91,14 @@ func (l *Loop) restoreInstance(oa *observed.App, pi *observed.PersistedInstance,
 	if pi.PID == 0 && inFile && !da.Keepalive.Pinged() && da.Keepalive != schema.KeepalivePIDApp {
 		// Patrol died between starting the process and recording its pid:
 		// find it by what it must look like.
+		// Its environment names the app (PATROL_ID), which tells it apart
+		// from other apps running the same command in the same directory.
 		argv := append([]string{da.Binary}, da.Args...)
 		// A process forked but not yet exec'd has Patrol's command line:
 		// give it a moment to become the app.
+		var pids []int
 		for try := 0; try < 10; try++ {
-			if pids := l.exec.FindSpawned(argv, da.WorkingDirectory, pi.Started, 2*time.Second); len(pids) == 1 {
+			if pids = l.exec.FindSpawned(argv, da.WorkingDirectory, "PATROL_ID="+oa.ID, pi.Started, 2*time.Second); len(pids) == 1 {
 				if pgid, st, err := l.exec.ProcStat(pids[0]); err == nil {
 					pi.PID, pi.PGID, pi.SpawnPGID, pi.StartTime = pids[0], pgid, pgid, st
 					l.log.Warn("found a process started just before Patrol stopped", "app", oa.ID, "pid", pids[0])
@@ -103,6 +106,10 @@ func (l *Loop) restoreInstance(oa *observed.App, pi *observed.PersistedInstance,
 				break
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+		if len(pids) > 1 {
+			l.log.Error("several processes look like the one started just before Patrol stopped; adopting none of them",
+				"app", oa.ID, "pids", pids)
 		}
 	}
 	alive := false
