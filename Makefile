@@ -3,7 +3,7 @@
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run test lint unit fuzz bench microbench generate clean
+.PHONY: build run test lint unit fuzz bench microbench chaos generate clean
 
 build:
 	$(GO) build -o bin/patrol ./cmd/patrol
@@ -31,6 +31,7 @@ unit:
 FUZZSCALE ?= 1
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $$((60000*$(FUZZSCALE)))x -fuzzminimizetime 100x ./desired
+	$(GO) test -run '^$$' -fuzz '^FuzzKeyValueLimits$$' -fuzztime $$((50000*$(FUZZSCALE)))x -fuzzminimizetime 100x ./desired
 	$(GO) test -run '^$$' -fuzz '^FuzzUDPRequest$$' -fuzztime $$((100000*$(FUZZSCALE)))x -fuzzminimizetime 100x ./api
 	$(GO) test -run '^$$' -fuzz '^FuzzAPIQuery$$' -fuzztime $$((20000*$(FUZZSCALE)))x -fuzzminimizetime 100x ./api
 	$(GO) test -run '^$$' -fuzz '^FuzzStoreLoad$$' -fuzztime $$((150000*$(FUZZSCALE)))x -fuzzminimizetime 100x ./observed
@@ -44,6 +45,15 @@ bench: build
 
 microbench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The chaos suite of RELIABILITY.md (about 2 minutes): kill -9 rounds under
+# churn, a leak soak, held connections and slow clients, malformed and
+# oversized requests, against a real `patrol run`. `make test` runs its
+# short form (cmd/patrol-chaos TestChaosShort). CHAOSFLAGS=--json, --seed N.
+CHAOSFLAGS ?=
+chaos: build
+	$(GO) build -o bin/patrol-chaos ./cmd/patrol-chaos
+	./bin/patrol-chaos $(CHAOSFLAGS)
 
 generate:
 	$(GO) generate ./...

@@ -32,7 +32,11 @@ var allowedImports = map[string][]string{
 	// The benchmark command drives a real `patrol run` from outside and
 	// carries its own baseline supervisor: it is not Patrol, so it may start
 	// processes itself.
-	"cmd/patrol-bench":   {"schema"},
+	"cmd/patrol-bench": {"schema", "internal/proctool"},
+	// The chaos suite kills a real `patrol run` and checks what it left.
+	"cmd/patrol-chaos": {"schema", "internal/proctool"},
+	// /proc readers and clean-up for those two commands.
+	"internal/proctool":  {},
 	"internal/schemagen": {"schema", "desired"},
 	// Test support: helper commands run by test binaries; only tests import it.
 	"internal/testhelper": {},
@@ -43,6 +47,13 @@ var allowedImports = map[string][]string{
 // processImports may only be imported by exec, the one package that starts
 // and signals processes (demo programs under examples/ are not Patrol).
 var processImports = []string{"os/exec", "syscall", "golang.org/x/sys/unix"}
+
+// processDirs may import processImports: exec, and the tools and test
+// support that are not Patrol.
+var processDirs = map[string]bool{
+	"exec": true, "internal/testhelper": true, "internal/proctool": true,
+	"cmd/patrol-bench": true, "cmd/patrol-chaos": true,
+}
 
 func TestImportDirection(t *testing.T) {
 	fset := token.NewFileSet()
@@ -74,7 +85,7 @@ func TestImportDirection(t *testing.T) {
 		seen[dir] = true
 		for _, imp := range f.Imports {
 			p, _ := strconv.Unquote(imp.Path.Value)
-			if slices.Contains(processImports, p) && dir != "exec" && dir != "internal/testhelper" && dir != "cmd/patrol-bench" && !example && !isTest {
+			if slices.Contains(processImports, p) && !processDirs[dir] && !example && !isTest {
 				t.Errorf("%s imports %s: only package exec may", path, p)
 			}
 			rel, ok := strings.CutPrefix(p, module)

@@ -23,6 +23,8 @@ import (
 	"unsafe"
 
 	"github.com/patrolhq/patrol/schema"
+
+	"github.com/patrolhq/patrol/internal/proctool"
 )
 
 // The baseline is the "minimal Go spawn+Wait loop" of issue 9: one
@@ -124,7 +126,7 @@ func (b *baseline) loadApps() (map[string]*bapp, error) {
 }
 
 func (b *baseline) run(httpAddr, udpAddr string) error {
-	if err := becomeSubreaper(); err != nil {
+	if err := proctool.BecomeSubreaper(); err != nil {
 		return fmt.Errorf("become a child subreaper: %w", err)
 	}
 	sigs := make(chan os.Signal, 2)
@@ -211,7 +213,7 @@ func (b *baseline) supervise(a *bapp) {
 		b.setPID(a, pid, pid) // the daemon called setsid: its group is its pid
 		if _, err := p.Wait(); err != nil {
 			// Not our child after all: poll until it is gone.
-			for pidAlive(pid) {
+			for proctool.Alive(pid) {
 				time.Sleep(10 * time.Millisecond)
 			}
 		}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/patrolhq/patrol/schema"
+
+	"github.com/patrolhq/patrol/internal/proctool"
 )
 
 // sleepArg is the argument of every /bin/sleep app: long enough to outlive
@@ -243,14 +245,14 @@ func (e *env) idle(ctx context.Context, s *super, settle, window time.Duration) 
 	}
 	r.passes = -1
 	passes0, passesOK := s.metric("patrol_reconcile_pass_duration_seconds_count")
-	u0, err := readUsage(s.pid)
+	u0, err := proctool.ReadUsage(s.pid)
 	if err != nil {
 		return r, err
 	}
 	if err := sleepCtx(ctx, window); err != nil {
 		return r, err
 	}
-	u1, err := readUsage(s.pid)
+	u1, err := proctool.ReadUsage(s.pid)
 	if err != nil {
 		return r, err
 	}
@@ -259,7 +261,7 @@ func (e *env) idle(ctx context.Context, s *super, settle, window time.Duration) 
 	}
 	secs := u1.At.Sub(u0.At).Seconds()
 	r.seconds = secs
-	r.cpuPct = float64(u1.CPU-u0.CPU) / clockTicks / secs * 100
+	r.cpuPct = float64(u1.CPU-u0.CPU) / proctool.ClockTicks / secs * 100
 	r.wakeups = float64(u1.Ctx-u0.Ctx) / secs
 	r.rssMB = float64(u1.RSSKiB) / 1024
 	r.pssMB = float64(u1.PSSKiB) / 1024

@@ -46,6 +46,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/patrolhq/patrol/internal/proctool"
 )
 
 // reexecuted runs the roles the bench re-executes its own binary in (the
@@ -286,7 +288,7 @@ func run(ctx context.Context, cancel context.CancelFunc, args []string, stdout, 
 		fmt.Fprintln(stderr, "patrol-bench:", err)
 		return 1
 	}
-	if err := becomeSubreaper(); err != nil {
+	if err := proctool.BecomeSubreaper(); err != nil {
 		fmt.Fprintln(stderr, "patrol-bench: become a child subreaper:", err)
 		return 1
 	}
@@ -326,7 +328,7 @@ func run(ctx context.Context, cancel context.CancelFunc, args []string, stdout, 
 		cancel()
 		select {
 		case <-sigs:
-			sweep(e.marker(), nil)
+			proctool.Sweep(e.marker(), nil)
 			os.Exit(130)
 		case <-stopSigs:
 		}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/patrolhq/patrol/internal/proctool"
 )
 
 // patrolBin is the patrol binary built by TestMain for the smoke test.
@@ -66,68 +68,6 @@ func TestPercentile(t *testing.T) {
 	}
 	if summarize(nil) != nil {
 		t.Error("summarize(nil) is not nil")
-	}
-}
-
-func TestParseStat(t *testing.T) {
-	// The command name may hold spaces and parentheses.
-	line := "4242 (my (odd) app) S 17 4242 4242 0 -1 4194560 1234 0 0 0 321 45 0 0 20 0 9 0 5555 1000000 300 18446744073709551615\n"
-	st, err := parseStat([]byte(line))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Comm != "my (odd) app" || st.State != 'S' || st.PPID != 17 || st.UTime != 321 || st.STime != 45 {
-		t.Errorf("parseStat = %+v", st)
-	}
-	if !st.alive() {
-		t.Error("S is not alive")
-	}
-	st, err = parseStat([]byte("7 (sleep) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 1 0 0 0\n"))
-	if err != nil || st.alive() {
-		t.Errorf("zombie: %+v, %v", st, err)
-	}
-	for _, bad := range []string{"", "12 sleep S 1", "12 (sleep) S 1 2 3", "12 (sleep) S x 1 1 0 -1 0 0 0 0 0 1 1 0"} {
-		if _, err := parseStat([]byte(bad)); err == nil {
-			t.Errorf("parseStat(%q) succeeded", bad)
-		}
-	}
-	// This process's own stat parses.
-	self, err := readStat(os.Getpid())
-	if err != nil || self.PPID != os.Getppid() {
-		t.Errorf("readStat(self) = %+v, %v; ppid want %d", self, err, os.Getppid())
-	}
-}
-
-func TestParseStatus(t *testing.T) {
-	in := "Name:\tpatrol\nState:\tS (sleeping)\nVmRSS:\t   21764 kB\nThreads:\t9\n" +
-		"voluntary_ctxt_switches:\t150\nnonvoluntary_ctxt_switches:\t7\n"
-	st, err := parseStatus([]byte(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := procStatus{RSSKiB: 21764, Threads: 9, VolCtx: 150, NonVolCtx: 7}
-	if st != want {
-		t.Errorf("parseStatus = %+v, want %+v", st, want)
-	}
-	if _, err := parseStatus([]byte("Threads:\tmany\n")); err == nil {
-		t.Error("a bad Threads value parsed")
-	}
-	u, err := readUsage(os.Getpid())
-	if err != nil || u.RSSKiB == 0 || u.Threads == 0 {
-		t.Errorf("readUsage(self) = %+v, %v", u, err)
-	}
-}
-
-func TestLogField(t *testing.T) {
-	line := `time=2026-01-02T03:04:05.000Z level=INFO msg="http listening" addr=127.0.0.1:4242 tls=false`
-	if got := logField(line, "addr"); got != "127.0.0.1:4242" {
-		t.Errorf("addr = %q", got)
-	}
-	if got := logField(`level=INFO msg="x" dir="/a b/c" n=1`, "dir"); got != "/a b/c" {
-		t.Errorf("quoted = %q", got)
-	}
-	if got := logField(line, "port"); got != "" {
-		t.Errorf("missing key = %q", got)
 	}
 }
 
@@ -287,10 +227,10 @@ func TestSmoke(t *testing.T) {
 	var left []string
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		left = left[:0]
-		pids, _ := listPIDs()
+		pids, _ := proctool.ListPIDs()
 		for _, p := range pids {
-			if st, err := readStat(p); err == nil && st.PPID == os.Getpid() && st.alive() {
-				argv, _ := readCmdline(p)
+			if st, err := proctool.ReadStat(p); err == nil && st.PPID == os.Getpid() && st.Alive() {
+				argv, _ := proctool.ReadCmdline(p)
 				left = append(left, fmt.Sprintf("pid %d %q", p, argv))
 			}
 		}
@@ -301,19 +241,5 @@ func TestSmoke(t *testing.T) {
 	}
 	for _, l := range left {
 		t.Errorf("left running: %s", l)
-	}
-}
-
-func TestParsePSS(t *testing.T) {
-	b := []byte("55d0c8a3e000-7ffd1b1f4000 ---p 00000000 00:00 0                          [rollup]\n" +
-		"Rss:               21340 kB\nPss:               18712 kB\nPss_Dirty:          9000 kB\n")
-	if got := parsePSS(b); got != 18712 {
-		t.Errorf("parsePSS = %d, want 18712", got)
-	}
-	if got := parsePSS([]byte("Rss: 1 kB\n")); got != 0 {
-		t.Errorf("parsePSS without Pss = %d, want 0", got)
-	}
-	if readPSS(os.Getpid()) == 0 {
-		t.Error("readPSS of this process is 0")
 	}
 }

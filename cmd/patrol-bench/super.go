@@ -13,13 +13,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/patrolhq/patrol/schema"
+
+	"github.com/patrolhq/patrol/internal/proctool"
 )
 
 // The two kinds of supervisor a benchmark runs.
@@ -154,10 +155,10 @@ func (s *super) findAddrs() {
 		var httpAddr, udpAddr string
 		for line := range strings.SplitSeq(string(b), "\n") {
 			if strings.Contains(line, `msg="http listening"`) {
-				httpAddr = logField(line, "addr")
+				httpAddr = proctool.LogField(line, "addr")
 			}
 			if strings.Contains(line, `msg="udp listening"`) {
-				udpAddr = logField(line, "addr")
+				udpAddr = proctool.LogField(line, "addr")
 			}
 		}
 		if httpAddr != "" && udpAddr != "" {
@@ -173,23 +174,6 @@ func (s *super) findAddrs() {
 		case <-time.After(time.Millisecond):
 		}
 	}
-}
-
-// logField returns the value of key=value in a log/slog text line.
-func logField(line, key string) string {
-	i := strings.Index(line, " "+key+"=")
-	if i < 0 {
-		return ""
-	}
-	v := line[i+len(key)+2:]
-	if strings.HasPrefix(v, `"`) {
-		if u, err := strconv.QuotedPrefix(v); err == nil {
-			v, _ = strconv.Unquote(u)
-			return v
-		}
-	}
-	v, _, _ = strings.Cut(v, " ")
-	return v
 }
 
 // logTail returns the last lines of the supervisor's log.
@@ -251,7 +235,7 @@ func (e *env) sweep() int {
 		exclude[pid] = true
 	}
 	e.mu.Unlock()
-	return sweep(e.marker(), exclude)
+	return proctool.Sweep(e.marker(), exclude)
 }
 
 // stopAll stops every running supervisor (on Ctrl-C and at exit).
