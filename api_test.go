@@ -20,8 +20,21 @@ import (
 // post sends one API request to the daemon over HTTP.
 func (d *daemon) post(t *testing.T, req map[string]any) (*schema.Response, int) {
 	t.Helper()
+	return d.postAuth(t, req, "")
+}
+
+// postAuth is post with a bearer token ("" for none).
+func (d *daemon) postAuth(t *testing.T, req map[string]any, token string) (*schema.Response, int) {
+	t.Helper()
 	body, _ := json.Marshal(req)
-	resp, err := http.Post("http://"+d.HTTPAddr()+"/api/", "application/json", bytes.NewReader(body))
+	hr, err := http.NewRequest("POST", "http://"+d.HTTPAddr()+"/api/", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		hr.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(hr)
 	if err != nil {
 		t.Fatal(err)
 	}

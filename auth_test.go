@@ -1,7 +1,6 @@
 package patrol_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"maps"
 	"net"
@@ -65,25 +64,12 @@ func TestTokenBothTransports(t *testing.T) {
 		send      func(t *testing.T, req map[string]any, tok string) bool
 	}
 	postHTTP := func(t *testing.T, req map[string]any, auth string) bool {
-		body, _ := json.Marshal(req)
-		hr, _ := http.NewRequest("POST", "http://"+d.HTTPAddr()+"/api/", bytes.NewReader(body))
-		if auth != "" {
-			hr.Header.Set("Authorization", "Bearer "+auth)
-		}
-		resp, err := http.DefaultClient.Do(hr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var r schema.Response
-		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-			t.Fatal(err)
-		}
+		r, code := d.postAuth(t, req, auth)
 		switch {
-		case resp.StatusCode == http.StatusOK:
+		case code == http.StatusOK:
 			return true
-		case resp.StatusCode != http.StatusUnauthorized || !reflect.DeepEqual(r.Errors, []string{schema.ErrUnauthorized}):
-			t.Fatalf("got %d %v, want 200 or 401 Unauthorized", resp.StatusCode, r.Errors)
+		case code != http.StatusUnauthorized || !reflect.DeepEqual(r.Errors, []string{schema.ErrUnauthorized}):
+			t.Fatalf("got %d %v, want 200 or 401 Unauthorized", code, r.Errors)
 		}
 		return false
 	}

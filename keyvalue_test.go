@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -163,7 +162,7 @@ func TestOversizedKeyValueFromAnOlderVersion(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &syncBuffer{}
 	d := startPatrolWith(t, config(map[string]any{"web": appCfg(t, nil, "sleep")}, nil),
 		patrol.Options{StateDir: stateDir, Log: slog.New(slog.NewTextHandler(logs, nil))})
 	a, _ := d.waitRunning(t, "web", 0, 5*time.Second)
@@ -185,22 +184,4 @@ func TestOversizedKeyValueFromAnOlderVersion(t *testing.T) {
 	if !strings.Contains(logs.String(), "keyvalue-limits trimmed") {
 		t.Errorf("no log line about the trimmed data")
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
