@@ -361,20 +361,25 @@ func TestLoopShutdownWaits(t *testing.T) {
 		f := newFake()
 		l, stop := runLoop(t, `{"apps": {"a": {"binary": "/x"}, "b": {"binary": "/y", "stop-timeout": 5}}}`, f)
 		synctest.Wait()
+		// The starts of a pass launch concurrently: which app got which
+		// pid is up to them.
+		pa, pb := int(appStatus(t, l, "a").PID), int(appStatus(t, l, "b").PID)
 		stopped := make(chan struct{})
 		go func() { stop(); close(stopped) }()
 		synctest.Wait()
 		_, sigs := f.snapshot()
 		slices.Sort(sigs)
-		if !slices.Equal(sigs, []string{"101 SIGTERM", "102 SIGTERM"}) {
-			t.Fatalf("shutdown signals: %v", sigs)
+		want := []string{fmt.Sprintf("%d SIGTERM", pa), fmt.Sprintf("%d SIGTERM", pb)}
+		slices.Sort(want)
+		if !slices.Equal(sigs, want) {
+			t.Fatalf("shutdown signals: %v, want %v", sigs, want)
 		}
-		f.exit(101, 0, 0)
+		f.exit(pa, 0, 0)
 		// b exits, but its process group lives on (a grandchild).
 		f.mu.Lock()
-		f.alive[102] = true
+		f.alive[pb] = true
 		f.mu.Unlock()
-		f.loop.Notify(observed.Exit{Tag: f.tags[102], PID: 102, Code: 0, Ended: time.Now()})
+		f.loop.Notify(observed.Exit{Tag: f.tags[pb], PID: pb, Code: 0, Ended: time.Now()})
 		synctest.Wait()
 		select {
 		case <-stopped:
@@ -386,11 +391,11 @@ func TestLoopShutdownWaits(t *testing.T) {
 		}
 		time.Sleep(5 * time.Second)
 		synctest.Wait()
-		if _, sigs := f.snapshot(); sigs[len(sigs)-1] != "102 SIGKILL" {
+		if _, sigs := f.snapshot(); sigs[len(sigs)-1] != fmt.Sprintf("%d SIGKILL", pb) {
 			t.Errorf("leftover group not killed after stop-timeout: %v", sigs)
 		}
 		f.mu.Lock()
-		f.alive[102] = false
+		f.alive[pb] = false
 		f.mu.Unlock()
 		<-stopped
 	})

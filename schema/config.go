@@ -148,7 +148,8 @@ type LogRetention struct {
 // KeyValueLimits is the "keyvalue-limits" block of the config. The
 // defaults keep the status readable: without limits, one request could
 // store a value nested thousands of levels deep, whose indented status
-// grows with the square of its depth.
+// grows with the square of its depth. A change applies to the next write
+// and restarts nothing; data entries hold already is not rewritten.
 type KeyValueLimits struct {
 	// MaxDepth is how deeply an entry's key/value data may nest, the data
 	// itself counting as one level: {"k": 1} is 1 deep, {"k": [1]} 2,
