@@ -113,7 +113,9 @@ func (c *logCap) started(id, root, outPath string, keep int, shared bool) {
 			job = capJob{d: d, list: true}
 		}
 	default:
-		job = capJob{d: d, remove: d.take()}
+		if out := d.take(); len(out) > 0 {
+			job = capJob{d: d, remove: out}
+		}
 	}
 	inline := job.d != nil && c.backlog >= maxCapBacklog
 	if job.d != nil && !inline {
