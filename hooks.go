@@ -342,11 +342,8 @@ func pidText(pid int) string {
 
 // appContext builds what exec needs besides the config to start app a.
 func (p *Patrol) appContext(a *desired.App, s desired.Settings) exec.AppContext {
-	p.mu.Lock()
-	shared := p.current.LogDirectoryShared(a.LogDirectory)
-	p.mu.Unlock()
 	c := exec.AppContext{ParentEnv: os.Environ(), ListenHTTP: s.ListenHTTP, ListenUDP: s.ListenUDP,
-		KeepLogs: s.LogRetentionInstances, LogsShared: shared}
+		KeepLogs: s.LogRetentionInstances}
 	if c.ListenHTTP == nil {
 		c.ListenHTTP = []string{p.HTTPAddr()}
 	}

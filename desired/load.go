@@ -193,14 +193,6 @@ func inheritHooks(c *schema.Config) {
 	}
 }
 
-// cmpOr returns p, or def when p is nil.
-func cmpOr[T any](p, def *T) *T {
-	if p != nil {
-		return p
-	}
-	return def
-}
-
 // kvLimits is the keyvalue-limits block, defaulted, as KeyValueLimits.
 func kvLimits(l *schema.KeyValueLimits) KeyValueLimits {
 	return KeyValueLimits{MaxDepth: l.MaxDepth, MaxBytes: l.MaxBytes, MaxKeys: l.MaxKeys}
@@ -238,11 +230,15 @@ func fromConfig(c *schema.Config, opts Options, errs *problems) (*State, error) 
 		LogRetentionDays:  *c.LogRetention.Days,
 		LogRetentionBytes: int64(*c.LogRetention.MaxTotalMB) << 20,
 		KeyValue:          kvLimits(c.KeyValueLimits),
-		// Absent, the cap is the history length: the log files of the
-		// instances history shows.
-		LogRetentionInstances: *cmpOr(c.LogRetention.MaxInstances, &c.History),
-		Hooks:                 hooks(c.Hooks),
-		X:                     nonEmpty(c.X),
+		Hooks:             hooks(c.Hooks),
+		X:                 nonEmpty(c.X),
+	}
+
+	// Absent, the count cap on log files is the history length: the
+	// files of the instances history shows.
+	settings.LogRetentionInstances = c.History
+	if n := c.LogRetention.MaxInstances; n != nil {
+		settings.LogRetentionInstances = *n
 	}
 
 	apps := make(map[string]*App, len(c.Apps))

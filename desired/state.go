@@ -26,8 +26,6 @@ type State struct {
 	services map[string]*Service
 	appIDs   []string
 	svcIDs   []string
-	// sharedLogs holds the log directories of more than one app.
-	sharedLogs map[string]bool
 	// overrides are the runtime overrides layered on by WithOverrides.
 	overrides map[Key]*Override
 }
@@ -106,6 +104,9 @@ type App struct {
 	ListenHTTP []string
 	ListenUDP  []string
 
+	// logsShared says other apps of the config have the same LogDirectory
+	// (derived, not part of the fingerprint).
+	logsShared  bool
 	fingerprint string
 }
 
@@ -199,6 +200,10 @@ func (s *State) Services() []*Service {
 // the same fingerprint exactly when nothing about them differs.
 func (a *App) Fingerprint() string { return a.fingerprint }
 
+// LogsShared reports whether other apps of its config write their logs to
+// a's LogDirectory too.
+func (a *App) LogsShared() bool { return a.logsShared }
+
 // Fingerprint identifies the service's whole normalised config.
 func (s *Service) Fingerprint() string { return s.fingerprint }
 
@@ -228,10 +233,6 @@ func revisionOf(s *State) string {
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
-// LogDirectoryShared reports whether more than one app has the log
-// directory dir.
-func (s *State) LogDirectoryShared(dir string) bool { return s.sharedLogs[dir] }
-
 func newState(path string, settings Settings, apps map[string]*App, services map[string]*Service) *State {
 	s := &State{
 		path:     path,
@@ -241,16 +242,13 @@ func newState(path string, settings Settings, apps map[string]*App, services map
 		appIDs:   slices.Sorted(maps.Keys(apps)),
 		svcIDs:   slices.Sorted(maps.Keys(services)),
 	}
-	logDirs := make(map[string]bool, len(apps))
+	byLogDir := make(map[string]int, len(apps))
 	for _, a := range apps {
 		a.fingerprint = fingerprint(a)
-		if logDirs[a.LogDirectory] {
-			if s.sharedLogs == nil {
-				s.sharedLogs = map[string]bool{}
-			}
-			s.sharedLogs[a.LogDirectory] = true
-		}
-		logDirs[a.LogDirectory] = true
+		byLogDir[a.LogDirectory]++
+	}
+	for _, a := range apps {
+		a.logsShared = byLogDir[a.LogDirectory] > 1
 	}
 	for _, v := range services {
 		v.fingerprint = fingerprint(v)

@@ -233,3 +233,27 @@ func assertCovers(t *testing.T, mutations map[string]string, typ reflect.Type, s
 		}
 	}
 }
+
+// TestLogsShared: apps that write to the same log directory know it (the
+// count cap of their log files then counts each app's own starts), and it
+// is not part of their fingerprint.
+func TestLogsShared(t *testing.T) {
+	st, problems := parse(t, `{"apps": {
+		"a": {"binary": "/a", "log-directory": "/var/log/pool"},
+		"b": {"binary": "/b", "log-directory": "/var/log/pool"},
+		"c": {"binary": "/c"}}}`)
+	if problems != nil {
+		t.Fatalf("problems: %q", problems)
+	}
+	for id, want := range map[string]bool{"a": true, "b": true, "c": false} {
+		if a, _ := st.App(id); a.LogsShared() != want {
+			t.Errorf("%s: LogsShared %v, want %v", id, a.LogsShared(), want)
+		}
+	}
+	alone, _ := parse(t, `{"apps": {"a": {"binary": "/a", "log-directory": "/var/log/pool"}}}`)
+	a1, _ := st.App("a")
+	a2, _ := alone.App("a")
+	if a2.LogsShared() || a1.Fingerprint() != a2.Fingerprint() {
+		t.Errorf("alone: LogsShared %v; fingerprints equal %v", a2.LogsShared(), a1.Fingerprint() == a2.Fingerprint())
+	}
+}

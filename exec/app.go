@@ -39,10 +39,8 @@ type AppContext struct {
 	Stderr io.Writer
 	// KeepLogs caps the instances whose log files the app keeps
 	// (log-retention.max-instances; 0: no cap): a start over it removes
-	// the oldest instances' files (logcap.go). LogsShared says other apps
-	// use the same log directory.
-	KeepLogs   int
-	LogsShared bool
+	// the oldest instances' files (logcap.go).
+	KeepLogs int
 }
 
 // AppEnv builds an app's environment (DESIGN §5.2): Patrol's environment
@@ -286,9 +284,9 @@ func (r *Runner) startApp(a *desired.App, c AppContext, tag string, now time.Tim
 	}
 	switch {
 	case c.Stdout == nil:
-		r.logCap.started(a.ID, a.LogDirectory, outPath, c.KeepLogs, c.LogsShared)
+		r.logCap.started(a.ID, a.LogDirectory, outPath, c.KeepLogs, a.LogsShared())
 	case c.Stderr == nil:
-		r.logCap.started(a.ID, a.LogDirectory, errPath, c.KeepLogs, c.LogsShared)
+		r.logCap.started(a.ID, a.LogDirectory, errPath, c.KeepLogs, a.LogsShared())
 	}
 	for _, copy := range copiers {
 		go copy()
