@@ -256,87 +256,58 @@ func dayDir(t time.Time) string {
 	return fmt.Sprintf("%04d/%s/%d", t.Year(), strings.ToLower(t.Month().String()), t.Day())
 }
 
-// stemOf returns the instance of a log file path under root (both clean;
-// root is "." for a relative path).
+// stemOf returns the instance of a log file path under the log directory
+// root (both clean).
 func stemOf(root, path string) (logStem, bool) {
-	rel := path
-	if root != "." {
-		if len(path) <= len(root) || path[len(root)] != '/' || path[:len(root)] != root {
-			return logStem{}, false
-		}
-		rel = path[len(root)+1:]
+	if len(path) <= len(root) || path[len(root)] != '/' || path[:len(root)] != root {
+		return logStem{}, false
 	}
+	rel := path[len(root)+1:]
 	slash := strings.LastIndexByte(rel, '/')
 	if slash < 0 {
 		return logStem{}, false
 	}
-	day, name := rel[:slash], rel[slash+1:]
-	digits, _, _ := strings.Cut(name, ".")
-	nano, err := strconv.ParseInt(digits, 10, 64)
-	if err != nil || !isLogName(name) {
-		return logStem{}, false
-	}
-	return logStem{day: day, nano: nano}, true
+	nano, ok := logNano(rel[slash+1:])
+	return logStem{day: rel[:slash], nano: nano}, ok
 }
 
 // listStems lists the instances whose log files are in the log directory
-// root, in the layout of LogFiles, oldest first.
+// root, in the layout of LogFiles, oldest first; it is PruneLogs' walk,
+// reading names only.
 func listStems(root string) ([]logStem, error) {
 	r, err := os.OpenRoot(root)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
+	var firstErr error
+	list := func(dir string) []fs.DirEntry {
+		ents, err := readDirIn(r, dir)
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		return ents
+	}
 	seen := map[logStem]bool{}
 	var out []logStem
-	var firstErr error
-	for _, y := range dirsIn(r, ".", isLogYear, &firstErr) {
-		for _, m := range dirsIn(r, y, isLogMonth, &firstErr) {
-			for _, d := range dirsIn(r, y+"/"+m, isLogDay, &firstErr) {
+	for _, y := range dirNames(list("."), isLogYear) {
+		for _, m := range dirNames(list(y), isLogMonth) {
+			for _, d := range dirNames(list(y+"/"+m), isLogDay) {
 				day := y + "/" + m + "/" + d
-				ents, err := readDirAt(r, day)
-				if err != nil && firstErr == nil {
-					firstErr = err
-				}
-				for _, e := range ents {
-					if !e.Type().IsRegular() || !isLogName(e.Name()) {
+				for _, e := range list(day) {
+					if !e.Type().IsRegular() {
 						continue
 					}
-					if s, ok := stemOf(".", day+"/"+e.Name()); ok && !seen[s] {
-						s.day = day
-						seen[s] = true
-						out = append(out, s)
+					if nano, ok := logNano(e.Name()); ok && !seen[logStem{day, nano}] {
+						seen[logStem{day, nano}] = true
+						out = append(out, logStem{day, nano})
 					}
 				}
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b logStem) int { return compareStems(a, b) })
+	slices.SortFunc(out, compareStems)
 	return out, firstErr
-}
-
-// dirsIn lists the subdirectories of dir (in r) whose names match.
-func dirsIn(r *os.Root, dir string, match func(string) bool, firstErr *error) []string {
-	ents, err := readDirAt(r, dir)
-	if err != nil && *firstErr == nil {
-		*firstErr = err
-	}
-	var out []string
-	for _, e := range ents {
-		if e.IsDir() && match(e.Name()) {
-			out = append(out, e.Name())
-		}
-	}
-	return out
-}
-
-func readDirAt(r *os.Root, dir string) ([]fs.DirEntry, error) {
-	f, err := r.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return f.ReadDir(-1)
 }
 
 // mergeStems merges two lists of instances, oldest first, without

@@ -234,7 +234,7 @@ func (p *pruner) walkRoot(i int) {
 // open as dr, removing those too old.
 func (p *pruner) walkDay(i int, dr *os.Root, dir string) {
 	dirPath := filepath.Join(p.roots[i].path, dir)
-	names, err := readDirIn(dr)
+	names, err := readDirIn(dr, ".")
 	if err != nil {
 		p.errorf("readdir", dirPath, err)
 	}
@@ -329,12 +329,11 @@ func (p *pruner) applyInstanceCap() {
 	var insts []*inst
 	for i := range p.files {
 		f := &p.files[i]
-		digits, _, _ := strings.Cut(f.name, ".")
-		nano, err := strconv.ParseInt(digits, 10, 64)
-		if err != nil {
+		nano, ok := logNano(f.name)
+		if !ok {
 			continue // more digits than an int64: not Patrol's
 		}
-		key := strconv.Itoa(f.root) + "/" + f.dir + "/" + digits
+		key := strconv.Itoa(f.root) + "/" + f.dir + "/" + strconv.FormatInt(nano, 10)
 		in := byStem[key]
 		if in == nil {
 			in = &inst{root: f.root, dir: f.dir, nano: nano}
@@ -459,10 +458,16 @@ func (p *pruner) removeEmptyDirs() {
 // subdirs returns the names of the subdirectories (not symlinks) of the
 // directory open as r at path whose names satisfy match.
 func (p *pruner) subdirs(r *os.Root, path string, match func(string) bool) []string {
-	ents, err := readDirIn(r)
+	ents, err := readDirIn(r, ".")
 	if err != nil {
 		p.errorf("readdir", path, err)
 	}
+	return dirNames(ents, match)
+}
+
+// dirNames returns the names of the directories (not symlinks) among ents
+// that satisfy match.
+func dirNames(ents []fs.DirEntry, match func(string) bool) []string {
 	var names []string
 	for _, e := range ents {
 		if e.IsDir() && match(e.Name()) {
@@ -485,10 +490,10 @@ func (p *pruner) openSub(r *os.Root, path, name string) *os.Root {
 	return sub
 }
 
-// readDirIn lists the directory open as r, in directory order. On an error
-// it returns what it read before.
-func readDirIn(r *os.Root) ([]fs.DirEntry, error) {
-	f, err := r.Open(".")
+// readDirIn lists directory dir of r ("." for r itself), in directory
+// order. On an error it returns what it read before.
+func readDirIn(r *os.Root, dir string) ([]fs.DirEntry, error) {
+	f, err := r.Open(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -542,6 +547,17 @@ func isLogName(name string) bool {
 		}
 	}
 	return false
+}
+
+// logNano returns the unixnano a log file's name starts with (the time
+// its instance started, LogFiles), and whether name is a log file name.
+func logNano(name string) (int64, bool) {
+	if !isLogName(name) {
+		return 0, false
+	}
+	digits, _, _ := strings.Cut(name, ".")
+	nano, err := strconv.ParseInt(digits, 10, 64)
+	return nano, err == nil
 }
 
 // isDigits reports whether s has only ASCII digits.
