@@ -1,15 +1,11 @@
 package exec
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"os"
-	"strconv"
-	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/patrolhq/patrol/internal/testhelper"
 )
 
 func TestImageMappings(t *testing.T) {
@@ -29,33 +25,15 @@ bad line
 	}
 }
 
-// exeRSS sums the resident kilobytes of this process's mappings of its
-// executable.
+// exeRSS sums the resident kilobytes of this process's read-only mappings
+// of its executable.
 func exeRSS(t *testing.T) int {
 	t.Helper()
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/exe", &st); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile("/proc/self/smaps")
+	resident, _, err := testhelper.ImageResident(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ino := " " + strconv.FormatUint(st.Ino, 10) + " "
-	total, in := 0, false
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		line := sc.Text()
-		if f := strings.Fields(line); len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
-			in = strings.Contains(line, ino) && (f[1] == "r-xp" || f[1] == "r--p")
-			continue
-		}
-		if rest, ok := strings.CutPrefix(line, "Rss:"); ok && in {
-			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
-			total += n
-		}
-	}
-	return total
+	return resident
 }
 
 // TestReleaseImagePages: the read-only mappings of the test binary shrink

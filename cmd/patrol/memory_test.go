@@ -1,52 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-)
 
-// imageResident returns how many KiB of pid's read-only mappings of its
-// executable are resident, and how large they are.
-func imageResident(t *testing.T, pid int) (resident, size int) {
-	t.Helper()
-	exe, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ino := strconv.FormatUint(exe.Sys().(*syscall.Stat_t).Ino, 10)
-	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	in := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 5 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":") {
-			in = fields[4] == ino && (fields[1] == "r-xp" || fields[1] == "r--p")
-			continue
-		}
-		if !in || len(fields) < 2 {
-			continue
-		}
-		n, _ := strconv.Atoi(fields[1])
-		switch fields[0] {
-		case "Size:":
-			size += n
-		case "Rss:":
-			resident += n
-		}
-	}
-	return resident, size
-}
+	"github.com/patrolhq/patrol/internal/testhelper"
+)
 
 // TestRunSettlesMemory: `patrol run` drops its start-up pages of the
 // executable once the first pass has started every app (SettleMemory):
@@ -64,7 +28,10 @@ func TestRunSettlesMemory(t *testing.T) {
 	pid := p.cmd.Process.Pid
 	var resident, size int
 	poll(t, "the executable's start-up pages released", 15*time.Second, func() bool {
-		resident, size = imageResident(t, pid)
+		var err error
+		if resident, size, err = testhelper.ImageResident(pid); err != nil {
+			t.Fatal(err)
+		}
 		return size > 0 && resident < size*4/10
 	})
 	t.Logf("executable's read-only mappings: %d of %d KiB resident after settling", resident, size)

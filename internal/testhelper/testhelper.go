@@ -285,3 +285,37 @@ func LeakCheck(fdsBefore, maxGoroutines int) []string {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// ImageResident returns how many KiB of pid's read-only mappings ("r-xp"
+// and "r--p") of its own executable are resident, and how large they are
+// (from /proc/PID/smaps).
+func ImageResident(pid int) (resident, size int, err error) {
+	var exe syscall.Stat_t
+	if err := syscall.Stat(fmt.Sprintf("/proc/%d/exe", pid), &exe); err != nil {
+		return 0, 0, err
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	ino := strconv.FormatUint(exe.Ino, 10)
+	in := false
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+			in = f[4] == ino && (f[1] == "r-xp" || f[1] == "r--p")
+			continue
+		}
+		if !in || len(f) < 2 {
+			continue
+		}
+		n, _ := strconv.Atoi(f[1])
+		switch f[0] {
+		case "Size:":
+			size += n
+		case "Rss:":
+			resident += n
+		}
+	}
+	return resident, size, nil
+}
