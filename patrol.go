@@ -117,6 +117,7 @@ type Patrol struct {
 	loop  *reconcile.Loop
 
 	runner  *exec.Runner
+	prober  *exec.Prober // set while Run runs
 	metrics *metrics
 	hooks   *dispatcher
 
@@ -168,6 +169,7 @@ func New(opts Options) (*Patrol, error) {
 	}
 	p.loop = reconcile.New(lo, st)
 	p.runner = exec.NewRunner(log, p.loop.Notify)
+	p.runner.OnNotify(p.loop.NotifyMessage)
 	p.hooks = &dispatcher{p: p, hooks: opts.Hooks, queues: map[Entry]*hookQueueState{}}
 	return p, nil
 }
@@ -338,7 +340,9 @@ func (p *Patrol) Run(ctx context.Context) error {
 		case <-apiCtx.Done():
 		}
 	}()
+	p.prober = exec.NewProber(p.runner, 0, p.loop.NotifyProbe)
 	loopErr := p.loop.Run(ctx)
+	p.prober.Close()
 	stopHooks()
 	<-hooksDone
 
@@ -506,7 +510,19 @@ func (e *executor) VerifyBinary(pid int, binary string) error { return exec.Veri
 func (e *executor) Watch(pid int, tag string, role observed.Role) (uint64, error) {
 	return (*Patrol)(e).runner.Watch(pid, tag, role)
 }
-func (e *executor) Forget(tag string) { (*Patrol)(e).runner.Forget(tag) }
+func (e *executor) Forget(tag string) {
+	p := (*Patrol)(e)
+	p.runner.Forget(tag)
+	p.prober.Set(tag, nil, time.Time{})
+}
+
+func (e *executor) Probe(tag string, probes []*desired.Probe, now time.Time) {
+	(*Patrol)(e).prober.Set(tag, probes, now)
+}
+
+func (e *executor) AdoptNotify(tag string, pgid, pid int) error {
+	return (*Patrol)(e).runner.AdoptNotify(tag, pgid, pid)
+}
 
 func (e *executor) FindSpawned(argv []string, dir, env string, at time.Time, window time.Duration) []int {
 	return exec.FindSpawned(argv, dir, env, at, window)

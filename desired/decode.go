@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/patrolhq/patrol/schema"
 )
 
 // MaxConfigSize bounds the size of a config file, in bytes.
@@ -254,7 +256,10 @@ type decoder struct {
 	errs *problems
 }
 
-var rawMessageType = reflect.TypeFor[json.RawMessage]()
+var (
+	rawMessageType = reflect.TypeFor[json.RawMessage]()
+	dependencyType = reflect.TypeFor[schema.Dependency]()
+)
 
 // decode stores n into v (settable), recording type mismatches and unknown
 // keys under path.
@@ -269,6 +274,13 @@ func (d *decoder) decode(n *node, v reflect.Value, path string) {
 			return
 		}
 		v.SetBytes(raw)
+		return
+	}
+	if v.Type() == dependencyType && n.kind != kindObject {
+		// depends-on's short form: "db" is {"app": "db"}.
+		if d.expect(n, kindString, path, "an app id or an object") {
+			v.FieldByName("App").SetString(n.text)
+		}
 		return
 	}
 	switch v.Kind() {
@@ -551,6 +563,8 @@ var keyHomes = sync.OnceValue(func() map[string][]string {
 	add(reflect.TypeFor[hooksType](), `a "hooks" key: it goes inside "hooks": {...}`)
 	add(reflect.TypeFor[retentionType](), `a "log-retention" key: it goes inside "log-retention": {...}`)
 	add(reflect.TypeFor[kvLimitsType](), `a "keyvalue-limits" key: it goes inside "keyvalue-limits": {...}`)
+	add(reflect.TypeFor[schema.Probe](), `a probe key: it goes inside "liveness", "readiness" or "startup": {...}`)
+	add(reflect.TypeFor[schema.Dependency](), `a depends-on key: it goes inside "depends-on": [{...}]`)
 	for _, v := range homes {
 		sort.Strings(v)
 	}

@@ -47,6 +47,8 @@ var appFields = []appField{
 	{"stop-signal", true, false, func(a *App) any { return a.StopSignal }},
 	{"listen-http", true, false, func(a *App) any { return a.ListenHTTP }},
 	{"listen-udp", true, false, func(a *App) any { return a.ListenUDP }},
+	{"ready", true, false, func(a *App) any { return a.Ready }},
+	{"watchdog", true, false, func(a *App) any { return secs(a.Watchdog) }},
 	{"name", false, false, func(a *App) any { return a.Name }},
 	{"disabled", false, false, func(a *App) any { return a.Disabled }},
 	{"secret", false, true, func(a *App) any { return a.Secret }},
@@ -61,6 +63,9 @@ var appFields = []appField{
 		return map[string]any{"initial": secs(a.Backoff.Initial), "max": secs(a.Backoff.Max), "reset-after": secs(a.Backoff.ResetAfter)}
 	}},
 	{"depends-on", false, false, func(a *App) any { return a.DependsOn }},
+	{"startup", false, false, func(a *App) any { return a.Startup }},
+	{"liveness", false, false, func(a *App) any { return a.Liveness }},
+	{"readiness", false, false, func(a *App) any { return a.Readiness }},
 	{"hooks", false, false, func(a *App) any { return a.Hooks }},
 	{"x", false, false, func(a *App) any { return a.X }},
 }

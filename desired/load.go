@@ -175,6 +175,12 @@ func inheritHooks(c *schema.Config) {
 			if out.OnStop == nil {
 				out.OnStop = top.OnStop
 			}
+			if out.OnReady == nil {
+				out.OnReady = top.OnReady
+			}
+			if out.OnUnhealthy == nil {
+				out.OnUnhealthy = top.OnUnhealthy
+			}
 			if out.Timeout == nil {
 				out.Timeout = top.Timeout
 			}
@@ -286,7 +292,12 @@ func fromConfig(c *schema.Config, opts Options, errs *problems) (*State, error) 
 				ResetAfter: seconds(a.Backoff.ResetAfter),
 			},
 			StartTimeout: seconds(a.StartTimeout),
-			DependsOn:    lowerSorted(a.DependsOn),
+			DependsOn:    dependencies(a.DependsOn),
+			Startup:      probe(ProbeStartup, a.Startup, wd, a.Env),
+			Liveness:     probe(ProbeLiveness, a.Liveness, wd, a.Env),
+			Readiness:    probe(ProbeReadiness, a.Readiness, wd, a.Env),
+			Ready:        a.Ready,
+			Watchdog:     time.Duration(float64(a.Watchdog) * float64(time.Second)),
 			Hooks:        hooks(a.Hooks),
 			X:            nonEmpty(a.X),
 		}
@@ -388,6 +399,8 @@ func hooks(h *schema.Hooks) Hooks {
 		OnCrash:   nonEmptySlice(h.OnCrash),
 		OnBackoff: nonEmptySlice(h.OnBackoff),
 		OnStop:    nonEmptySlice(h.OnStop),
+		OnReady:     nonEmptySlice(h.OnReady),
+		OnUnhealthy: nonEmptySlice(h.OnUnhealthy),
 		Timeout:   seconds(h.Timeout),
 	}
 }

@@ -223,8 +223,41 @@ var dependsOnCases = []ruleCase{
 	{"unknown dependency", `{"apps": {"a": {"binary": "/x", "depends-on": ["db"]}, "dbs": {"binary": "/x"}}}`, []string{`apps.a.depends-on[0]: unknown app "db", did you mean "dbs"?`}},
 	{"self dependency", `{"apps": {"a": {"binary": "/x", "depends-on": ["A"]}}}`, []string{"apps.a.depends-on[0]: an app cannot depend on itself"}},
 	{"repeated dependency", `{"apps": {"a": {"binary": "/x", "depends-on": ["b", "b"]}, "b": {"binary": "/x"}}}`, []string{`apps.a.depends-on[1]: lists "b" more than once`}},
-	{"invalid dependency id", `{"apps": {"a": {"binary": "/x", "depends-on": ["b_c"]}}}`, []string{`apps.a.depends-on[0]: invalid id "b_c": only A-Z, a-z, 0-9 and "-" are allowed`}},
-	{"cycle", `{"apps": {"a": {"binary": "/x", "depends-on": ["b"]}, "b": {"binary": "/x", "depends-on": ["c"]}, "c": {"binary": "/x", "depends-on": ["a"]}}}`, []string{"apps.a.depends-on: dependency cycle: a -> b -> c -> a"}},
+	{"invalid dependency id", `{"apps": {"a": {"binary": "/x", "depends-on": ["b_c"]}}}`, []string{`apps.a.depends-on[0].app: invalid id "b_c": only A-Z, a-z, 0-9 and "-" are allowed`}},
+	{"cycle", `{"apps": {"a": {"binary": "/x", "depends-on": ["b"]}, "b": {"binary": "/x", "depends-on": ["c"]}, "c": {"binary": "/x", "depends-on": ["a"]}}}`, []string{"apps.a.depends-on: cycle a -> b -> c -> a"}},
+	{"cycle through objects", `{"apps": {"a": {"binary": "/x", "depends-on": [{"app": "b", "condition": "ready"}]}, "b": {"binary": "/x", "depends-on": [{"app": "a"}]}}}`, []string{"apps.a.depends-on: cycle a -> b -> a"}},
+	{"conditions", `{"apps": {"a": {"binary": "/x", "depends-on": [{"app": "b", "condition": "ready", "restart": true}, {"app": "c", "condition": "completed-successfully"}, "d"]}, "b": {"binary": "/x"}, "c": {"binary": "/x"}, "d": {"binary": "/x"}}}`, nil},
+	{"bad condition", `{"apps": {"a": {"binary": "/x", "depends-on": [{"app": "b", "condition": "healthy"}]}, "b": {"binary": "/x"}}}`, []string{`apps.a.depends-on[0].condition: must be "started", "ready", "completed" or "completed-successfully", got "healthy"`}},
+	{"dependency without app", `{"apps": {"a": {"binary": "/x", "depends-on": [{"condition": "ready"}]}, "b": {"binary": "/x"}}}`, []string{`apps.a.depends-on[0].app: required`}},
+	{"dependency unknown key", `{"apps": {"a": {"binary": "/x", "depends-on": [{"app": "b", "conditon": "ready"}]}, "b": {"binary": "/x"}}}`, []string{`apps.a.depends-on[0].conditon: unknown key, did you mean "condition"?`}},
+	{"dependency a number", `{"apps": {"a": {"binary": "/x", "depends-on": [7]}, "b": {"binary": "/x"}}}`, []string{`apps.a.depends-on[0]: must be an app id or an object, got a number 7`}},
+}
+
+func TestHealthRules(t *testing.T) { runRuleCases(t, healthCases) }
+
+var healthCases = []ruleCase{
+	{"tcp probe", app(`"readiness": {"tcp": {"port": 8080}, "period": 1}`), nil},
+	{"http probe url", app(`"liveness": {"http": {"url": "http://127.0.0.1:8080/health", "status": [200, 299]}, "failure-threshold": 2}`), nil},
+	{"http probe port", app(`"liveness": {"http": {"port": 8080, "path": "/health", "scheme": "https"}}`), nil},
+	{"exec probe", app(`"startup": {"exec": {"command": ["/bin/true"]}, "success-threshold": 2}`), nil},
+	{"notify and watchdog", app(`"ready": "notify", "watchdog": 2.5`), nil},
+	{"probe without form", app(`"liveness": {"period": 1}`), []string{`apps.web.liveness: must have exactly one of "exec", "http" and "tcp", got 0`}},
+	{"probe with two forms", app(`"liveness": {"tcp": {"port": 1}, "exec": {"command": ["/bin/true"]}}`), []string{`apps.web.liveness: must have exactly one of "exec", "http" and "tcp", got 2`}},
+	{"probe period", app(`"readiness": {"tcp": {"port": 1}, "period": 0}`), []string{"apps.web.readiness.period: must be between 0.1 and 3600, got 0"}},
+	{"probe timeout over period", app(`"readiness": {"tcp": {"port": 1}, "period": 1, "timeout": 2}`), []string{"apps.web.readiness.timeout: must not exceed period (1), got 2"}},
+	{"probe thresholds", app(`"readiness": {"tcp": {"port": 1}, "failure-threshold": 5000, "success-threshold": -1}`), []string{"apps.web.readiness.failure-threshold: must be between 1 and 1000, got 5000", "apps.web.readiness.success-threshold: must be between 1 and 1000, got -1"}},
+	{"tcp port", app(`"readiness": {"tcp": {"port": 70000}}`), []string{"apps.web.readiness.tcp.port: must be between 1 and 65535, got 70000"}},
+	{"tcp without port", app(`"readiness": {"tcp": {}}`), []string{"apps.web.readiness.tcp.port: required"}},
+	{"http url and port", app(`"liveness": {"http": {"url": "http://127.0.0.1:1/", "port": 1}}`), []string{`apps.web.liveness.http: give either "url" or "port" (with "path" and "scheme"), not both`}},
+	{"http neither", app(`"liveness": {"http": {"path": "/x"}}`), []string{`apps.web.liveness.http: needs "url" or "port"`}},
+	{"http bad scheme", app(`"liveness": {"http": {"url": "ftp://127.0.0.1/"}}`), []string{`apps.web.liveness.http.url: must start with "http://" or "https://", got "ftp://127.0.0.1/"`}},
+	{"http path", app(`"liveness": {"http": {"port": 1, "path": "health"}}`), []string{`apps.web.liveness.http.path: must start with /, got "health"`}},
+	{"http status", app(`"liveness": {"http": {"port": 1, "status": [299, 200]}}`), []string{"apps.web.liveness.http.status: must be a range of status codes within 100..599, lowest first, got [299, 200]"}},
+	{"http status length", app(`"liveness": {"http": {"port": 1, "status": [200]}}`), []string{"apps.web.liveness.http.status: must be [lowest, highest], got 1 numbers"}},
+	{"exec empty", app(`"liveness": {"exec": {"command": []}}`), []string{`apps.web.liveness.exec.command: must hold a command: ["/path/to/command", "arg", ...]`}},
+	{"ready mode", app(`"ready": "log"`), []string{`apps.web.ready: must be "notify", got "log"`}},
+	{"watchdog", app(`"watchdog": 0.01`), []string{"apps.web.watchdog: must be 0 (no watchdog) or at least 0.1 seconds, got 0.01"}},
+	{"probe typo", app(`"liveness": {"tcp": {"port": 1}, "perod": 1}`), []string{`apps.web.liveness.perod: unknown key, did you mean "period"?`}},
 }
 
 func TestServiceRules(t *testing.T) { runRuleCases(t, serviceCases) }
@@ -412,7 +445,7 @@ func TestNormalise(t *testing.T) {
 		{"PIDPath", web.PIDPath, "/run/web.pid"},
 		{"Args", fmt.Sprint(web.Args == nil), "true"},
 		{"Env", fmt.Sprint(web.Env), "[A=B]"},
-		{"DependsOn", fmt.Sprint(web.DependsOn), "[db]"},
+		{"DependsOn", fmt.Sprint(web.DependsOn), "[{db started false}]"},
 		{"StopSignal", web.StopSignal, "SIGUSR1"},
 		{"StopTimeout", web.StopTimeout, 1500 * time.Millisecond},
 		{"RestartPolicy", web.RestartPolicy, schema.RestartAlways},

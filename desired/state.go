@@ -94,7 +94,16 @@ type App struct {
 	RestartPolicy    schema.RestartPolicy
 	Backoff          Backoff
 	StartTimeout     time.Duration
-	DependsOn        []string // lower-cased ids
+	DependsOn        []Dependency // sorted by id
+	// Startup, Liveness and Readiness are the app's probes (nil: none).
+	Startup   *Probe
+	Liveness  *Probe
+	Readiness *Probe
+	// Ready is where readiness comes from besides a readiness probe.
+	Ready schema.ReadyMode
+	// Watchdog restarts an instance that sends no WATCHDOG=1 for this
+	// long (0: none).
+	Watchdog time.Duration
 	Hooks            Hooks
 	X                json.RawMessage
 	// ListenHTTP and ListenUDP are the top-level listen-http and
@@ -125,6 +134,9 @@ type Hooks struct {
 	OnCrash   []string
 	OnBackoff []string
 	OnStop    []string
+	// OnReady and OnUnhealthy run on health transitions.
+	OnReady     []string
+	OnUnhealthy []string
 	Timeout   time.Duration
 }
 

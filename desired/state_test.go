@@ -102,6 +102,11 @@ func TestFingerprintSeesEveryAppKey(t *testing.T) {
 		"backoff":           `"backoff": {"reset-after": 5}`,
 		"start-timeout":     `"start-timeout": 2`,
 		"depends-on":        `"depends-on": ["other"]`,
+		"liveness":          `"liveness": {"tcp": {"port": 1}}`,
+		"readiness":         `"readiness": {"tcp": {"port": 1}}`,
+		"startup":           `"startup": {"tcp": {"port": 1}}`,
+		"ready":             `"ready": "notify"`,
+		"watchdog":          `"watchdog": 3`,
 		"hooks":             `"hooks": {"on-exit": ["/bin/true"]}`,
 		"x":                 `"x": {"a": 1}`,
 	}

@@ -447,23 +447,7 @@ func checkApp(c *schema.Config, id string, a *schema.App, p string, appIDs map[s
 		errs.add(p+".backoff.max", fmt.Sprintf("must not be less than backoff.initial (%s), got %s",
 			fmtNum(float64(*a.Backoff.Initial)), fmtNum(float64(*a.Backoff.Max))))
 	}
-	self := strings.ToLower(id)
-	seen := map[string]bool{}
-	for i, dep := range a.DependsOn {
-		dp := joinIndex(p+".depends-on", i)
-		low := strings.ToLower(dep)
-		switch {
-		case !idPattern.MatchString(dep):
-			// Reported by the id tag rule.
-		case low == self:
-			errs.add(dp, "an app cannot depend on itself")
-		case seen[low]:
-			errs.add(dp, fmt.Sprintf("lists %q more than once", dep))
-		case !appIDs[low]:
-			errs.add(dp, fmt.Sprintf("unknown app %q%s", dep, suggestID(low, appIDs)))
-		}
-		seen[low] = true
-	}
+	checkHealth(id, a, p, appIDs, errs)
 }
 
 func suggestID(id string, ids map[string]bool) string {
@@ -546,7 +530,7 @@ func checkDependencies(c *schema.Config, errs *problems) {
 		low := strings.ToLower(id)
 		orig[low] = id
 		for _, d := range a.DependsOn {
-			deps[low] = append(deps[low], strings.ToLower(d))
+			deps[low] = append(deps[low], strings.ToLower(d.App))
 		}
 	}
 	const (
@@ -570,7 +554,7 @@ func checkDependencies(c *schema.Config, errs *problems) {
 			case grey:
 				i := slices.Index(stack, d)
 				cycle := append(slices.Clone(stack[i:]), d)
-				errs.add(joinKey("apps", orig[d])+".depends-on", "dependency cycle: "+strings.Join(cycle, " -> "))
+				errs.add(joinKey("apps", orig[d])+".depends-on", "cycle "+strings.Join(cycle, " -> "))
 			}
 		}
 		stack = stack[:len(stack)-1]

@@ -37,6 +37,9 @@ type AppContext struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+	// NotifySocket is the app's NOTIFY_SOCKET (set by StartApp for apps
+	// with ready "notify" or a watchdog).
+	NotifySocket string
 	// KeepLogs caps the instances whose log files the app keeps
 	// (log-retention.max-instances; 0: no cap): a start over it removes
 	// the oldest instances' files (logcap.go).
@@ -69,6 +72,12 @@ func AppEnv(a *desired.App, c AppContext) []string {
 	}
 	if len(c.ListenUDP) > 0 {
 		env = append(env, "PATROL_UDP="+jsonList(c.ListenUDP))
+	}
+	if c.NotifySocket != "" {
+		env = append(env, "NOTIFY_SOCKET="+c.NotifySocket)
+		if a.Watchdog > 0 {
+			env = append(env, "WATCHDOG_USEC="+strconv.FormatInt(a.Watchdog.Microseconds(), 10))
+		}
 	}
 	return dedupEnv(env)
 }
@@ -262,6 +271,13 @@ func (r *Runner) startApp(a *desired.App, c AppContext, tag string, now time.Tim
 	if a.Keepalive == schema.KeepalivePIDApp {
 		role = observed.RoleLauncher
 	}
+	var ns *notifySocket
+	if a.Notify() {
+		if ns, err = r.openNotify(tag); err != nil {
+			return fail(err)
+		}
+		c.NotifySocket = NotifyName(tag)
+	}
 	args := make([]string, 0, len(a.Args)+len(c.ExtraArgs))
 	args = append(append(args, a.Args...), c.ExtraArgs...)
 	l, err := r.spawn(Spec{ // checked above, before any log file was made
@@ -277,7 +293,13 @@ func (r *Runner) startApp(a *desired.App, c AppContext, tag string, now time.Tim
 		Role:       role,
 	})
 	if err != nil {
+		if ns != nil {
+			ns.conn.Close()
+		}
 		return fail(err)
+	}
+	if ns != nil {
+		r.serveNotify(ns, l.PGID, l.PID)
 	}
 	if own {
 		r.spares.started(key)

@@ -59,6 +59,8 @@ type Runner struct {
 	// logCap removes the log files of instances over an app's cap
 	// (logcap.go).
 	logCap logCap
+	// notifySocks holds the instances' NOTIFY_SOCKETs (notify.go).
+	notifySocks notifySockets
 }
 
 // registration is a process whose exit the Runner reports.
@@ -493,6 +495,7 @@ func (r *Runner) collect(reg *registration) (observed.Exit, bool) {
 // end of shutdown). A forgotten child is still reaped when it exits. A
 // registration with a Spec.Done channel is kept: its exit still goes there.
 func (r *Runner) Forget(tag string) {
+	r.closeNotify(tag)
 	r.mu.Lock()
 	var files []*os.File
 	for _, reg := range r.procs {
@@ -551,6 +554,7 @@ func (r *Runner) Close() {
 		r.deliver(reg, observed.Exit{Tag: reg.tag, Role: reg.role, PID: reg.pid,
 			Code: observed.CodeUnknown, Ended: time.Now()})
 	}
+	r.closeAllNotify()
 	r.watchers.Wait()
 	r.spares.close()
 	r.logCap.wait()

@@ -187,6 +187,11 @@ type App struct {
 	// Approved once it allowed it (until the start happens).
 	Vetting  bool
 	Approved bool
+	// HealthFailure is the last health failure of any instance (a failed
+	// probe, a missed watchdog, a lost readiness) and HealthFailureAt when
+	// it happened.
+	HealthFailure   string
+	HealthFailureAt time.Time
 }
 
 // Instance is one run of an app.
@@ -235,6 +240,13 @@ type Instance struct {
 	// Stdout and Stderr are the instance's log files.
 	Stdout string
 	Stderr string
+	// Health is the instance's readiness, probes and sd_notify state.
+	Health Health
+	// Probing is set while exec runs probes for the instance.
+	Probing bool
+	// DependencyInstances records, for each dependency the app restarts
+	// with, the instance of it that ran when this instance started.
+	DependencyInstances map[string]string
 }
 
 // Stopping records a graceful stop in progress.

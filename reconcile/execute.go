@@ -25,26 +25,31 @@ func (l *Loop) execute(a Action, now time.Time) {
 	oa := l.app(a.ID)
 	log := l.log.With("app", a.ID, "action", string(a.Kind), "reason", string(a.Reason))
 	switch a.Kind {
-	case KindKeep:
+	case KindKeep, KindWait:
 	case KindStart:
 		l.start(oa, a, now)
 	case KindAdopt:
 		l.adopt(oa, a, now)
 	case KindStop:
+		if inst := oa.Instance; inst != nil && inst.Stopping == nil && healthFailed(a.Reason) {
+			l.unhealthy(a.ID, inst, a.Reason, a.Note, now)
+		}
 		l.stop(oa, a.Reason, now)
 	case KindRestart:
 		log.Info("restarting", "changes", fmtChanges(a.Changes))
 		oa.RestartRequested = false
 		oa.Pending = &observed.Pending{Reason: a.Reason, Changes: a.Changes}
-		if a.Reason == schema.ReasonRestart {
-			l.stop(oa, schema.ReasonRestart, now)
+		if a.Reason == schema.ReasonRestart || a.Reason == schema.ReasonDependency {
+			l.stop(oa, a.Reason, now)
 		} else {
 			l.stop(oa, schema.ReasonChanged, now)
 		}
 	case KindUpdate:
 		log.Info("updated in place", "changes", fmtChanges(a.Changes))
+		old := oa.Instance.App
 		oa.Instance.App = a.App
 		oa.Instance.Revision = l.file.Revision()
+		l.updateProbes(a.ID, oa.Instance, old, now)
 		l.emit(schema.Event{Event: schema.EventUpdated, Group: schema.GroupApp, ID: a.ID, PID: oa.Instance.PID,
 			InstanceID: oa.Instance.ID, Reason: a.Reason, Message: strings.Join(fmtChanges(a.Changes), "; ")})
 	case KindKill:
@@ -253,6 +258,19 @@ func (l *Loop) start(oa *observed.App, a Action, now time.Time) {
 	oa.Starts++
 	oa.LastStdout, oa.LastStderr = launch.Stdout, launch.Stderr
 	l.tags[id] = app.ID
+	for _, dep := range app.DependsOn {
+		if dep.Restart {
+			if inst.DependencyInstances == nil {
+				inst.DependencyInstances = map[string]string{}
+			}
+			if d := l.snap.Apps[dep.ID]; d != nil && d.Instance != nil {
+				inst.DependencyInstances[dep.ID] = d.Instance.ID
+			} else {
+				inst.DependencyInstances[dep.ID] = ""
+			}
+		}
+	}
+	l.beginHealth(app.ID, inst, now)
 	l.log.Info("started", "app", app.ID, "pid", launch.PID, "instance", id, "reason", string(a.Reason))
 	l.emit(schema.Event{Event: schema.EventStarted, Group: schema.GroupApp, ID: app.ID, PID: launch.PID,
 		InstanceID: id, Reason: a.Reason, Restarts: max(0, oa.Starts-1)})
@@ -318,6 +336,7 @@ func (l *Loop) adopt(oa *observed.App, a Action, now time.Time) {
 	}
 	oa.Starts++
 	l.tags[id] = a.ID
+	l.beginHealth(a.ID, oa.Instance, now)
 	l.log.Info("adopted running process", "app", a.ID, "pid", c.PID, "instance", id)
 	l.emit(schema.Event{Event: schema.EventAdopted, Group: schema.GroupApp, ID: a.ID, PID: c.PID, InstanceID: id, Reason: schema.ReasonAdopted})
 }
@@ -334,6 +353,8 @@ func (l *Loop) stop(oa *observed.App, reason schema.Reason, now time.Time) {
 		app = d // the current stop-signal and stop-timeout apply
 	}
 	inst.Stopping = &observed.Stopping{Reason: reason, Since: now, Deadline: now.Add(app.StopTimeout)}
+	l.stopProbes(inst)
+	inst.Health.Ready = false
 	signalled := l.signal(inst, app.StopSignal)
 	l.log.Info("stopping", "app", oa.ID, "pid", inst.PID, "signal", app.StopSignal, "reason", string(reason))
 	l.emit(schema.Event{Event: schema.EventStopping, Group: schema.GroupApp, ID: oa.ID, PID: inst.PID, InstanceID: inst.ID, Reason: reason})
@@ -458,7 +479,7 @@ func (l *Loop) closeInstance(oa *observed.App, ev *observed.Exit, now time.Time,
 	}
 	// An instance that failed its liveness check failed as surely as one
 	// that crashed: restart policy and backoff treat them alike.
-	failed := bySelf || reason == schema.ReasonPingTimeout
+	failed := bySelf || reason == schema.ReasonPingTimeout || healthFailed(reason)
 	if reason == schema.ReasonPIDChanged {
 		failed = false // a new instance was reported, nothing failed
 	}

@@ -139,8 +139,10 @@ func (f *fakeExec) ReadPIDFile(string) (int, error) { return 0, fs.ErrNotExist }
 func (f *fakeExec) FindSpawned([]string, string, string, time.Time, time.Duration) []int {
 	return nil
 }
-func (f *fakeExec) VerifyBinary(int, string) error { return nil }
-func (f *fakeExec) Forget(string)                  {}
+func (f *fakeExec) VerifyBinary(int, string) error            { return nil }
+func (f *fakeExec) Forget(string)                             {}
+func (f *fakeExec) Probe(string, []*desired.Probe, time.Time) {}
+func (f *fakeExec) AdoptNotify(string, int, int) error        { return nil }
 
 func (f *fakeExec) ProcStat(pid int) (int, uint64, error) {
 	f.mu.Lock()

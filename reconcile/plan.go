@@ -18,7 +18,8 @@ type Kind string
 // The action kinds. Start, stop, restart, update and adopt are the plan's
 // vocabulary (DESIGN §10); kill and cleanup finish stops that outlived
 // stop-timeout or left processes behind; keep is not an action at all but
-// a note that an override holds an entry against the file.
+// a note that an override holds an entry against the file, and wait a
+// start that waits for the app's dependencies.
 const (
 	KindStart   Kind = schema.ActionStart
 	KindStop    Kind = schema.ActionStop
@@ -26,6 +27,7 @@ const (
 	KindUpdate  Kind = schema.ActionUpdate
 	KindAdopt   Kind = schema.ActionAdopt
 	KindKeep    Kind = schema.ActionKeep
+	KindWait    Kind = schema.ActionWait
 	KindKill    Kind = "kill"
 	KindCleanup Kind = "cleanup"
 )
@@ -77,8 +79,9 @@ func Plan(d *desired.State, o *observed.Snapshot, now time.Time) []Action {
 		ids[id] = true
 	}
 	var out []Action
+	rev := dependents(d, o)
 	for _, id := range slices.Sorted(maps.Keys(ids)) {
-		out = append(out, planApp(d, o, id, now)...)
+		out = append(out, planApp(d, o, id, rev[id], now)...)
 	}
 	for _, v := range d.Services() {
 		out = append(out, planService(d, o, v.ID, now)...)
@@ -86,7 +89,9 @@ func Plan(d *desired.State, o *observed.Snapshot, now time.Time) []Action {
 	return out
 }
 
-func planApp(d *desired.State, o *observed.Snapshot, id string, now time.Time) []Action {
+// planApp plans app id; dependents are the apps that depend on it (they
+// stop first).
+func planApp(d *desired.State, o *observed.Snapshot, id string, dependents []string, now time.Time) []Action {
 	da, inDesired := d.App(id)
 	oa := o.Apps[id]
 	if oa == nil {
@@ -115,14 +120,15 @@ func planApp(d *desired.State, o *observed.Snapshot, id string, now time.Time) [
 		}
 		return out
 	}
+	// Apps that depend on this one stop first (shutdown, removal).
 	if o.Shutdown {
-		if inst != nil {
+		if inst != nil && dependentsUp(o, dependents) == "" {
 			out = append(out, act(KindStop, schema.ReasonShutdown))
 		}
 		return out
 	}
 	if !inDesired {
-		if inst != nil {
+		if inst != nil && dependentsUp(o, dependents) == "" {
 			out = append(out, act(KindStop, schema.ReasonRemoved))
 		}
 		return out
@@ -164,6 +170,22 @@ func planApp(d *desired.State, o *observed.Snapshot, id string, now time.Time) [
 			a := act(KindStop, schema.ReasonPingTimeout)
 			a.Note = fmt.Sprintf("no ping for %s", d.Settings().PingTimeout)
 			out = append(out, a)
+		case inst.Health.Failed != "":
+			// A liveness or startup probe failed, or WATCHDOG=trigger: a
+			// graceful restart, counted by the backoff like a crash.
+			a := act(KindStop, inst.Health.Failed)
+			a.Note = inst.Health.FailedWhy
+			out = append(out, a)
+		case inst.Health.Watchdog > 0 && !now.Before(inst.Health.WatchdogDeadline):
+			a := act(KindStop, schema.ReasonWatchdog)
+			a.Note = fmt.Sprintf("no WATCHDOG=1 for %s", inst.Health.Watchdog)
+			out = append(out, a)
+		default:
+			if dep, ok := restartedDependency(o, inst, da); ok {
+				a := act(KindRestart, schema.ReasonDependency)
+				a.Note = dep + " got a new instance"
+				out = append(out, a)
+			}
 		}
 		return out
 	}
@@ -195,11 +217,6 @@ func planApp(d *desired.State, o *observed.Snapshot, id string, now time.Time) [
 		a.PID = oa.Candidate.PID
 		return append(out, a)
 	}
-	for _, dep := range da.DependsOn {
-		if !running(o, dep) {
-			return out // started once its dependencies run
-		}
-	}
 	if da.Keepalive.Pinged() && oa.Starts == 0 && now.Before(PingGrace(o, d)) {
 		return out // an instance started before Patrol may still ping in
 	}
@@ -219,6 +236,11 @@ func planApp(d *desired.State, o *observed.Snapshot, id string, now time.Time) [
 	a := act(KindStart, startReason(oa, da))
 	if oa.Pending != nil {
 		a.Changes = oa.Pending.Changes
+	}
+	if u := unmet(o, da); len(u) > 0 {
+		// Started the moment they hold: the events that make them hold
+		// (a start, a readiness, an exit) wake the loop.
+		a.Kind, a.Note = KindWait, afterNote(u)
 	}
 	return append(out, a)
 }

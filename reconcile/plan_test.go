@@ -161,11 +161,11 @@ func TestPlan(t *testing.T) {
 			return s
 		}(), t0, "stop db (shutdown)\nstop web (shutdown)"},
 		{"shutdown: nothing starts", base, func() *observed.Snapshot { s := snap(); s.Shutdown = true; return s }(), t0, ""},
-		{"depends-on: dependency first", deps, snap(), t0, "start db (added)"},
+		{"depends-on: dependency first", deps, snap(), t0, "start db (added)\nwait web (added) note: after db is started"},
 		{"depends-on: dependency still starting", deps, snap(func() *observed.App {
 			a := running(app(deps, "db"), 0)
 			return a
-		}()), t0, ""},
+		}()), t0, "wait web (added) note: after db is started"},
 		{"depends-on: dependency running", deps, snap(running(app(deps, "db"), 10)), t0, "start web (added)"},
 		{"adopt: a live daemon in the pid file", deps, snap(running(app(deps, "web"), 11), &observed.App{ID: "db", Candidate: &observed.Candidate{PID: 4242}}), t0,
 			"adopt db (adopted) pid 4242"},

@@ -116,6 +116,7 @@ func (l *Loop) appResponse(eff *desired.State, id string, now time.Time, history
 	}
 	r.Restart = oa.RestartRequested || (oa.Pending != nil && oa.Pending.Reason == schema.ReasonRestart)
 	r.State, r.Reason = l.state(eff, da, oa, now)
+	l.healthResponse(r, oa)
 	if r.State == schema.StateBackoff {
 		r.BackoffUntil = ts(oa.Backoff.Until)
 	}
@@ -235,6 +236,8 @@ func (l *Loop) state(eff *desired.State, da *desired.App, oa *observed.App, now 
 			return schema.StateStarting, oa.StartError
 		}
 		return schema.StateStarting, "waiting for the pid file " + inst.App.PIDPath
+	case inst != nil && !inst.Health.Ready && !inst.Health.WasReady && checked(inst.App):
+		return schema.StateStarting, "waiting for readiness" + readinessDetail(inst)
 	case inst != nil:
 		return schema.StateRunning, ""
 	case oa.Leftover != nil:
@@ -252,11 +255,6 @@ func (l *Loop) state(eff *desired.State, da *desired.App, oa *observed.App, now 
 		}
 		return schema.StateBackoff, why
 	}
-	for _, dep := range da.DependsOn {
-		if !running(l.snap, dep) {
-			return schema.StateStopped, fmt.Sprintf("waiting for %s", dep)
-		}
-	}
 	if oa.StartError != "" {
 		return schema.StateStopped, oa.StartError
 	}
@@ -264,6 +262,9 @@ func (l *Loop) state(eff *desired.State, da *desired.App, oa *observed.App, now 
 		if da.RestartPolicy == schema.RestartNever || (da.RestartPolicy == schema.RestartOnFailure && e.Succeeded()) {
 			return schema.StateStopped, fmt.Sprintf("%s; restart-policy is %s", e.Reason, da.RestartPolicy)
 		}
+	}
+	if u := unmet(l.snap, da); len(u) > 0 {
+		return schema.StateWaiting, waitingFor(l.snap, u)
 	}
 	return schema.StateStopped, ""
 }

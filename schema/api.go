@@ -89,6 +89,27 @@ type Response struct {
 	Reason string `json:"reason,omitempty"`
 	// Restarts counts the instances started since Patrol started, minus one.
 	Restarts int `json:"restarts,omitempty"`
+
+	// Health is "starting", "ready" or "unready" while an instance runs
+	// (apps only).
+	Health Health `json:"health,omitempty"`
+	// Ready is whether the running instance is ready; absent without one.
+	Ready *bool `json:"ready,omitempty"`
+	// ReadySince is when it last became ready or unready.
+	ReadySince string `json:"ready-since,omitempty"`
+	// Probes holds the last result of each of the instance's probes, by
+	// "startup", "liveness" and "readiness".
+	Probes map[string]*ProbeStatus `json:"probes,omitempty"`
+	// StatusText is the last STATUS= the app sent to NOTIFY_SOCKET.
+	StatusText string `json:"status,omitempty"`
+	// WatchdogUntil is when the app is restarted unless it sends
+	// WATCHDOG=1 first.
+	WatchdogUntil string `json:"watchdog-until,omitempty"`
+	// HealthFailure is the last health failure of the app (a failed probe,
+	// a missed watchdog, a lost readiness), kept across instances, and
+	// HealthFailureAt when it happened.
+	HealthFailure   string `json:"health-failure,omitempty"`
+	HealthFailureAt string `json:"health-failure-at,omitempty"`
 }
 
 // Override is a runtime override written by the API on top of the file.
@@ -185,6 +206,9 @@ const (
 	// ActionKeep is not an action: the entry is kept as it is against the
 	// file (an override holds it), listed so the plan says so.
 	ActionKeep = "keep"
+	// ActionWait is a start that waits for the app's dependencies (its
+	// note says for what): nothing happens until their conditions hold.
+	ActionWait = "wait"
 )
 
 // PlanAction is one action of a plan (the --json plan and /api/plan).
@@ -223,4 +247,6 @@ type PlanSummary struct {
 	Stop    int `json:"stop"`
 	Adopt   int `json:"adopt"`
 	Kept    int `json:"kept"`
+	// Wait counts starts waiting for dependencies.
+	Wait int `json:"wait,omitempty"`
 }

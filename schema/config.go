@@ -267,9 +267,38 @@ type App struct {
 	// is started to write its pid file before it counts as failed.
 	StartTimeout *Seconds `json:"start-timeout,omitempty" validate:"rng=0.1:3600" default:"10"`
 
-	// DependsOn lists ids of apps that must be running before this app is
-	// started. Cycles are errors.
-	DependsOn []string `json:"depends-on,omitempty" validate:"dive,id"`
+	// DependsOn lists the apps this app waits for before it starts, each an
+	// app id (waits until it is started) or an object {"app", "condition",
+	// "restart"} (see Dependency). Start order follows the graph, shutdown
+	// stops dependents first; cycles are errors.
+	DependsOn []Dependency `json:"depends-on,omitempty" validate:"dive"`
+
+	// Liveness is a probe whose failure (failure-threshold times in a row)
+	// restarts the app gracefully, with reason liveness-failed; restarts
+	// count for backoff like crashes. Changing it applies in place.
+	Liveness *Probe `json:"liveness,omitempty" block:"optional"`
+
+	// Readiness is a probe that decides whether the app is ready (status
+	// "ready", dependents waiting for "ready"); it keeps running, so
+	// readiness can be lost and regained. Changing it applies in place.
+	Readiness *Probe `json:"readiness,omitempty" block:"optional"`
+
+	// Startup is a probe that must pass before liveness and readiness
+	// probes run; its failure restarts the app with reason
+	// startup-failed. Changing it applies in place.
+	Startup *Probe `json:"startup,omitempty" block:"optional"`
+
+	// Ready "notify" makes the app ready only once it sends READY=1 to the
+	// unix datagram socket named in its NOTIFY_SOCKET (systemd's
+	// sd_notify protocol; STATUS=, STOPPING=, RELOADING=, WATCHDOG= and
+	// MAINPID= are understood too). Only the instance's own processes may
+	// send.
+	Ready ReadyMode `json:"ready,omitempty" validate:"omitempty,oneof=notify"`
+
+	// Watchdog, in seconds, restarts the app (reason watchdog) when it
+	// goes that long without sending WATCHDOG=1 to its NOTIFY_SOCKET
+	// (given to the app with WATCHDOG_USEC). 0 means no watchdog.
+	Watchdog Seconds `json:"watchdog,omitempty" validate:"rng=0:86400"`
 
 	// Hooks are commands run on the app's lifecycle events; each event
 	// given here replaces the top-level default for that event.
@@ -319,6 +348,14 @@ type Hooks struct {
 	// OnStop runs after Patrol stopped an instance (disable, config change,
 	// restart, shutdown).
 	OnStop []string `json:"on-stop,omitempty" validate:"omitempty,argv"`
+
+	// OnReady runs when an instance becomes ready (readiness passed, or
+	// READY=1), also after it was unready.
+	OnReady []string `json:"on-ready,omitempty" validate:"omitempty,argv"`
+
+	// OnUnhealthy runs when an instance turns unready, or fails its
+	// liveness, startup probe or watchdog.
+	OnUnhealthy []string `json:"on-unhealthy,omitempty" validate:"omitempty,argv"`
 
 	// Timeout is how long, in seconds, a hook may run before it is killed.
 	Timeout *Seconds `json:"timeout,omitempty" validate:"rng=0.1:3600" default:"30"`

@@ -87,7 +87,10 @@ func defaultsPlan(t reflect.Type) []fieldPlan {
 		case hasDef:
 			plan = append(plan, fieldPlan{index: i, kind: planValue, def: def})
 		case f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
-			plan = append(plan, fieldPlan{index: i, kind: planBlock, holdsDefaults: hasDefaults(f.Type.Elem())})
+			// An optional block (a probe) stays absent when absent; its
+			// defaults fill it when it is given.
+			optional := f.Tag.Get("block") == "optional"
+			plan = append(plan, fieldPlan{index: i, kind: planBlock, holdsDefaults: !optional && hasDefaults(f.Type.Elem())})
 		case f.Type.Kind() == reflect.Map && f.Type.Elem().Kind() == reflect.Pointer &&
 			f.Type.Elem().Elem().Kind() == reflect.Struct:
 			plan = append(plan, fieldPlan{index: i, kind: planMap})

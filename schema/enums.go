@@ -175,6 +175,9 @@ const (
 	StateStopping State = "stopping"
 	StateBackoff  State = "backoff"
 	StateDisabled State = "disabled"
+	// StateWaiting: the app is not started yet because a dependency's
+	// condition does not hold (the reason says which).
+	StateWaiting State = "waiting"
 )
 
 // Reason says why an instance ended (history) or why an action is planned.
@@ -193,6 +196,9 @@ const (
 	ReasonShutdown        Reason = "shutdown"          // Stopped by Patrol's shutdown.
 	ReasonStartFailed     Reason = "start-failed"      // Could not be started.
 	ReasonPIDChanged      Reason = "pid-changed"       // A ping reported another pid: a new instance.
+	ReasonLivenessFailed  Reason = "liveness-failed"   // Failed its liveness probe failure-threshold times.
+	ReasonStartupFailed   Reason = "startup-failed"    // Failed its startup probe failure-threshold times.
+	ReasonWatchdog        Reason = "watchdog"          // Sent no WATCHDOG=1 within watchdog seconds.
 )
 
 // Why an action is planned.
@@ -207,6 +213,9 @@ const (
 	ReasonRunOnce  Reason = "run-once"
 	ReasonAdopted  Reason = "adopted"
 	ReasonNotRun   Reason = "not-running"
+	// ReasonDependency: a dependency the app opted to restart with
+	// ("restart": true) got a new instance.
+	ReasonDependency Reason = "dependency-restarted"
 )
 
 // stopSignals are the signal names allowed as stop-signal, canonical form.

@@ -26,6 +26,14 @@ const (
 	// EventPinged: a keepalive 3 or 4 app pinged (only streamed when asked
 	// for: there are many).
 	EventPinged EventKind = "pinged"
+	// EventReady: an instance became ready (Message says by what).
+	EventReady EventKind = "ready"
+	// EventUnready: a ready instance lost its readiness (Message says
+	// why).
+	EventUnready EventKind = "unready"
+	// EventUnhealthy: an instance failed a liveness or startup probe or
+	// its watchdog and is restarted (Reason and Message say which).
+	EventUnhealthy EventKind = "unhealthy"
 	// EventState: an entry's state changed (State is the new state).
 	EventState EventKind = "state"
 	// EventConfigLoaded: a new config revision is in force.

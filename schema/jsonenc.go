@@ -131,6 +131,21 @@ func appendResponse(b []byte, r *Response, depth int) ([]byte, error) {
 	o.str("backoff-until", r.BackoffUntil)
 	o.str("reason", r.Reason)
 	o.int("restarts", int64(r.Restarts))
+	o.str("health", string(r.Health))
+	if r.Ready != nil {
+		o.key("ready")
+		o.b = strconv.AppendBool(o.b, *r.Ready)
+	}
+	o.str("ready-since", r.ReadySince)
+	if len(r.Probes) > 0 {
+		if err := o.value("probes", r.Probes); err != nil {
+			return nil, err
+		}
+	}
+	o.str("status", r.StatusText)
+	o.str("watchdog-until", r.WatchdogUntil)
+	o.str("health-failure", r.HealthFailure)
+	o.str("health-failure-at", r.HealthFailureAt)
 	return o.end(), nil
 }
 

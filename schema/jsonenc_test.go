@@ -80,6 +80,17 @@ func randResponse(r *rand.Rand) *Response {
 			resp.Override.RunOnce = &f
 		}
 	}
+	if r.IntN(2) == 0 {
+		resp.Health = Health(randString(r))
+		ready := r.IntN(2) == 0
+		resp.Ready = &ready
+		resp.ReadySince, resp.StatusText, resp.WatchdogUntil = randString(r), randString(r), randString(r)
+		resp.HealthFailure, resp.HealthFailureAt = randString(r), randString(r)
+		if r.IntN(2) == 0 {
+			resp.Probes = map[string]*ProbeStatus{"liveness": {OK: true, Last: r.IntN(2) == 0, Message: randString(r), At: randString(r), Failures: r.IntN(3)},
+				"readiness": {Successes: r.IntN(3)}}
+		}
+	}
 	return resp
 }
 

@@ -23,7 +23,7 @@ func (p *Plan) Text() string {
 	for _, a := range p.Actions {
 		sym := "~"
 		switch a.Action {
-		case ActionStart, ActionAdopt:
+		case ActionStart, ActionAdopt, ActionWait:
 			sym = "+"
 		case ActionStop, "kill", "cleanup":
 			sym = "-"
@@ -34,6 +34,11 @@ func (p *Plan) Text() string {
 		if a.Action == ActionKeep {
 			b.WriteString(a.Note)
 			b.WriteString("\n")
+			continue
+		}
+		if a.Action == ActionWait {
+			// A start that waits: "+ app api start (after db is ready)".
+			fmt.Fprintf(&b, "%-8s (%s)\n", ActionStart, a.Note)
 			continue
 		}
 		fmt.Fprintf(&b, "%-8s (%s)\n", a.Action, a.details())
@@ -89,6 +94,9 @@ func (s PlanSummary) Text() string {
 	if s.Adopt > 0 {
 		parts = append(parts, fmt.Sprintf("%d to adopt", s.Adopt))
 	}
+	if s.Wait > 0 {
+		parts = append(parts, fmt.Sprintf("%d waiting for dependencies", s.Wait))
+	}
 	return "Plan: " + strings.Join(parts, ", ") + "."
 }
 
@@ -96,7 +104,7 @@ func (s PlanSummary) Text() string {
 // changes).
 func (p *Plan) Changes() bool {
 	for _, a := range p.Actions {
-		if a.Action != ActionKeep {
+		if a.Action != ActionKeep && a.Action != ActionWait {
 			return true
 		}
 	}

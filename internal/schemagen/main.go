@@ -176,6 +176,11 @@ var blocks = []block{
 	{"keyvalue-limits", `"keyvalue-limits"`, reflect.TypeFor[schema.KeyValueLimits]()},
 	{"app", `Apps ("apps.<id>")`, reflect.TypeFor[schema.App]()},
 	{"backoff", `App "backoff"`, reflect.TypeFor[schema.Backoff]()},
+	{"dependency", `App "depends-on" entries`, reflect.TypeFor[schema.Dependency]()},
+	{"probe", `App "liveness", "readiness" and "startup"`, reflect.TypeFor[schema.Probe]()},
+	{"probe-exec", `Probe "exec"`, reflect.TypeFor[schema.ExecProbe]()},
+	{"probe-http", `Probe "http"`, reflect.TypeFor[schema.HTTPProbe]()},
+	{"probe-tcp", `Probe "tcp"`, reflect.TypeFor[schema.TCPProbe]()},
 	{"hooks", `"hooks" (top level, apps and services)`, reflect.TypeFor[schema.Hooks]()},
 	{"service", `Services ("services.<id>")`, reflect.TypeFor[schema.Service]()},
 }
@@ -285,6 +290,12 @@ func (g *generator) fieldSchema(f field) object {
 		}
 	case t.Kind() == reflect.Map:
 		s = object{"type": "object"}
+	case t == reflect.TypeFor[[]schema.Dependency]():
+		// An app id, or the object form.
+		s = object{"type": "array", "items": object{"anyOf": []any{
+			object{"type": "string", "pattern": desired.IDPattern},
+			object{"$ref": "#/$defs/" + defName(t.Elem())},
+		}}}
 	case t.Kind() == reflect.Slice:
 		item := object{"type": scalarType(t.Elem())}
 		rules, itemRules := splitDive(f.rules)
@@ -426,7 +437,7 @@ func applyRules(s object, rules []string, t reflect.Type) {
 			s["items"] = object{"type": "integer", "minimum": 1, "maximum": 255}
 			s["uniqueItems"] = true
 		case "required", "cleanpath", "workdir":
-			if scalarType(t) == "string" {
+			if t.Kind() == reflect.String {
 				s["minLength"] = 1
 			}
 		case "omitempty", "nonul", "layout":
@@ -506,6 +517,8 @@ func typeName(t reflect.Type) string {
 		return "object of " + defName(t.Elem().Elem())
 	case t.Kind() == reflect.Map:
 		return "object"
+	case t == reflect.TypeFor[[]schema.Dependency]():
+		return "array of id or dependency"
 	case t.Kind() == reflect.Slice:
 		return "array of " + scalarType(t.Elem())
 	}

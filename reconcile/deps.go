@@ -1,0 +1,149 @@
+package reconcile
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/patrolhq/patrol/desired"
+	"github.com/patrolhq/patrol/observed"
+	"github.com/patrolhq/patrol/schema"
+)
+
+// holds reports whether dependency dep's condition holds in o.
+func holds(o *observed.Snapshot, dep desired.Dependency) bool {
+	oa := o.Apps[dep.ID]
+	switch dep.Condition {
+	case schema.ConditionReady:
+		return running(o, dep.ID) && oa.Instance.Health.Ready
+	case schema.ConditionCompleted, schema.ConditionCompletedSuccessfully:
+		if oa == nil || oa.Instance != nil || oa.LastEnd == nil || !oa.LastEnd.BySelf || oa.LastEnd.Exit == nil {
+			return false
+		}
+		return dep.Condition == schema.ConditionCompleted || oa.LastEnd.Succeeded()
+	}
+	return running(o, dep.ID)
+}
+
+// unmet returns the dependencies of da whose conditions do not hold.
+func unmet(o *observed.Snapshot, da *desired.App) []desired.Dependency {
+	var out []desired.Dependency
+	for _, dep := range da.DependsOn {
+		if !holds(o, dep) {
+			out = append(out, dep)
+		}
+	}
+	return out
+}
+
+// afterNote is a waiting start's note: "after db is ready and setup has
+// completed successfully".
+func afterNote(deps []desired.Dependency) string {
+	parts := make([]string, len(deps))
+	for i, d := range deps {
+		parts[i] = d.Describe()
+	}
+	return "after " + strings.Join(parts, " and ")
+}
+
+// waitingFor says in status what a waiting app waits for, and what its
+// dependencies are doing meanwhile when that explains the wait: "waiting
+// for setup to complete successfully (it exited with code 1)".
+func waitingFor(o *observed.Snapshot, deps []desired.Dependency) string {
+	parts := make([]string, len(deps))
+	for i, d := range deps {
+		s := d.ID + " to "
+		switch d.Condition {
+		case schema.ConditionReady:
+			s += "be ready"
+		case schema.ConditionCompleted:
+			s += "complete"
+		case schema.ConditionCompletedSuccessfully:
+			s += "complete successfully"
+		default:
+			s += "be started"
+		}
+		if why := dependencyDoing(o.Apps[d.ID]); why != "" {
+			s += " (" + why + ")"
+		}
+		parts[i] = s
+	}
+	return "waiting for " + strings.Join(parts, " and ")
+}
+
+// dependencyDoing says what a dependency is up to, for a wait's reason.
+func dependencyDoing(oa *observed.App) string {
+	switch {
+	case oa == nil:
+		return "not started yet"
+	case oa.Instance != nil && oa.Instance.Stopping != nil:
+		return "it is stopping"
+	case oa.Instance != nil && oa.Instance.Health.WasReady && !oa.Instance.Health.Ready:
+		return "it is unready"
+	case oa.Instance != nil:
+		return "it is starting"
+	case oa.LastEnd != nil && oa.LastEnd.Exit != nil:
+		return fmt.Sprintf("it %s with code %d", oa.LastEnd.Reason, oa.LastEnd.Exit.Code)
+	case oa.LastEnd != nil:
+		return "it ended: " + string(oa.LastEnd.Reason)
+	}
+	return "not started yet"
+}
+
+// dependents maps each app id to the ids of the apps that depend on it:
+// by the desired config for the apps in it, and by their instance's config
+// for apps removed from it (so that a removal of both stops the dependent
+// first). The desired graph is acyclic (validated), and no app of it
+// depends on a removed one, so neither is this.
+func dependents(d *desired.State, o *observed.Snapshot) map[string][]string {
+	var out map[string][]string
+	add := func(id string, deps []desired.Dependency) {
+		for _, dep := range deps {
+			if out == nil {
+				out = map[string][]string{}
+			}
+			out[dep.ID] = append(out[dep.ID], id)
+		}
+	}
+	for _, a := range d.Apps() {
+		add(a.ID, a.DependsOn)
+	}
+	for id, oa := range o.Apps {
+		if _, ok := d.App(id); !ok && oa.Instance != nil {
+			add(id, oa.Instance.App.DependsOn)
+		}
+	}
+	return out
+}
+
+// dependentsUp returns the first of ids that still has processes.
+func dependentsUp(o *observed.Snapshot, ids []string) string {
+	for _, id := range ids {
+		if oa := o.Apps[id]; oa != nil && (oa.Instance != nil || oa.Leftover != nil) {
+			return id
+		}
+	}
+	return ""
+}
+
+// restartedDependency returns a dependency that the instance restarts
+// with and that got a new instance (or lost it) since the instance
+// started.
+func restartedDependency(o *observed.Snapshot, inst *observed.Instance, da *desired.App) (string, bool) {
+	for _, dep := range da.DependsOn {
+		if !dep.Restart {
+			continue
+		}
+		was, ok := inst.DependencyInstances[dep.ID]
+		if !ok {
+			continue // started before it restarted with it: nothing to compare
+		}
+		now := ""
+		if oa := o.Apps[dep.ID]; oa != nil && oa.Instance != nil {
+			now = oa.Instance.ID
+		}
+		if now != was {
+			return dep.ID, true
+		}
+	}
+	return "", false
+}
