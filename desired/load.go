@@ -394,14 +394,14 @@ func hooks(h *schema.Hooks) Hooks {
 		return Hooks{}
 	}
 	return Hooks{
-		OnStart:   nonEmptySlice(h.OnStart),
-		OnExit:    nonEmptySlice(h.OnExit),
-		OnCrash:   nonEmptySlice(h.OnCrash),
-		OnBackoff: nonEmptySlice(h.OnBackoff),
-		OnStop:    nonEmptySlice(h.OnStop),
+		OnStart:     nonEmptySlice(h.OnStart),
+		OnExit:      nonEmptySlice(h.OnExit),
+		OnCrash:     nonEmptySlice(h.OnCrash),
+		OnBackoff:   nonEmptySlice(h.OnBackoff),
+		OnStop:      nonEmptySlice(h.OnStop),
 		OnReady:     nonEmptySlice(h.OnReady),
 		OnUnhealthy: nonEmptySlice(h.OnUnhealthy),
-		Timeout:   seconds(h.Timeout),
+		Timeout:     seconds(h.Timeout),
 	}
 }
 

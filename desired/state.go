@@ -104,8 +104,8 @@ type App struct {
 	// Watchdog restarts an instance that sends no WATCHDOG=1 for this
 	// long (0: none).
 	Watchdog time.Duration
-	Hooks            Hooks
-	X                json.RawMessage
+	Hooks    Hooks
+	X        json.RawMessage
 	// ListenHTTP and ListenUDP are the top-level listen-http and
 	// listen-udp as given to a keepalive 3 or 4 app (nil for other apps,
 	// and when the bound address is used): part of the app's config, so
@@ -137,7 +137,7 @@ type Hooks struct {
 	// OnReady and OnUnhealthy run on health transitions.
 	OnReady     []string
 	OnUnhealthy []string
-	Timeout   time.Duration
+	Timeout     time.Duration
 }
 
 // Service is one service of the desired state, normalised.
