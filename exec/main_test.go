@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	osexec "os/exec"
 	"os/signal"
@@ -45,6 +46,7 @@ func TestMain(m *testing.M) {
 		syscall.Exit(helper(os.Args[2:]))
 	}
 	testRunner = NewRunner(slog.New(slog.DiscardHandler), exits.notify)
+	testRunner.OnNotify(notes.deliver)
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)
 	go func() { runDone <- testRunner.Run(ctx) }()
@@ -292,6 +294,25 @@ func helper(args []string) int {
 	}
 	switch cmd {
 	case "sleep":
+		time.Sleep(helperLife)
+	case "write-pid-sleep":
+		if err := writeLines(arg(0), []string{strconv.Itoa(os.Getpid())}); err != 0 {
+			return err
+		}
+		time.Sleep(helperLife)
+	case "notify":
+		// Send each argument as one datagram to NOTIFY_SOCKET, then sleep.
+		c, err := net.Dial("unixgram", os.Getenv("NOTIFY_SOCKET"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "notify:", err)
+			return 3
+		}
+		for _, m := range args {
+			if _, err := c.Write([]byte(m)); err != nil {
+				fmt.Fprintln(os.Stderr, "notify:", err)
+				return 3
+			}
+		}
 		time.Sleep(helperLife)
 	case "exit":
 		n, err := strconv.Atoi(arg(0))

@@ -211,6 +211,9 @@ func (pr *Prober) run(j *probeJob) {
 
 // probe runs p once and says whether it succeeded and what it saw.
 func (pr *Prober) probe(p *desired.Probe) (bool, string) {
+	if len(p.Command) > 0 {
+		return pr.probeExec(p) // RunCommand kills it at its timeout
+	}
 	ctx, cancel := context.WithTimeout(pr.ctx, p.Timeout)
 	defer cancel()
 	switch {
@@ -219,7 +222,7 @@ func (pr *Prober) probe(p *desired.Probe) (bool, string) {
 	case p.URL != "":
 		return probeHTTP(ctx, pr.client, p.URL, p.StatusLo, p.StatusHi)
 	}
-	return pr.probeExec(ctx, p)
+	return false, "no probe"
 }
 
 // ProbeTCP connects to addr and closes the connection at once with a
@@ -264,16 +267,15 @@ func probeHTTP(ctx context.Context, client *http.Client, url string, lo, hi int)
 // probeExec runs an exec probe's command (looked up in PATH unless
 // absolute) in the app's directory, with Patrol's environment and the
 // app's env: exit code 0 is a success.
-func (pr *Prober) probeExec(ctx context.Context, p *desired.Probe) (bool, string) {
+func (pr *Prober) probeExec(p *desired.Probe) (bool, string) {
 	argv := append([]string(nil), p.Command...)
 	path, err := LookPath(argv[0])
 	if err != nil {
 		return false, err.Error()
 	}
 	argv[0] = path
-	dl, _ := ctx.Deadline()
-	res := pr.runner.RunCommand(ctx, Command{Argv: argv, Dir: p.Dir, Env: append(os.Environ(), p.Env...),
-		Timeout: time.Until(dl), MaxOutput: 512})
+	res := pr.runner.RunCommand(pr.ctx, Command{Argv: argv, Dir: p.Dir, Env: append(os.Environ(), p.Env...),
+		Timeout: p.Timeout, MaxOutput: 512})
 	out := clipText(strings.TrimSpace(string(res.Output)), 120)
 	switch {
 	case res.TimedOut:

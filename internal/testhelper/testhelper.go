@@ -53,6 +53,8 @@ func Dispatch() {
 //	ping-http INTERVAL [PIDFILE] ping $PATROL_HTTP's /api/ as $PATROL_ID,
 //	                          with our pid, every INTERVAL; write our pid
 //	ping-udp INTERVAL [PIDFILE]  the same over $PATROL_UDP
+//
+// and the health helpers of runHealth.
 func Run(cmd string, args []string) int {
 	arg := func(i int) string {
 		if i < len(args) {
@@ -133,6 +135,9 @@ func Run(cmd string, args []string) int {
 	case "write-pidfile":
 		os.WriteFile(os.Getenv("PATROL_PID"), []byte(arg(0)), 0o644)
 		select {}
+	}
+	if code, ok := runHealth(cmd, args); ok {
+		return code
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper", cmd)
 	return 2

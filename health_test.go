@@ -1,0 +1,321 @@
+package patrol_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patrolhq/patrol/internal/testhelper"
+	"github.com/patrolhq/patrol/schema"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	p, err := testhelper.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// events subscribes to the events stream of app id.
+func events(t *testing.T, d *daemon, id string) <-chan schema.Event {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+d.HTTPAddr()+"/api/events?id="+id, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan schema.Event, 256)
+	go func() {
+		defer resp.Body.Close()
+		defer close(ch)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			line, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			var ev schema.Event
+			if json.Unmarshal([]byte(line), &ev) == nil && ev.Group != "" {
+				ch <- ev
+			}
+		}
+	}()
+	return ch
+}
+
+// waitEvent returns the first event from ch that match accepts.
+func waitEvent(t *testing.T, ch <-chan schema.Event, what string, timeout time.Duration, match func(schema.Event) bool) schema.Event {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case ev, ok := <-ch:
+			if !ok {
+				t.Fatalf("event stream ended waiting for %s", what)
+			}
+			if match(ev) {
+				return ev
+			}
+		case <-deadline:
+			t.Fatalf("no %s within %v", what, timeout)
+		}
+	}
+}
+
+func eventTime(t *testing.T, ev schema.Event) time.Time {
+	at, err := time.Parse(time.RFC3339Nano, ev.Time)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return at
+}
+
+// TestLivenessRestart: an HTTP app whose /health fails after 3 requests
+// is stopped gracefully (SIGTERM, it exits 0) after failure-threshold
+// failed periods, with history reason liveness-failed, and started again.
+func TestLivenessRestart(t *testing.T) {
+	port := freePort(t)
+	d := startPatrol(t, config(map[string]any{
+		"web": appCfg(t, map[string]any{
+			"liveness": map[string]any{"http": map[string]any{"port": port, "path": "/health"},
+				"period": 0.1, "timeout": 0.1, "failure-threshold": 2},
+			"backoff": map[string]any{"initial": 0.05},
+		}, "http-health", strconv.Itoa(port), "3"),
+	}, nil))
+	ch := events(t, d, "web")
+	first, _ := d.waitRunning(t, "web", 0, 10*time.Second)
+	ev := waitEvent(t, ch, "unhealthy event", 10*time.Second, func(ev schema.Event) bool { return ev.Event == schema.EventUnhealthy })
+	if ev.Reason != schema.ReasonLivenessFailed || !strings.Contains(ev.Message, "HTTP 500") || ev.PID != int(first.PID) {
+		t.Errorf("unhealthy event %+v", ev)
+	}
+	second, _ := d.waitRunning(t, "web", first.PID, 10*time.Second)
+	var h *schema.History
+	waitFor(t, "history entry", 5*time.Second, func() bool {
+		a := d.app(t, "web")
+		for i := range a.History {
+			if a.History[i].PID == first.PID {
+				h = &a.History[i]
+			}
+		}
+		return h != nil
+	})
+	if h.Reason != schema.ReasonLivenessFailed || h.ExitCode != 0 {
+		t.Errorf("history %+v: want reason liveness-failed and exit code 0 (a graceful stop)", h)
+	}
+	a := d.app(t, "web")
+	if a.Restarts < 1 || second.PID == first.PID || !strings.Contains(a.HealthFailure, "liveness") {
+		t.Errorf("after the restart: %+v", a)
+	}
+	if p := a.Probes["liveness"]; p == nil || p.At == "" {
+		t.Errorf("probes in status: %+v", a.Probes)
+	}
+}
+
+// TestReadinessTCP: an app that listens only after 1 s is starting, then
+// ready; status and the events stream show both, with timestamps.
+func TestReadinessTCP(t *testing.T) {
+	port := freePort(t)
+	d := startPatrol(t, config(map[string]any{
+		"db": appCfg(t, map[string]any{
+			"readiness": map[string]any{"tcp": map[string]any{"port": port}, "period": 0.1, "timeout": 0.1},
+		}, "listen-after", "1s", strconv.Itoa(port)),
+	}, nil))
+	ch := events(t, d, "db")
+	var a *schema.Response
+	waitFor(t, "db started", 5*time.Second, func() bool { a = d.app(t, "db"); return a.PID != 0 })
+	if a.State != schema.StateStarting || a.Health != schema.HealthStarting || a.Ready == nil || *a.Ready {
+		t.Errorf("before it listens: state %s health %s ready %v reason %q", a.State, a.Health, a.Ready, a.Reason)
+	}
+	started, _ := time.Parse(d.layout(t), a.Started)
+	ev := waitEvent(t, ch, "ready event", 10*time.Second, func(ev schema.Event) bool { return ev.Event == schema.EventReady })
+	if at := eventTime(t, ev); at.Sub(started) < 900*time.Millisecond {
+		t.Errorf("ready %v after the start, before it listened", at.Sub(started))
+	}
+	st := waitEvent(t, ch, "running state", 5*time.Second, func(ev schema.Event) bool { return ev.Event == schema.EventState })
+	if st.State != schema.StateRunning || st.Time == "" {
+		t.Errorf("state event %+v", st)
+	}
+	a = d.app(t, "db")
+	if a.State != schema.StateRunning || a.Health != schema.HealthReady || a.Ready == nil || !*a.Ready || a.ReadySince == "" {
+		t.Errorf("after it listens: state %s health %s ready %v since %q", a.State, a.Health, a.Ready, a.ReadySince)
+	}
+}
+
+// layout is the daemon's timestamp layout.
+func (d *daemon) layout(t *testing.T) string { return time.RFC1123Z }
+
+// TestNotifyReadyPython: a python app that sends READY=1 with the
+// socket module, as any sd_notify client does, is ready at once.
+func TestNotifyReadyPython(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("python3 is missing (.ci/run installs it)")
+		}
+		t.Skip("python3 is not installed: the sd_notify test with a python app needs it")
+	}
+	script := `import os, socket, time
+addr = os.environ["NOTIFY_SOCKET"]
+if addr.startswith("@"):
+    addr = "\0" + addr[1:]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect(addr)
+s.sendall(b"STATUS=serving from python\nREADY=1")
+time.sleep(3600)
+`
+	d := startPatrol(t, config(map[string]any{
+		"py": map[string]any{"binary": py, "args": []string{"-c", script}, "ready": "notify"},
+	}, nil))
+	var a *schema.Response
+	waitFor(t, "py ready", 10*time.Second, func() bool { a = d.app(t, "py"); return a.Ready != nil && *a.Ready })
+	if a.State != schema.StateRunning || a.StatusText != "serving from python" {
+		t.Errorf("state %s status %q", a.State, a.StatusText)
+	}
+}
+
+// TestNotifyWatchdog: an app that sends WATCHDOG=1 and then stops is
+// restarted with reason watchdog; a datagram from a foreign process does
+// not make an app ready.
+func TestNotifyWatchdog(t *testing.T) {
+	d := startPatrol(t, config(map[string]any{
+		"dog":   appCfg(t, map[string]any{"watchdog": 0.4, "backoff": map[string]any{"initial": 0.05}}, "watchdog", "5", "100ms"),
+		"quiet": appCfg(t, map[string]any{"ready": "notify"}, "sleep"),
+	}, nil))
+	first, _ := d.waitRunning(t, "dog", 0, 5*time.Second)
+	start := time.Now()
+	second, _ := d.waitRunning(t, "dog", first.PID, 10*time.Second)
+	if took := time.Since(start); took < 500*time.Millisecond {
+		t.Errorf("restarted after %v, while it still sent WATCHDOG=1 for 500ms", took)
+	}
+	a := d.app(t, "dog")
+	h := a.History[len(a.History)-1]
+	if h.PID != first.PID || h.Reason != schema.ReasonWatchdog {
+		t.Errorf("history %+v, want pid %d with reason watchdog", h, first.PID)
+	}
+	if second.WatchdogUntil == "" {
+		t.Error("no watchdog-until in status")
+	}
+
+	// A foreign datagram: this test process is not quiet's.
+	q := d.app(t, "quiet")
+	if q.InstanceID == "" {
+		t.Fatal("quiet has no instance")
+	}
+	c, err := net.Dial("unixgram", "@patrol/"+q.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("READY=1")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // nothing to poll for: it must not happen
+	if q := d.app(t, "quiet"); q.Ready == nil || *q.Ready || q.State != schema.StateStarting {
+		t.Errorf("a foreign READY=1 changed quiet: ready %v state %s", q.Ready, q.State)
+	}
+}
+
+// TestDependencyChain: db (ready after 1 s) <- api (ready) <- worker
+// (started): api starts only after db is ready, worker after api; at
+// shutdown worker stops first, then api, then db. A setup app that must
+// complete successfully and exits 1 keeps its dependent waiting, saying
+// why.
+func TestDependencyChain(t *testing.T) {
+	port := freePort(t)
+	termLog := filepath.Join(t.TempDir(), "term.log")
+	env := []string{testhelper.TermLogEnv + "=" + termLog}
+	d := startPatrol(t, config(map[string]any{
+		"db": appCfg(t, map[string]any{"env": env,
+			"readiness": map[string]any{"tcp": map[string]any{"port": port}, "period": 0.1, "timeout": 0.1}},
+			"listen-after", "1s", strconv.Itoa(port)),
+		"api":    appCfg(t, map[string]any{"env": env, "depends-on": []any{map[string]any{"app": "db", "condition": "ready"}}}, "notify", "0s"),
+		"worker": appCfg(t, map[string]any{"env": env, "depends-on": []any{"api"}}, "notify", "0s"),
+		"setup":  appCfg(t, map[string]any{"restart-policy": "never"}, "exit", "1"),
+		"job":    appCfg(t, map[string]any{"depends-on": []any{map[string]any{"app": "setup", "condition": "completed-successfully"}}}, "sleep"),
+	}, nil))
+	ch := events(t, d, "")
+	var dbReady, apiStarted, workerStarted time.Time
+	for dbReady.IsZero() || apiStarted.IsZero() || workerStarted.IsZero() {
+		ev := waitEvent(t, ch, "db ready, api and worker started", 15*time.Second, func(ev schema.Event) bool {
+			return (ev.ID == "db" && ev.Event == schema.EventReady) || (ev.Event == schema.EventStarted && (ev.ID == "api" || ev.ID == "worker"))
+		})
+		switch ev.ID {
+		case "db":
+			dbReady = eventTime(t, ev)
+		case "api":
+			apiStarted = eventTime(t, ev)
+		case "worker":
+			workerStarted = eventTime(t, ev)
+		}
+		if ev.ID == "api" && dbReady.IsZero() {
+			t.Fatal("api started before db was ready")
+		}
+		if ev.ID == "worker" && apiStarted.IsZero() {
+			t.Fatal("worker started before api")
+		}
+	}
+	if !apiStarted.After(dbReady) || !workerStarted.After(apiStarted) {
+		t.Errorf("db ready %v, api started %v, worker started %v", dbReady, apiStarted, workerStarted)
+	}
+	waitFor(t, "job waiting", 5*time.Second, func() bool {
+		j := d.app(t, "job")
+		return j.State == schema.StateWaiting && strings.Contains(j.Reason, "setup to complete successfully (it crashed with code 1)")
+	})
+	if j := d.app(t, "job"); j.PID != 0 {
+		t.Errorf("job started: %+v", j)
+	}
+
+	d.stop(t)
+	b, err := os.ReadFile(termLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	var times []int64
+	for line := range strings.Lines(string(b)) {
+		var id string
+		var at int64
+		fmt.Sscan(line, &id, &at)
+		order = append(order, id)
+		times = append(times, at)
+	}
+	if !slices.Equal(order, []string{"worker", "api", "db"}) || !slices.IsSorted(times) {
+		t.Errorf("stopped in the order %v at %v, want worker, api, db", order, times)
+	}
+}
+
+// TestCycleKeepsLastGood: a live reload with a dependency cycle is
+// rejected with the cycle spelled out; the running config stays.
+func TestCycleKeepsLastGood(t *testing.T) {
+	cfg := config(map[string]any{
+		"a": appCfg(t, nil, "sleep"),
+		"b": appCfg(t, map[string]any{"depends-on": []any{"a"}}, "sleep"),
+	}, nil)
+	d := startPatrol(t, cfg)
+	a, _ := d.waitRunning(t, "a", 0, 5*time.Second)
+	b, _ := d.waitRunning(t, "b", 0, 5*time.Second)
+	cfg["apps"].(map[string]any)["a"] = appCfg(t, map[string]any{"depends-on": []any{"b"}}, "sleep")
+	writeConfig(t, d.config, cfg)
+	waitFor(t, "config error", 10*time.Second, func() bool {
+		st, err := d.Status(t.Context())
+		return err == nil && strings.Contains(st.Config.Error, "apps.a.depends-on: cycle a -> b -> a")
+	})
+	if a2, b2 := d.app(t, "a"), d.app(t, "b"); a2.PID != a.PID || b2.PID != b.PID {
+		t.Errorf("pids changed: a %d -> %d, b %d -> %d", a.PID, a2.PID, b.PID, b2.PID)
+	}
+}
