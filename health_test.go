@@ -121,9 +121,10 @@ func TestLivenessRestart(t *testing.T) {
 	if a.Restarts < 1 || second.PID == first.PID || !strings.Contains(a.HealthFailure, "liveness") {
 		t.Errorf("after the restart: %+v", a)
 	}
-	if p := a.Probes["liveness"]; p == nil || p.At == "" {
-		t.Errorf("probes in status: %+v", a.Probes)
-	}
+	waitFor(t, "a probe of the new instance in status", 5*time.Second, func() bool {
+		p := d.app(t, "web").Probes["liveness"]
+		return p != nil && p.At != "" && p.Last && p.Message == "HTTP 200"
+	})
 }
 
 // TestReadinessTCP: an app that listens only after 1 s is starting, then
@@ -318,4 +319,89 @@ func TestCycleKeepsLastGood(t *testing.T) {
 	if a2, b2 := d.app(t, "a"), d.app(t, "b"); a2.PID != a.PID || b2.PID != b.PID {
 		t.Errorf("pids changed: a %d -> %d, b %d -> %d", a.PID, a2.PID, b.PID, b2.PID)
 	}
+}
+
+// TestWaitingSemantics: a dependent waiting for "ready" keeps waiting
+// while its dependency restarts and while it is unready, also after a
+// brief loss of readiness; restarting or disabling it while it waits
+// neither half-starts it nor starts it twice: it starts exactly once, the
+// moment the dependency is ready.
+func TestWaitingSemantics(t *testing.T) {
+	test, err := exec.LookPath("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := filepath.Join(t.TempDir(), "ready")
+	d := startPatrol(t, config(map[string]any{
+		"db": appCfg(t, map[string]any{"readiness": map[string]any{"exec": map[string]any{"command": []string{test, "-f", gate}},
+			"period": 0.1, "timeout": 0.1, "failure-threshold": 1}}, "sleep"),
+		"api": appCfg(t, map[string]any{"depends-on": []any{map[string]any{"app": "db", "condition": "ready"}}}, "sleep"),
+	}, nil))
+	ch := events(t, d, "")
+	ctx := t.Context()
+	db, _ := waitState(t, d, "db", schema.StateStarting)
+	waitState(t, d, "api", schema.StateWaiting)
+
+	// The dependency restarts while api waits.
+	if err := d.Toggle(ctx, schema.GroupApp, "db", schema.ToggleRestart, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "db restarted", 5*time.Second, func() bool { a := d.app(t, "db"); return a.PID != 0 && a.PID != db.PID })
+	// Restart and disable api while it waits.
+	if err := d.Toggle(ctx, schema.GroupApp, "api", schema.ToggleRestart, 0); err != nil {
+		t.Fatal(err)
+	}
+	if a := d.app(t, "api"); a.State != schema.StateWaiting || a.PID != 0 {
+		t.Errorf("api after a restart while waiting: %s pid %d", a.State, a.PID)
+	}
+	if err := d.Toggle(ctx, schema.GroupApp, "api", schema.ToggleDisable, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, d, "api", schema.StateDisabled)
+	// db ready, then unready again (briefly), while api is disabled.
+	os.WriteFile(gate, nil, 0o644)
+	waitFor(t, "db ready", 5*time.Second, func() bool { r := d.app(t, "db").Ready; return r != nil && *r })
+	os.Remove(gate)
+	waitFor(t, "db unready", 5*time.Second, func() bool { return d.app(t, "db").Health == schema.HealthUnready })
+	if err := d.Toggle(ctx, schema.GroupApp, "api", schema.ToggleEnable, 0); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := waitState(t, d, "api", schema.StateWaiting)
+	if !strings.Contains(a.Reason, "db to be ready (it is unready)") {
+		t.Errorf("api waits with reason %q", a.Reason)
+	}
+	os.WriteFile(gate, nil, 0o644)
+	d.waitRunning(t, "api", 0, 5*time.Second)
+
+	// Exactly one start of api, after db's last ready event.
+	var starts int
+	var lastReady time.Time
+	deadline := time.After(300 * time.Millisecond) // events already published are all in the stream
+	for done := false; !done; {
+		select {
+		case ev := <-ch:
+			switch {
+			case ev.ID == "db" && ev.Event == schema.EventReady:
+				lastReady = eventTime(t, ev)
+			case ev.ID == "api" && ev.Event == schema.EventStarted:
+				starts++
+				if at := eventTime(t, ev); at.Before(lastReady) || lastReady.IsZero() {
+					t.Errorf("api started at %v, before db's last ready %v", at, lastReady)
+				}
+			}
+		case <-deadline:
+			done = true
+		}
+	}
+	if starts != 1 {
+		t.Errorf("api started %d times, want once", starts)
+	}
+}
+
+// waitState waits until app id is in state st.
+func waitState(t *testing.T, d *daemon, id string, st schema.State) (*schema.Response, time.Duration) {
+	t.Helper()
+	var a *schema.Response
+	took := waitFor(t, id+" "+string(st), 10*time.Second, func() bool { a = d.app(t, id); return a.State == st })
+	return a, took
 }

@@ -1,6 +1,7 @@
 package desired
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
@@ -239,4 +240,50 @@ func probeURLProblem(s string) string {
 		return "must not hold a user or password"
 	}
 	return ""
+}
+
+// MarshalJSON writes a dependency as config.json does: the id alone when
+// it waits for a start and does not restart with it.
+func (d Dependency) MarshalJSON() ([]byte, error) {
+	return json.Marshal(schema.Dependency{App: d.ID, Condition: d.Condition, Restart: d.Restart})
+}
+
+// MarshalJSON writes a probe in config.json's form, defaults spelled out
+// (plan changes show it; fingerprints hash it).
+func (p *Probe) MarshalJSON() ([]byte, error) {
+	type (
+		execForm struct {
+			Command []string `json:"command"`
+		}
+		httpForm struct {
+			URL    string `json:"url"`
+			Status [2]int `json:"status"`
+		}
+		tcpForm struct {
+			Port int `json:"port"`
+		}
+		form struct {
+			Exec             *execForm `json:"exec,omitempty"`
+			HTTP             *httpForm `json:"http,omitempty"`
+			TCP              *tcpForm  `json:"tcp,omitempty"`
+			InitialDelay     float64   `json:"initial-delay"`
+			Period           float64   `json:"period"`
+			Timeout          float64   `json:"timeout"`
+			SuccessThreshold int       `json:"success-threshold"`
+			FailureThreshold int       `json:"failure-threshold"`
+		}
+	)
+	f := form{InitialDelay: p.InitialDelay.Seconds(), Period: p.Period.Seconds(), Timeout: p.Timeout.Seconds(),
+		SuccessThreshold: p.SuccessThreshold, FailureThreshold: p.FailureThreshold}
+	switch {
+	case p.URL != "":
+		f.HTTP = &httpForm{URL: p.URL, Status: [2]int{p.StatusLo, p.StatusHi}}
+	case p.TCPAddr != "":
+		_, port, _ := net.SplitHostPort(p.TCPAddr)
+		n, _ := strconv.Atoi(port)
+		f.TCP = &tcpForm{Port: n}
+	default:
+		f.Exec = &execForm{Command: p.Command}
+	}
+	return json.Marshal(f)
 }

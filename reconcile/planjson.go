@@ -35,6 +35,8 @@ func ToPlan(actions []Action) *schema.Plan {
 			p.Summary.Adopt++
 		case KindKeep:
 			p.Summary.Kept++
+		case KindWait:
+			p.Summary.Wait++
 		}
 		p.Actions = append(p.Actions, pa)
 	}
