@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -90,11 +91,13 @@ func eventTime(t *testing.T, ev schema.Event) time.Time {
 // failed periods, with history reason liveness-failed, and started again.
 func TestLivenessRestart(t *testing.T) {
 	port := freePort(t)
+	hookEnv := filepath.Join(t.TempDir(), "hook.env")
 	d := startPatrol(t, config(map[string]any{
 		"web": appCfg(t, map[string]any{
 			"liveness": map[string]any{"http": map[string]any{"port": port, "path": "/health"},
 				"period": 0.1, "timeout": 0.1, "failure-threshold": 2},
 			"backoff": map[string]any{"initial": 0.05},
+			"hooks":   map[string]any{"on-unhealthy": []string{self(t), "patrol-helper", "write-env", hookEnv}},
 		}, "http-health", strconv.Itoa(port), "3"),
 	}, nil))
 	ch := events(t, d, "web")
@@ -125,15 +128,28 @@ func TestLivenessRestart(t *testing.T) {
 		p := d.app(t, "web").Probes["liveness"]
 		return p != nil && p.At != "" && p.Last && p.Message == "HTTP 200"
 	})
+	env := string(mustRead(t, hookEnv, 5*time.Second))
+	if !strings.Contains(env, "PATROL_EVENT=on-unhealthy") || !strings.Contains(env, "PATROL_REASON=liveness-failed") {
+		t.Errorf("on-unhealthy hook environment:\n%s", env)
+	}
+	metrics := scrape(t, d)
+	for _, want := range []string{`patrol_app_unhealthy_total{id="web",reason="liveness-failed"} 1`,
+		`patrol_app_probe_success{id="web",probe="liveness"} 1`, `patrol_app_ready{id="web"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 }
 
 // TestReadinessTCP: an app that listens only after 1 s is starting, then
 // ready; status and the events stream show both, with timestamps.
 func TestReadinessTCP(t *testing.T) {
 	port := freePort(t)
+	hookEnv := filepath.Join(t.TempDir(), "hook.env")
 	d := startPatrol(t, config(map[string]any{
 		"db": appCfg(t, map[string]any{
 			"readiness": map[string]any{"tcp": map[string]any{"port": port}, "period": 0.1, "timeout": 0.1},
+			"hooks":     map[string]any{"on-ready": []string{self(t), "patrol-helper", "write-env", hookEnv}},
 		}, "listen-after", "1s", strconv.Itoa(port)),
 	}, nil))
 	ch := events(t, d, "db")
@@ -154,6 +170,9 @@ func TestReadinessTCP(t *testing.T) {
 	a = d.app(t, "db")
 	if a.State != schema.StateRunning || a.Health != schema.HealthReady || a.Ready == nil || !*a.Ready || a.ReadySince == "" {
 		t.Errorf("after it listens: state %s health %s ready %v since %q", a.State, a.Health, a.Ready, a.ReadySince)
+	}
+	if env := string(mustRead(t, hookEnv, 5*time.Second)); !strings.Contains(env, "PATROL_EVENT=on-ready") {
+		t.Errorf("on-ready hook environment:\n%s", env)
 	}
 }
 
@@ -404,4 +423,19 @@ func waitState(t *testing.T, d *daemon, id string, st schema.State) (*schema.Res
 	var a *schema.Response
 	took := waitFor(t, id+" "+string(st), 10*time.Second, func() bool { a = d.app(t, id); return a.State == st })
 	return a, took
+}
+
+// scrape returns the daemon's /metrics.
+func scrape(t *testing.T, d *daemon) string {
+	t.Helper()
+	resp, err := http.Get("http://" + d.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

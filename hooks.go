@@ -124,9 +124,17 @@ func (p *Patrol) DroppedHookEvents() int64 {
 }
 
 // run delivers events until ctx ends, then lets the queues drain.
-func (d *dispatcher) run(ctx context.Context) {
-	events := d.p.loop.Events(ctx, d.hooks.OnEvent != nil || d.hooks.Pinged != nil)
+// subscribe subscribes to the loop's events for run; it is called before
+// the loop runs, so that hooks see events from the very first.
+func (d *dispatcher) subscribe(ctx context.Context) <-chan schema.Event {
+	return d.p.loop.Events(ctx, d.hooks.OnEvent != nil || d.hooks.Pinged != nil)
+}
+
+func (d *dispatcher) run(events <-chan schema.Event) {
 	for ev := range events {
+		if ev.Event == schema.EventUnhealthy {
+			d.p.metrics.unhealthy.WithLabelValues(ev.ID, string(ev.Reason)).Inc()
+		}
 		e := Entry{Group: ev.Group, ID: ev.ID}
 		d.mu.Lock()
 		q := d.queues[e]
@@ -239,7 +247,8 @@ func (d *dispatcher) call(e Entry, ev schema.Event) {
 // crashReasons are the ends a config's on-crash hook runs for: the
 // instance ended without Patrol asking it to.
 var crashReasons = []schema.Reason{schema.ReasonExited, schema.ReasonCrashed, schema.ReasonSignal,
-	schema.ReasonPIDGone, schema.ReasonPingTimeout, schema.ReasonStartFailed}
+	schema.ReasonPIDGone, schema.ReasonPingTimeout, schema.ReasonStartFailed,
+	schema.ReasonLivenessFailed, schema.ReasonStartupFailed, schema.ReasonWatchdog}
 
 // stopReasons are the ends a config's on-stop hook runs for: Patrol
 // stopped the instance.
@@ -292,6 +301,10 @@ func (p *Patrol) runConfigHook(ev schema.Event) {
 		}
 	case schema.EventBackoff:
 		add("on-backoff", hooks.OnBackoff)
+	case schema.EventReady:
+		add("on-ready", hooks.OnReady)
+	case schema.EventUnready, schema.EventUnhealthy:
+		add("on-unhealthy", hooks.OnUnhealthy)
 	}
 	for i, argv := range run {
 		p.runHookCommand(names[i], argv, hooks, ev)

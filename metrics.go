@@ -22,6 +22,7 @@ type metrics struct {
 	reloads   *prometheus.CounterVec
 	requests  *prometheus.CounterVec
 	datagrams *prometheus.CounterVec
+	unhealthy *prometheus.CounterVec
 }
 
 func newMetrics(p *Patrol) *metrics {
@@ -44,10 +45,14 @@ func newMetrics(p *Patrol) *metrics {
 			Name: "patrol_udp_datagrams_total",
 			Help: "UDP API datagrams by result (answered, dropped).",
 		}, []string{"result"}),
+		unhealthy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "patrol_app_unhealthy_total",
+			Help: "Instances restarted for failing a check, by app and reason (liveness-failed, startup-failed, watchdog).",
+		}, []string{"id", "reason"}),
 	}
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("failed")
-	m.reg.MustRegister(m.pass, m.reloads, m.requests, m.datagrams, &entryCollector{p: p},
+	m.reg.MustRegister(m.pass, m.reloads, m.requests, m.datagrams, m.unhealthy, &entryCollector{p: p},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -79,6 +84,10 @@ var (
 		"Exit code of the entry's last ended instance (128+N for signal N).", []string{"group", "id"}, nil)
 	descBackoff = prometheus.NewDesc("patrol_entry_backoff_seconds",
 		"Seconds until a delayed restart (0 when none).", []string{"group", "id"}, nil)
+	descReady = prometheus.NewDesc("patrol_app_ready",
+		"1 while the app's instance is ready (readiness passed, or none defined), 0 while it runs unready; absent without an instance.", []string{"id"}, nil)
+	descProbe = prometheus.NewDesc("patrol_app_probe_success",
+		"1 while the probe passes (after its thresholds), 0 while it fails or has not passed yet.", []string{"id", "probe"}, nil)
 	descConfig = prometheus.NewDesc("patrol_config_info",
 		"The config in force (revision label); 1.", []string{"revision", "path"}, nil)
 	descConfigErr = prometheus.NewDesc("patrol_config_error",
@@ -86,13 +95,13 @@ var (
 )
 
 var allStates = []schema.State{schema.StateRunning, schema.StateStopped, schema.StateStarting,
-	schema.StateStopping, schema.StateBackoff, schema.StateDisabled}
+	schema.StateStopping, schema.StateBackoff, schema.StateDisabled, schema.StateWaiting}
 
 // entryCollector reports per-entry metrics from a status snapshot.
 type entryCollector struct{ p *Patrol }
 
 func (c *entryCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descState, descRestarts, descExit, descBackoff, descConfig, descConfigErr} {
+	for _, d := range []*prometheus.Desc{descUp, descState, descRestarts, descExit, descBackoff, descReady, descProbe, descConfig, descConfigErr} {
 		ch <- d
 	}
 }
@@ -128,6 +137,12 @@ func (c *entryCollector) Collect(ch chan<- prometheus.Metric) {
 				backoff = max(0, time.Until(t).Seconds())
 			}
 			ch <- prometheus.MustNewConstMetric(descBackoff, prometheus.GaugeValue, backoff, group, id)
+			if e.Ready != nil {
+				ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, boolGauge(*e.Ready), id)
+			}
+			for probe, ps := range e.Probes {
+				ch <- prometheus.MustNewConstMetric(descProbe, prometheus.GaugeValue, boolGauge(ps.OK), id, probe)
+			}
 		}
 	}
 	emit(string(schema.GroupApp), st.Apps)
@@ -140,4 +155,11 @@ func (c *entryCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descConfigErr, prometheus.GaugeValue, e)
 	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -325,7 +325,8 @@ func (p *Patrol) Run(ctx context.Context) error {
 	// loop has stopped, then drained.
 	hooksCtx, stopHooks := context.WithCancel(context.Background())
 	hooksDone := make(chan struct{})
-	go func() { p.hooks.run(hooksCtx); close(hooksDone) }()
+	hookEvents := p.hooks.subscribe(hooksCtx)
+	go func() { p.hooks.run(hookEvents); close(hooksDone) }()
 
 	close(p.ready)
 	notifyDone := make(chan struct{})
