@@ -184,7 +184,7 @@ func printStatus(w io.Writer, st *schema.Status, now time.Time) {
 	}
 	slices.SortFunc(rows, func(a, b row) int { return cmp.Or(cmp.Compare(a.group, b.group), cmp.Compare(a.id, b.id)) })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "GROUP\tID\tSTATE\tPID\tUPTIME\tRESTARTS\tOVERRIDE\tREASON")
+	fmt.Fprintln(tw, "GROUP\tID\tSTATE\tHEALTH\tPID\tUPTIME\tRESTARTS\tOVERRIDE\tREASON")
 	for _, r := range rows {
 		e := r.e
 		if e == nil {
@@ -194,7 +194,7 @@ func printStatus(w io.Writer, st *schema.Status, now time.Time) {
 		if e.PID > 0 {
 			pid = strconv.FormatUint(uint64(e.PID), 10)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.group, r.id, cmp.Or(string(e.State), "-"), pid,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.group, r.id, cmp.Or(string(e.State), "-"), cmp.Or(string(e.Health), "-"), pid,
 			uptime(e, now), e.Restarts, overrideText(e.Override, now), reasonText(e, now))
 	}
 	tw.Flush()
@@ -290,6 +290,9 @@ func overrideText(o *schema.Override, now time.Time) string {
 // reasonText is the entry's reason, with the time of a delayed restart.
 func reasonText(e *schema.Response, now time.Time) string {
 	s := e.Reason
+	if s == "" && e.StatusText != "" {
+		s = "status: " + e.StatusText // the app's own word (sd_notify STATUS=)
+	}
 	if e.BackoffUntil != "" {
 		at := e.BackoffUntil
 		if t, ok := parseTime(at); ok {

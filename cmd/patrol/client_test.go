@@ -19,7 +19,9 @@ import (
 const cannedStatus = `{
 	"instance-id": "9c2d7d1e-3f7a-4c51-9a51-0c2b8a1f1e11",
 	"apps": {
-		"web": {"name": "Web", "pid": 14511, "started": "Sun, 22 Nov 2026 10:55:00 +0000", "state": "running", "restarts": 2, "cas": 85368},
+		"web": {"name": "Web", "pid": 14511, "started": "Sun, 22 Nov 2026 10:55:00 +0000", "state": "running", "restarts": 2, "cas": 85368,
+			"health": "ready", "ready": true, "status": "serving 12 clients"},
+		"api": {"state": "waiting", "reason": "waiting for web to be ready (it is starting)"},
 		"locked": {"name": "Locked", "disabled": true, "secret": true, "state": "disabled",
 			"override": {"disabled": true, "since": "Sun, 22 Nov 2026 11:00:00 +0000", "expires": "Sun, 22 Nov 2026 12:30:00 +0000"}},
 		"crashy": {"state": "backoff", "reason": "crashed", "backoff-until": "Sun, 22 Nov 2026 12:00:30 +0000", "restarts": 7,
@@ -97,12 +99,13 @@ func TestStatusTable(t *testing.T) {
 	restart := local(t, "Sun, 22 Nov 2026 12:00:30 +0000")
 	want := `config revision 1a2b3c4d (/etc/patrol/config.json)
 config error since Sun, 22 Nov 2026 11:59:00 +0000: apps.web.binary: required (the last good config stays in force)
-GROUP    ID      STATE     PID    UPTIME  RESTARTS  OVERRIDE                 REASON
-app      crashy  backoff   -      -       7         run-once                 crashed (restart at ` + restart + `)
-app      locked  disabled  -      -       0         disabled until ` + until + `  -
-app      odd     running   7      -       0         -                        -
-app      web     running   14511  1h5m    2         -                        -
-service  db      running   -      2d2h    0         -                        -
+GROUP    ID      STATE     HEALTH  PID    UPTIME  RESTARTS  OVERRIDE                 REASON
+app      api     waiting   -       -      -       0         -                        waiting for web to be ready (it is starting)
+app      crashy  backoff   -       -      -       7         run-once                 crashed (restart at ` + restart + `)
+app      locked  disabled  -       -      -       0         disabled until ` + until + `  -
+app      odd     running   -       7      -       0         -                        -
+app      web     running   ready   14511  1h5m    2         -                        status: serving 12 clients
+service  db      running   -       -      2d2h    0         -                        -
 `
 	if out != want {
 		t.Errorf("got:\n%s\nwant:\n%s", out, want)
