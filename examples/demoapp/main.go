@@ -68,6 +68,14 @@ type config struct {
 	pidPath       string
 	httpAddrs     []string
 	udpAddrs      []string
+	// listen, readyAfter, unhealthyAfter and notify are the health
+	// demonstration (health.go).
+	listen         string
+	readyAfter     time.Duration
+	unhealthyAfter time.Duration
+	notify         bool
+	notifySocket   string
+	watchdog       time.Duration
 }
 
 // prefix is the start of the tick and keepalive lines, "demoapp <id>".
@@ -105,6 +113,10 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 	mode := fs.Int("mode", 0, "keepalive mode 1-4 (overrides PATROL_KEEPALIVE; default 1)")
 	fs.StringVar(&cfg.secret, "secret", "", "secret sent with keepalive pings (default $DEMOAPP_SECRET)")
 	fs.BoolVar(&cfg.ignoreSIGTERM, "ignore-sigterm", false, "ignore SIGTERM, to demonstrate escalation to SIGKILL")
+	fs.StringVar(&cfg.listen, "listen", "", "serve GET /health on this address (HOST:PORT) once ready")
+	fs.DurationVar(&cfg.readyAfter, "ready-after", 0, "wait this long before listening and sending READY=1")
+	fs.DurationVar(&cfg.unhealthyAfter, "unhealthy-after", 0, "answer /health with 500 after this time (0 means never)")
+	fs.BoolVar(&cfg.notify, "notify", false, "send READY=1 and STATUS= to $NOTIFY_SOCKET once ready, and WATCHDOG=1 when $WATCHDOG_USEC is set")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -133,6 +145,20 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (co
 		return config{}, fmt.Errorf("keepalive mode must be 1, 2, 3 or 4, got %d", cfg.mode)
 	}
 
+	if cfg.readyAfter < 0 || cfg.unhealthyAfter < 0 {
+		return config{}, fmt.Errorf("-ready-after and -unhealthy-after must not be negative")
+	}
+	cfg.notifySocket = getenv("NOTIFY_SOCKET")
+	if cfg.notify && cfg.notifySocket == "" {
+		return config{}, errors.New("-notify needs NOTIFY_SOCKET (give the app \"ready\": \"notify\" or a \"watchdog\")")
+	}
+	if s := getenv("WATCHDOG_USEC"); s != "" && cfg.notify {
+		us, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || us <= 0 {
+			return config{}, fmt.Errorf("WATCHDOG_USEC=%q is not a positive number", s)
+		}
+		cfg.watchdog = time.Duration(us) * time.Microsecond
+	}
 	cfg.id = getenv("PATROL_ID")
 	cfg.pidPath = getenv("PATROL_PID")
 	if cfg.secret == "" {
@@ -191,6 +217,9 @@ func run(cfg config) int {
 		cancel()
 		wg.Wait()
 	}()
+	if cfg.listen != "" || cfg.notify {
+		wg.Go(func() { health(ctx, cfg) })
+	}
 	switch cfg.mode {
 	case modeHTTP:
 		wg.Go(func() { httpKeepalive(ctx, cfg) })
