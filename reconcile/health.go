@@ -208,6 +208,12 @@ func (l *Loop) applyProbe(r observed.ProbeResult) bool {
 		return false
 	}
 	l.touch(schema.GroupApp, id)
+	verdict := "passing"
+	if !ps.Passing {
+		verdict = "failing"
+	}
+	l.emit(schema.Event{Event: schema.EventHealth, Group: schema.GroupApp, ID: id, PID: inst.PID, InstanceID: inst.ID,
+		Message: fmt.Sprintf("%s probe %s: %s", r.Kind, verdict, r.Message)})
 	switch {
 	case r.Kind == desired.ProbeStartup && ps.Passing:
 		h.StartupDone = true
@@ -245,6 +251,8 @@ func (l *Loop) applyNotify(m observed.NotifyMessage) bool {
 	if m.HasStatus && m.Status != h.Status {
 		h.Status = m.Status
 		l.touch(schema.GroupApp, id)
+		l.emit(schema.Event{Event: schema.EventHealth, Group: schema.GroupApp, ID: id, PID: inst.PID, InstanceID: inst.ID,
+			Message: "STATUS=" + m.Status})
 	}
 	if m.MainPID > 0 {
 		h.MainPID = m.MainPID

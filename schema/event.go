@@ -34,6 +34,10 @@ const (
 	// EventUnhealthy: an instance failed a liveness or startup probe or
 	// its watchdog and is restarted (Reason and Message say which).
 	EventUnhealthy EventKind = "unhealthy"
+	// EventHealth: an instance's checks changed without a change of
+	// readiness: a probe's verdict (after its thresholds) or the app's
+	// STATUS= text (Message says which).
+	EventHealth EventKind = "health"
 	// EventState: an entry's state changed (State is the new state).
 	EventState EventKind = "state"
 	// EventConfigLoaded: a new config revision is in force.

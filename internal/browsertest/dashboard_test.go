@@ -40,6 +40,7 @@ func TestDashboard(t *testing.T) {
 	want := map[string]schema.State{
 		"clock": schema.StateRunning, "daemon": schema.StateRunning, "pinger-http": schema.StateRunning,
 		"pinger-udp": schema.StateRunning, "stubborn": schema.StateDisabled,
+		"db": schema.StateRunning, "api": schema.StateRunning,
 	}
 	waitFor(t, "the example's apps to run", 30*time.Second, func() bool {
 		for id, st := range want {
@@ -52,10 +53,15 @@ func TestDashboard(t *testing.T) {
 
 	start := time.Now()
 	do(t, ctx, 30*time.Second, chromedp.Navigate(in.base+"/"))
-	n := waitJS[int](t, ctx, "every app's row", `document.querySelectorAll("#apps tbody tr").length >= 6 && document.querySelectorAll("#apps tbody tr").length`, 15*time.Second)
+	n := waitJS[int](t, ctx, "every app's row", `document.querySelectorAll("#apps tbody tr").length >= 8 && document.querySelectorAll("#apps tbody tr").length`, 15*time.Second)
 	t.Logf("dashboard rendered %d apps in %v", n, time.Since(start))
-	if n != 6 {
-		t.Errorf("rows: got %d, want 6", n)
+	if n != 8 {
+		t.Errorf("rows: got %d, want 8", n)
+	}
+	// api has checks that passed: a "ready" health badge; clock has none.
+	waitJS[bool](t, ctx, "api's health badge", cellJS("api", "health")+` === "ready"`, 10*time.Second)
+	if got := eval[string](t, ctx, cellJS("clock", "health")); got != "-" {
+		t.Errorf("clock (no checks) shows health %q", got)
 	}
 	for id, st := range want {
 		waitJS[bool](t, ctx, id+" "+string(st), cellJS(id, "state")+` === `+jsString(string(st)), 10*time.Second)

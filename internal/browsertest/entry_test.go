@@ -153,3 +153,19 @@ func TestSecretAndToken(t *testing.T) {
 		t.Errorf("clock after a refused restart: %s, want disabled", e.State)
 	}
 }
+
+// TestEntryHealth: the entry page of the example's api shows its health,
+// the STATUS= it sent, its probes and its watchdog; api waits (a striped
+// "waiting" badge) until db is ready.
+func TestEntryHealth(t *testing.T) {
+	in := startPatrol(t, exampleConfig(t, nil))
+	ctx := browser(t)
+	do(t, ctx, 30*time.Second, chromedp.Navigate(in.base+"/app/api"))
+	// db is ready 3 s after its start: api waits until then.
+	waitJS[bool](t, ctx, "api waiting", `document.getElementById("entry-state").textContent === "waiting"`, 10*time.Second)
+	waitJS[bool](t, ctx, "api running", `document.getElementById("entry-state").textContent === "running"`, 20*time.Second)
+	waitJS[bool](t, ctx, "the health line", `((e) => e && e.textContent.startsWith("ready (since "))(document.querySelector(".detail-health"))`, 10*time.Second)
+	waitJS[bool](t, ctx, "the app's status", `((e) => e && e.textContent.startsWith("serving since "))(document.querySelector(".detail-status"))`, 10*time.Second)
+	waitJS[bool](t, ctx, "the liveness probe", `((e) => e && e.textContent.startsWith("liveness passing (HTTP 200"))(document.querySelector(".detail-probes"))`, 15*time.Second)
+	screenshot(t, ctx, "entry-api.png")
+}

@@ -89,7 +89,30 @@
     return P.duration(tb - ta);
   };
 
-  P.STATES = ["running", "starting", "stopping", "backoff", "stopped", "disabled"];
+  P.STATES = ["running", "starting", "stopping", "backoff", "stopped", "disabled", "waiting"];
+
+  // healthBadge returns (or updates) an entry's health badge: shown when
+  // the app is unready, or has checks (probes, sd_notify STATUS=) that
+  // passed; its title is the last health failure.
+  P.healthBadge = function (e, el) {
+    el = el || P.el("span");
+    const checked = e.probes || e.status;
+    const h = e.health === "unready" || (e.health === "ready" && checked) ? e.health : "";
+    el.className = h ? "badge health-" + h : "";
+    P.setText(el, h); // "-" without a badge
+    const why = e["health-failure"] ? "last failure: " + e["health-failure"] + (e["health-failure-at"] ? " (" + e["health-failure-at"] + ")" : "") : "";
+    if (why) el.title = why;
+    else el.removeAttribute("title");
+    return el;
+  };
+
+  // probesText describes an entry's probes: "liveness ok (HTTP 200, 12:00:01)".
+  P.probesText = function (probes) {
+    return Object.keys(probes || {}).sort().map((k) => {
+      const p = probes[k];
+      return k + " " + (p.ok ? "passing" : "failing") + (p.message ? " (" + p.message + (p.at ? ", " + p.at : "") + ")" : "");
+    }).join("; ");
+  };
 
   // badge returns (or updates) a state badge.
   P.badge = function (state, reason, e) {

@@ -20,7 +20,7 @@
   };
 
   const LABELS = {
-    id: "ID", name: "Name", state: "State", pid: "PID", uptime: "Uptime", restarts: "Restarts",
+    id: "ID", name: "Name", state: "State", health: "Health", pid: "PID", uptime: "Uptime", restarts: "Restarts",
     exit: "Last exit", override: "Override", actions: "Actions",
   };
 
@@ -29,6 +29,7 @@
       id: P.el("td", { class: "id" }, P.el("a", { href: "/" + group + "/" + encodeURIComponent(id), text: id })),
       name: P.el("td", { class: "name" }),
       state: P.el("td", { class: "state" }, P.el("span", { class: "badge" })),
+      health: P.el("td", { class: "health" }, P.el("span")),
       pid: P.el("td", { class: "num pid" }),
       uptime: P.el("td", { class: "num uptime" }),
       restarts: P.el("td", { class: "num restarts" }),
@@ -67,6 +68,7 @@
     const c = row.cells;
     P.setText(c.name, e.name || id);
     P.badge(e.state, e.reason || (e["backoff-until"] ? "next start " + e["backoff-until"] : ""), c.state.firstChild);
+    P.healthBadge(e, c.health.firstChild);
     P.setText(c.pid, e.pid || "");
     P.setText(c.uptime, e.state === "running" || e.state === "stopping" ? P.uptime(e.started) : "");
     P.setText(c.restarts, String(e.restarts || 0));

@@ -52,6 +52,11 @@
     dt(frag, "Run once", e["run-once"] ? "yes" : "no");
     dt(frag, "Override", e.override ? P.overrideText(e.override) + (e.override.since ? " (since " + e.override.since + ")" : "") : "none", "detail-override");
     if (e["backoff-until"]) dt(frag, "Next start", e["backoff-until"]);
+    if (e.health) dt(frag, "Health", e.health + (e["ready-since"] ? " (since " + e["ready-since"] + ")" : ""), "detail-health");
+    if (e.status) dt(frag, "Status (from the app)", e.status, "detail-status");
+    if (e.probes) dt(frag, "Probes", P.probesText(e.probes), "detail-probes");
+    if (e["watchdog-until"]) dt(frag, "Watchdog until", e["watchdog-until"]);
+    if (e["health-failure"]) dt(frag, "Last health failure", e["health-failure"] + (e["health-failure-at"] ? " (" + e["health-failure-at"] + ")" : ""), "detail-health-failure");
     dt(frag, "Secret", e.secret ? "yes" : "no");
     dt(frag, "CAS", e.cas);
     dl.replaceChildren(frag);
