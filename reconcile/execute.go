@@ -270,7 +270,7 @@ func (l *Loop) start(oa *observed.App, a Action, now time.Time) {
 			}
 		}
 	}
-	l.beginHealth(app.ID, inst, now)
+	l.beginHealth(app.ID, inst, now, false)
 	l.log.Info("started", "app", app.ID, "pid", launch.PID, "instance", id, "reason", string(a.Reason))
 	l.emit(schema.Event{Event: schema.EventStarted, Group: schema.GroupApp, ID: app.ID, PID: launch.PID,
 		InstanceID: id, Reason: a.Reason, Restarts: max(0, oa.Starts-1)})
@@ -336,7 +336,7 @@ func (l *Loop) adopt(oa *observed.App, a Action, now time.Time) {
 	}
 	oa.Starts++
 	l.tags[id] = a.ID
-	l.beginHealth(a.ID, oa.Instance, now)
+	l.beginHealth(a.ID, oa.Instance, now, false)
 	l.log.Info("adopted running process", "app", a.ID, "pid", c.PID, "instance", id)
 	l.emit(schema.Event{Event: schema.EventAdopted, Group: schema.GroupApp, ID: a.ID, PID: c.PID, InstanceID: id, Reason: schema.ReasonAdopted})
 }

@@ -33,13 +33,26 @@ func checked(a *desired.App) bool { return a.HasReadiness() || a.Startup != nil 
 
 // beginHealth sets up a new or adopted instance's health and starts its
 // probes. An adopted instance has passed its startup already, and counts
-// as having sent READY=1 (it ran before this Patrol could hear it).
-func (l *Loop) beginHealth(id string, inst *observed.Instance, now time.Time) {
+// as having sent READY=1 (it ran before this Patrol could hear it). One
+// re-adopted after a Patrol restart (rebind) gets its NOTIFY_SOCKET back
+// (the name is its instance id), so its watchdog still holds; other
+// adopted instances were never told a socket, and have no watchdog.
+func (l *Loop) beginHealth(id string, inst *observed.Instance, now time.Time, rebind bool) {
 	a := inst.App
 	inst.Health = observed.Health{Since: now, StartupDone: a.Startup == nil || inst.Adopted,
 		Notified: inst.Adopted, Watchdog: a.Watchdog}
-	if inst.Adopted && a.Watchdog > 0 && l.exec.AdoptNotify(inst.ID, inst.PGID, inst.PID) != nil {
-		inst.Health.Watchdog = 0 // no socket: no watchdog it could satisfy
+	if inst.Adopted && a.Notify() {
+		bound := false
+		if rebind {
+			if err := l.exec.AdoptNotify(inst.ID, inst.PGID, inst.PID); err != nil {
+				l.log.Warn("cannot bind the NOTIFY_SOCKET of an adopted instance again; its watchdog is off", "app", id, "err", err)
+			} else {
+				bound = true
+			}
+		}
+		if !bound {
+			inst.Health.Watchdog = 0 // no socket: no watchdog it could satisfy
+		}
 	}
 	if inst.Health.Watchdog > 0 {
 		inst.Health.WatchdogDeadline = now.Add(inst.Health.Watchdog)

@@ -157,7 +157,7 @@ func (l *Loop) restoreInstance(oa *observed.App, pi *observed.PersistedInstance,
 	}
 	oa.Instance = inst
 	l.tags[pi.ID] = oa.ID
-	l.beginHealth(oa.ID, inst, now)
+	l.beginHealth(oa.ID, inst, now, true)
 	l.log.Info("re-adopted an instance that ran before Patrol restarted", "app", oa.ID, "pid", pi.PID, "instance", pi.ID)
 	l.emit(schema.Event{Event: schema.EventAdopted, Group: schema.GroupApp, ID: oa.ID, PID: pi.PID, InstanceID: pi.ID, Reason: schema.ReasonAdopted})
 }

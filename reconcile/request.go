@@ -345,7 +345,7 @@ func (l *Loop) adoptByPing(oa *observed.App, da *desired.App, pid int, now time.
 	oa.Candidate = nil
 	oa.Starts++
 	l.tags[id] = oa.ID
-	l.beginHealth(oa.ID, inst, now)
+	l.beginHealth(oa.ID, inst, now, false)
 	l.log.Info("adopted by ping", "app", oa.ID, "pid", pid, "instance", id, "signalable", inst.Signalable)
 	l.emit(schema.Event{Event: schema.EventAdopted, Group: schema.GroupApp, ID: oa.ID, PID: pid, InstanceID: id, Reason: schema.ReasonAdopted})
 }

@@ -337,3 +337,34 @@ func liveByMarker(prefix, suffix string) map[string]int {
 	}
 	return out
 }
+
+// TestKill9KeepsWatchdog: an app with a watchdog that Patrol re-adopts
+// after a kill -9 gets its NOTIFY_SOCKET back (same name, same instance),
+// so its WATCHDOG=1 keeps it alive: it is not restarted for the
+// watchdog, although Patrol was gone for longer than the watchdog.
+func TestKill9KeepsWatchdog(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.json")
+	os.WriteFile(path, []byte(fmt.Sprintf(`{"apps": {"dog": %s}}`,
+		helperApp(`"watchdog": 0.5`, "watchdog", "1000000", "100ms"))), 0o644)
+	p := startDaemon(t, path)
+	poll(t, "running", 10*time.Second, func() bool { return len(pids(p.status(t))) == 1 })
+	before := p.status(t).Apps["dog"]
+	p.kill9(t)
+	time.Sleep(time.Second) // twice the watchdog without anyone listening
+	p = startDaemon(t, path)
+	poll(t, "adopted", 10*time.Second, func() bool {
+		a := p.status(t).Apps["dog"]
+		return a != nil && a.PID == before.PID && a.WatchdogUntil != ""
+	})
+	time.Sleep(1500 * time.Millisecond) // three watchdog periods: it must still be fed
+	after := p.status(t).Apps["dog"]
+	if after.PID != before.PID || after.InstanceID != before.InstanceID || len(after.History) != 0 {
+		t.Errorf("after adoption: pid %d -> %d, instance %s -> %s, history %+v", before.PID, after.PID, before.InstanceID, after.InstanceID, after.History)
+	}
+	shutdown(t, p)
+	testhelper.ReapOrphans() // dog was ours since the first Patrol died
+	if testhelper.Alive(int(before.PID)) {
+		t.Errorf("dog (%d) survived the graceful shutdown", before.PID)
+	}
+}

@@ -94,9 +94,10 @@ func runHealth(cmd string, args []string) (int, bool) {
 		n, _ := strconv.Atoi(arg(0))
 		every, _ := time.ParseDuration(arg(1))
 		for range n {
+			// Like sd_notify clients, it carries on when nobody listens
+			// (a Patrol restarting).
 			if err := Notify("WATCHDOG=1"); err != nil {
 				fmt.Fprintln(os.Stderr, err)
-				return 3, true
 			}
 			time.Sleep(every)
 		}
