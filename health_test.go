@@ -439,3 +439,36 @@ func scrape(t *testing.T, d *daemon) string {
 	}
 	return string(b)
 }
+
+// TestProbeChangeInPlace: changing only an app's probes in the file is an
+// update in place: same pid, the plan said so, the new probe runs.
+func TestProbeChangeInPlace(t *testing.T) {
+	port := freePort(t)
+	cfg := config(map[string]any{
+		"db": appCfg(t, map[string]any{
+			"readiness": map[string]any{"tcp": map[string]any{"port": port}, "period": 0.1, "timeout": 0.1},
+		}, "listen-after", "0s", strconv.Itoa(port)),
+	}, nil)
+	d := startPatrol(t, cfg)
+	waitFor(t, "db ready", 5*time.Second, func() bool { r := d.app(t, "db").Ready; return r != nil && *r })
+	before := d.app(t, "db")
+	apps := cfg["apps"].(map[string]any)
+	apps["db"].(map[string]any)["readiness"] = map[string]any{"tcp": map[string]any{"port": port}, "period": 0.2, "failure-threshold": 5, "timeout": 0.1}
+	apps["db"].(map[string]any)["liveness"] = map[string]any{"tcp": map[string]any{"port": port}, "period": 0.2, "timeout": 0.1}
+	next, _ := json.Marshal(cfg)
+	plan, err := d.Plan(t.Context(), next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if txt := plan.Text(); !strings.Contains(txt, "update") || !strings.Contains(txt, "liveness: null -> ") || plan.Summary.Update != 1 || plan.Summary.Restart != 0 {
+		t.Errorf("plan:\n%s", txt)
+	}
+	writeConfig(t, d.config, cfg)
+	waitFor(t, "the liveness probe to run", 10*time.Second, func() bool {
+		p := d.app(t, "db").Probes["liveness"]
+		return p != nil && p.OK
+	})
+	if after := d.app(t, "db"); after.PID != before.PID || after.Restarts != 0 || after.Ready == nil || !*after.Ready {
+		t.Errorf("after the edit: pid %d -> %d, restarts %d, ready %v", before.PID, after.PID, after.Restarts, after.Ready)
+	}
+}
