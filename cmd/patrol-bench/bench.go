@@ -105,48 +105,57 @@ func (e *env) crash(ctx context.Context, kind string, reps int) (*crashResult, e
 	res := &crashResult{proc: map[string][]time.Duration{}, api: map[string][]time.Duration{}}
 	matchers := map[string]matcher{"k1": sleepMatcher(s.pid, sleepArg), "k2": e.daemonMatcher()}
 	for _, id := range []string{"k1", "k2"} {
-		m := matchers[id]
-		for range reps {
-			// The current process: reported by the API, alive, and the app's.
-			var old int
-			err := poll(ctx, time.Millisecond, 30*time.Second, func() (bool, error) {
-				pid, err := s.appPID(id)
-				if err != nil {
-					return false, err
-				}
-				old = pid
-				return pid > 0 && m.check(pid) == vYes, nil
-			})
-			if err != nil {
-				return nil, fmt.Errorf("%s: app %s not running (%w):\n%s", kind, id, err, s.logTail())
-			}
-			sc, err := newScanner(m)
-			if err != nil {
-				return nil, err
-			}
-			t0 := time.Now()
-			if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
-				return nil, fmt.Errorf("kill %d: %w", old, err)
-			}
-			found, err := sc.first(ctx, 10*time.Second)
-			tProc := time.Since(t0)
-			if err != nil {
-				return nil, fmt.Errorf("%s: app %s: no new process after SIGKILL of %d (%w):\n%s", kind, id, old, err, s.logTail())
-			}
-			err = poll(ctx, 200*time.Microsecond, 10*time.Second, func() (bool, error) {
-				pid, err := s.appPID(id)
-				return pid == found, err
-			})
-			tAPI := time.Since(t0)
-			if err != nil {
-				return nil, fmt.Errorf("%s: app %s: /api/ never reported the new pid %d (%w)", kind, id, found, err)
-			}
-			res.proc[id] = append(res.proc[id], tProc)
-			res.api[id] = append(res.api[id], tAPI)
-			nap(20 * time.Millisecond) // let the supervisor settle
+		if res.proc[id], res.api[id], err = e.crashApp(ctx, s, id, matchers[id], reps); err != nil {
+			return nil, err
 		}
 	}
 	return res, nil
+}
+
+// crashApp SIGKILLs app id's process reps times and times until a new
+// process matching m runs (tProc), and until /api/ reports it (tAPI).
+func (e *env) crashApp(ctx context.Context, s *super, id string, m matcher, reps int) (procs, apis []time.Duration, err error) {
+	kind := s.kind
+	for range reps {
+		// The current process: reported by the API, alive, and the app's.
+		var old int
+		err := poll(ctx, time.Millisecond, 30*time.Second, func() (bool, error) {
+			pid, err := s.appPID(id)
+			if err != nil {
+				return false, err
+			}
+			old = pid
+			return pid > 0 && m.check(pid) == vYes, nil
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: app %s not running (%w):\n%s", kind, id, err, s.logTail())
+		}
+		sc, err := newScanner(m)
+		if err != nil {
+			return nil, nil, err
+		}
+		t0 := time.Now()
+		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+			return nil, nil, fmt.Errorf("kill %d: %w", old, err)
+		}
+		found, err := sc.first(ctx, 10*time.Second)
+		tProc := time.Since(t0)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: app %s: no new process after SIGKILL of %d (%w):\n%s", kind, id, old, err, s.logTail())
+		}
+		err = poll(ctx, 200*time.Microsecond, 10*time.Second, func() (bool, error) {
+			pid, err := s.appPID(id)
+			return pid == found, err
+		})
+		tAPI := time.Since(t0)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: app %s: /api/ never reported the new pid %d (%w)", kind, id, found, err)
+		}
+		procs = append(procs, tProc)
+		apis = append(apis, tAPI)
+		nap(20 * time.Millisecond) // let the supervisor settle
+	}
+	return procs, apis, nil
 }
 
 // startResult is one start of n apps.

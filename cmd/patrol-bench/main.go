@@ -71,7 +71,7 @@ func main() {
 }
 
 // benchNames are the benchmarks --only can select.
-var benchNames = []string{"crash", "start", "idle", "status", "edit", "ping"}
+var benchNames = []string{"crash", "start", "idle", "status", "edit", "ping", "probes"}
 
 // options are the command line.
 type options struct {
@@ -82,6 +82,7 @@ type options struct {
 	only         map[string]bool
 	sizes        []int
 	editSize     int
+	probeApps    int
 	crashReps    int
 	startReps    int
 	editReps     int
@@ -105,6 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	only := fs.String("only", "", "run only the benchmarks `NAMES` (comma-separated: "+strings.Join(benchNames, ", ")+")")
 	sizes := fs.String("sizes", "", "`LIST` of app counts for start, idle and status (default 100,500,1000; --quick 100,500)")
 	fs.IntVar(&o.editSize, "edit-size", 500, "`N` apps in the edit benchmark")
+	fs.IntVar(&o.probeApps, "probe-apps", 0, "`N` apps with a 1 s TCP probe in the probes benchmark (default 1000; --quick 200)")
 	fs.IntVar(&o.crashReps, "crash-reps", 0, "SIGKILLs per app and supervisor (default 200; --quick 10)")
 	fs.IntVar(&o.startReps, "start-reps", 0, "starts per size and supervisor (default 5; --quick 3)")
 	fs.IntVar(&o.editReps, "edit-reps", 0, "config edits per supervisor (default 50; --quick 5)")
@@ -140,6 +142,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	pick(&o.crashReps, 200, 10)
 	pick(&o.startReps, 5, 3)
 	pick(&o.editReps, 50, 5)
+	pick(&o.probeApps, 1000, 200)
 	if o.idle == 0 {
 		o.idle = 30 * time.Second
 		if o.quick {
@@ -179,7 +182,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		}
 		o.sizes = append(o.sizes, n)
 	}
-	if o.editSize < 1 || o.crashReps < 1 || o.startReps < 1 || o.editReps < 1 || o.statusReqs < 1 || o.workers < 1 {
+	if o.editSize < 1 || o.probeApps < 1 || o.crashReps < 1 || o.startReps < 1 || o.editReps < 1 || o.statusReqs < 1 || o.workers < 1 {
 		return nil, errors.New("counts must be at least 1")
 	}
 	return o, nil

@@ -57,6 +57,9 @@ func (b *bencher) all(ctx context.Context) {
 	if o.only["ping"] && ctx.Err() == nil {
 		b.ping(ctx)
 	}
+	if o.only["probes"] && ctx.Err() == nil {
+		b.probes(ctx)
+	}
 }
 
 func (b *bencher) crash(ctx context.Context) {
