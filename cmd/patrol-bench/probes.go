@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/patrolhq/patrol/schema"
@@ -15,10 +16,13 @@ const probedArg = sleepArg + 1
 
 // probeConfig is n /bin/sleep apps plus k1, each with a TCP liveness probe
 // every second against port (the bench's own listener): n+1 probes a
-// second.
+// second; port 0 leaves the probes out.
 func (e *env) probeConfig(n, port int) *schema.Config {
 	cfg := e.scaleConfig(n, 0)
-	probe := &schema.Probe{TCP: &schema.TCPProbe{Port: port}, Period: schema.Seconds(1).Ptr(), Timeout: schema.Seconds(1).Ptr()}
+	var probe *schema.Probe
+	if port > 0 {
+		probe = &schema.Probe{TCP: &schema.TCPProbe{Port: port}, Period: schema.Seconds(1).Ptr(), Timeout: schema.Seconds(1).Ptr()}
+	}
 	for _, a := range cfg.Apps {
 		a.Liveness = probe
 	}
@@ -96,9 +100,17 @@ func (b *bencher) probes(ctx context.Context) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	n := b.o.probeApps
 	res := map[string]probedResult{}
-	for _, kind := range kinds {
+	// Patrol with the probes, the baseline (which never probes), and
+	// Patrol on the same apps without probes: what the probes themselves
+	// cost the crash path.
+	const unprobed = "patrol-unprobed"
+	for _, kind := range append(slices.Clone(kinds), unprobed) {
 		b.e.logf("probes: %s, %d apps with a 1 s TCP probe, %s idle, %d SIGKILLs", kind, n, b.o.idle, b.o.crashReps)
-		r, err := b.e.probed(ctx, kind, n, b.o.crashReps, b.o.settle, b.o.idle, port)
+		super, p := kind, port
+		if kind == unprobed {
+			super, p = kindPatrol, 0
+		}
+		r, err := b.e.probed(ctx, super, n, b.o.crashReps, b.o.settle, b.o.idle, p)
 		if err != nil {
 			if ctx.Err() == nil {
 				b.errorf("probes: %v", err)
@@ -107,7 +119,7 @@ func (b *bencher) probes(ctx context.Context) {
 		}
 		res[kind] = r
 	}
-	p, bl := res[kindPatrol], res[kindBaseline]
+	p, bl, up := res[kindPatrol], res[kindBaseline], res[unprobed]
 	cpu := Result{Name: fmt.Sprintf("probes-cpu-%d", n), Title: fmt.Sprintf("CPU, %d apps probed every 1 s (TCP)", n),
 		Unit: "% core", Patrol: value(p.idle.cpuPct), Baseline: value(bl.idle.cpuPct),
 		Note: "Patrol probes every app each second; the baseline runs the same apps and probes nothing"}
@@ -118,8 +130,11 @@ func (b *bencher) probes(ctx context.Context) {
 		passes.Patrol = value(p.idle.passes)
 	}
 	passes.finish("value", atMost(p.idle.seconds/15+2, "value", "≤ 1 per 15 s tick (+1)"))
+	unp := summarize(ms(up.crash))
 	crash := Result{Name: fmt.Sprintf("probes-crash-k1-%d", n), Title: fmt.Sprintf("crash → new child running, keepalive 1, %d probes/s", n),
-		Unit: "ms", Patrol: summarize(ms(p.crash)), Baseline: summarize(ms(bl.crash))}
+		Unit: "ms", Patrol: summarize(ms(p.crash)), Baseline: summarize(ms(bl.crash)),
+		Extra: map[string]float64{"patrol_unprobed_p50_ms": unp.P50, "patrol_unprobed_p99_ms": unp.P99},
+		Note: fmt.Sprintf("Patrol on the same %d apps without probes: p50 %.2f ms, p99 %.2f ms", n+1, unp.P50, unp.P99)}
 	crash.finish("p99", maxRatio(2, "p99"))
 	b.add(cpu)
 	b.add(passes)
