@@ -26,6 +26,9 @@ func FuzzLoad(f *testing.F) {
 		`{"apps": {"a": {"binary": "/x", "backoff": {"initial": -1, "max": "x"}}}}`,
 		`{"services": {"s": {"ignore-exit-codes": [0, 0, 256, -1, 1.5]}}}`,
 		`{"x": [[[[[[[[[[[[]]]]]]]]]]]]}`, `{"a":1,"a":2}`, `{} {}`, "{\"\xff\": 1}",
+		`{"apps": {"a": {"binary": "/x", "depends-on": [{"app": "b", "condition": "ready", "restart": true}, 7, null]}, "b": {"binary": "/x"}}}`,
+		`{"apps": {"a": {"binary": "/x", "readiness": {"http": {"url": "http://[::1]:80/x", "status": [500, 100]}, "period": 0.1, "timeout": 9}}}}`,
+		`{"apps": {"a": {"binary": "/x", "liveness": {"exec": {"command": []}, "tcp": {"port": 0}}, "ready": "notify", "watchdog": -1}}}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -150,3 +150,28 @@ func TestParseInterspersed(t *testing.T) {
 		t.Errorf("after --: exit %d, stderr %q", code, errOut)
 	}
 }
+
+// TestValidateHealth: validate rejects a dependency cycle, spelled out,
+// and a probe with two forms, each with its path.
+func TestValidateHealth(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.json")
+	cfg := `{"apps": {
+  "a": {"binary": "/bin/a", "depends-on": [{"app": "b", "condition": "ready"}]},
+  "b": {"binary": "/bin/b", "depends-on": ["c"]},
+  "c": {"binary": "/bin/c", "depends-on": ["a"], "liveness": {"tcp": {"port": 1}, "http": {"port": 1}}}
+}}`
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := cli(t, "validate", path)
+	if code != 1 || out != "" {
+		t.Errorf("exit %d, stdout %q", code, out)
+	}
+	want := []string{
+		path + ": apps.a.depends-on: cycle a -> b -> c -> a",
+		path + `: apps.c.liveness: must have exactly one of "exec", "http" and "tcp", got 2`,
+	}
+	if got := strings.Split(strings.TrimSpace(errOut), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("stderr:\n got %q\nwant %q", got, want)
+	}
+}
