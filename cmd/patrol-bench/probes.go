@@ -134,7 +134,7 @@ func (b *bencher) probes(ctx context.Context) {
 	crash := Result{Name: fmt.Sprintf("probes-crash-k1-%d", n), Title: fmt.Sprintf("crash → new child running, keepalive 1, %d probes/s", n),
 		Unit: "ms", Patrol: summarize(ms(p.crash)), Baseline: summarize(ms(bl.crash)),
 		Extra: map[string]float64{"patrol_unprobed_p50_ms": unp.P50, "patrol_unprobed_p99_ms": unp.P99},
-		Note: fmt.Sprintf("Patrol on the same %d apps without probes: p50 %.2f ms, p99 %.2f ms", n+1, unp.P50, unp.P99)}
+		Note:  fmt.Sprintf("Patrol on the same %d apps without probes: p50 %.2f ms, p99 %.2f ms", n+1, unp.P50, unp.P99)}
 	crash.finish("p99", maxRatio(2, "p99"))
 	b.add(cpu)
 	b.add(passes)
