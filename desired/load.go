@@ -426,18 +426,6 @@ func nonEmptyMap(m map[string]any) map[string]any {
 	return m
 }
 
-func lowerSorted(ids []string) []string {
-	if len(ids) == 0 {
-		return nil
-	}
-	out := make([]string, len(ids))
-	for i, id := range ids {
-		out[i] = strings.ToLower(id)
-	}
-	slices.Sort(out)
-	return out
-}
-
 // union merges exit-code lists into one sorted list without duplicates.
 func union(lists ...[]int) []int {
 	var out []int

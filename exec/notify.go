@@ -34,8 +34,8 @@ type notifySocket struct {
 	tag  string
 	conn *net.UnixConn
 	// pgid and pid are the instance's process group and leader: only
-	// processes of that group (or the leader) may send.
-	mu   sync.Mutex
+	// processes of that group (or the leader) may send. Set before its
+	// reader starts.
 	pgid int
 	pid  int
 }
