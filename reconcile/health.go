@@ -354,6 +354,10 @@ func readinessDetail(inst *observed.Instance) string {
 	return ""
 }
 
+// readyValues are what status entries' Ready points to (no allocation per
+// entry; nobody writes through it).
+var readyValues = [2]bool{false, true}
+
 // healthResponse adds an app's health to its status entry.
 func (l *Loop) healthResponse(r *schema.Response, oa *observed.App) {
 	r.HealthFailure, r.HealthFailureAt = oa.HealthFailure, l.ts(oa.HealthFailureAt)
@@ -362,8 +366,10 @@ func (l *Loop) healthResponse(r *schema.Response, oa *observed.App) {
 		return
 	}
 	h := &inst.Health
-	ready := h.Ready
-	r.Ready = &ready
+	r.Ready = &readyValues[0]
+	if h.Ready {
+		r.Ready = &readyValues[1]
+	}
 	switch {
 	case h.Ready:
 		r.Health = schema.HealthReady
@@ -372,7 +378,9 @@ func (l *Loop) healthResponse(r *schema.Response, oa *observed.App) {
 	default:
 		r.Health = schema.HealthStarting
 	}
-	r.ReadySince = l.ts(h.Since)
+	if checked(inst.App) {
+		r.ReadySince = l.ts(h.Since) // without checks: its start time, already in "started"
+	}
 	r.StatusText = h.Status
 	if h.Watchdog > 0 {
 		r.WatchdogUntil = l.ts(h.WatchdogDeadline)
