@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -470,5 +471,61 @@ func TestProbeChangeInPlace(t *testing.T) {
 	})
 	if after := d.app(t, "db"); after.PID != before.PID || after.Restarts != 0 || after.Ready == nil || !*after.Ready {
 		t.Errorf("after the edit: pid %d -> %d, restarts %d, ready %v", before.PID, after.PID, after.Restarts, after.Ready)
+	}
+}
+
+// TestRestartWithDependency: a dependent with "restart": true on its
+// dependency is restarted (reason dependency-restarted) when the
+// dependency crashes and comes back; one without it keeps running.
+func TestRestartWithDependency(t *testing.T) {
+	d := startPatrol(t, config(map[string]any{
+		"db":     appCfg(t, nil, "sleep"),
+		"api":    appCfg(t, map[string]any{"depends-on": []any{map[string]any{"app": "db", "restart": true}}}, "sleep"),
+		"worker": appCfg(t, map[string]any{"depends-on": []any{"db"}}, "sleep"),
+	}, nil))
+	db, _ := d.waitRunning(t, "db", 0, 5*time.Second)
+	api, _ := d.waitRunning(t, "api", 0, 5*time.Second)
+	worker, _ := d.waitRunning(t, "worker", 0, 5*time.Second)
+	syscall.Kill(int(db.PID), syscall.SIGKILL)
+	d.waitRunning(t, "db", db.PID, 5*time.Second)
+	api2, _ := d.waitRunning(t, "api", api.PID, 5*time.Second)
+	if h := api2.History[len(api2.History)-1]; h.PID != api.PID || h.Reason != schema.ReasonDependency {
+		t.Errorf("api's history %+v, want pid %d stopped with reason dependency-restarted", h, api.PID)
+	}
+	if w := d.app(t, "worker"); w.PID != worker.PID || len(w.History) != 0 {
+		t.Errorf("worker was touched: pid %d -> %d, history %+v", worker.PID, w.PID, w.History)
+	}
+}
+
+// TestStartupProbeGatesLiveness: while the startup probe has not passed,
+// the liveness probe (which would fail) does not run; once it passed, the
+// liveness probe runs and its failures restart the app.
+func TestStartupProbeGatesLiveness(t *testing.T) {
+	test, err := exec.LookPath("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := filepath.Join(t.TempDir(), "started")
+	d := startPatrol(t, config(map[string]any{
+		"slow": appCfg(t, map[string]any{
+			"startup": map[string]any{"exec": map[string]any{"command": []string{test, "-f", gate}},
+				"period": 0.1, "timeout": 0.1, "failure-threshold": 1000},
+			"liveness": map[string]any{"tcp": map[string]any{"port": freePort(t)}, "period": 0.1, "timeout": 0.1, "failure-threshold": 2},
+			"backoff":  map[string]any{"initial": 0.05},
+		}, "sleep"),
+	}, nil))
+	first, _ := waitState(t, d, "slow", schema.StateStarting)
+	waitFor(t, "startup probes failing", 5*time.Second, func() bool {
+		p := d.app(t, "slow").Probes["startup"]
+		return p != nil && p.Failures >= 5
+	})
+	a := d.app(t, "slow")
+	if a.PID != first.PID || a.Probes["liveness"] != nil || len(a.History) != 0 {
+		t.Fatalf("before the startup probe passed: pid %d (was %d), probes %v, history %v", a.PID, first.PID, a.Probes, a.History)
+	}
+	os.WriteFile(gate, nil, 0o644)
+	second, _ := d.waitRunning(t, "slow", first.PID, 10*time.Second)
+	if h := second.History[0]; h.Reason != schema.ReasonLivenessFailed {
+		t.Errorf("history %+v, want liveness-failed", h)
 	}
 }

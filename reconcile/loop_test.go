@@ -41,6 +41,9 @@ type fakeExec struct {
 	// records every service command line; statusCode, when set, is what a
 	// running service's status exits with; hang makes status commands run
 	// until their timeout.
+	// probes records the probe sets the loop registered, "startup" or
+	// "liveness+readiness" ("" for none).
+	probes     []string
 	services   map[string]bool
 	commands   []string
 	statusCode int
@@ -139,10 +142,18 @@ func (f *fakeExec) ReadPIDFile(string) (int, error) { return 0, fs.ErrNotExist }
 func (f *fakeExec) FindSpawned([]string, string, string, time.Time, time.Duration) []int {
 	return nil
 }
-func (f *fakeExec) VerifyBinary(int, string) error            { return nil }
-func (f *fakeExec) Forget(string)                             {}
-func (f *fakeExec) Probe(string, []*desired.Probe, time.Time) {}
-func (f *fakeExec) AdoptNotify(string, int, int) error        { return nil }
+func (f *fakeExec) VerifyBinary(int, string) error { return nil }
+func (f *fakeExec) Forget(string)                  {}
+func (f *fakeExec) Probe(tag string, ps []*desired.Probe, _ time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var kinds []string
+	for _, p := range ps {
+		kinds = append(kinds, string(p.Kind))
+	}
+	f.probes = append(f.probes, strings.Join(kinds, "+"))
+}
+func (f *fakeExec) AdoptNotify(string, int, int) error { return nil }
 
 func (f *fakeExec) ProcStat(pid int) (int, uint64, error) {
 	f.mu.Lock()
