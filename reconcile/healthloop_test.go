@@ -78,7 +78,9 @@ func TestLoopHealthThresholds(t *testing.T) {
 		t.Fatal("unready after 1 of 2 failures")
 	}
 	send(desired.ProbeReadiness, false, 1)
-	wait("unready", func(r *schema.Response) bool { return r.Health == schema.HealthUnready && r.State == schema.StateRunning })
+	wait("unready", func(r *schema.Response) bool {
+		return r.Health == schema.HealthUnready && r.State == schema.StateRunning
+	})
 	send(desired.ProbeReadiness, true, 3)
 	wait("ready again", func(r *schema.Response) bool { return r.Health == schema.HealthReady })
 	send(desired.ProbeLiveness, false, 2)
