@@ -223,10 +223,13 @@ func addrString(a net.Addr) string {
 }
 
 // UDPReply encodes resp as the UDP API sends it: compact JSON, no trailing
-// newline, without history, keyvalue and errors (seed §11.8).
+// newline, without history, keyvalue and errors (seed §11.8), and of the
+// health only "health" and "ready" (probe messages, STATUS= and the last
+// failure would make a datagram an app reads into a small buffer large).
 func UDPReply(resp *schema.Response) ([]byte, error) {
 	r := *resp
 	r.History, r.KeyValue, r.Errors = nil, nil, nil
+	r.Probes, r.StatusText, r.HealthFailure, r.HealthFailureAt, r.WatchdogUntil, r.ReadySince = nil, "", "", "", "", ""
 	b, err := schema.AppendResponseCompactJSON(nil, &r)
 	if err != nil {
 		return nil, fmt.Errorf("encode udp reply: %w", err)

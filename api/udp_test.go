@@ -419,15 +419,19 @@ func testUDPErrorReplies(t *testing.T, batch bool) {
 func TestUDPReply(t *testing.T) {
 	r := webEntry(true)
 	r.Errors = []string{"x"}
+	yes := true
+	r.Health, r.Ready, r.ReadySince, r.StatusText = schema.HealthReady, &yes, "Sun, 22 Nov 2026 16:13:29 +0000", "serving"
+	r.Probes = map[string]*schema.ProbeStatus{"liveness": {OK: true, Last: true, Message: "HTTP 200"}}
+	r.HealthFailure, r.HealthFailureAt, r.WatchdogUntil = "liveness probe: HTTP 500", "x", "y"
 	b, err := UDPReply(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.History == nil || r.KeyValue == nil || r.Errors == nil {
+	if r.History == nil || r.KeyValue == nil || r.Errors == nil || r.Probes == nil {
 		t.Error("UDPReply changed its argument")
 	}
 	want := `{"id":"web","instance-id":"f4f67519-35c5-4529-8f63-b6cbb4d6791f","group":"app","name":"Web","pid":14511,` +
-		`"started":"Sun, 22 Nov 2026 16:13:28 +0000","lastseen":"Sun, 22 Nov 2026 16:13:31 +0000","run-once":true,"cas":85368}`
+		`"started":"Sun, 22 Nov 2026 16:13:28 +0000","lastseen":"Sun, 22 Nov 2026 16:13:31 +0000","run-once":true,"cas":85368,"health":"ready","ready":true}`
 	if string(b) != want {
 		t.Errorf("got %s\nwant %s", b, want)
 	}
