@@ -529,3 +529,24 @@ func TestStartupProbeGatesLiveness(t *testing.T) {
 		t.Errorf("history %+v, want liveness-failed", h)
 	}
 }
+
+// TestReadyLogLine: an app with "ready": "log-line" is starting until it
+// writes a line matching ready-line (not a line that merely contains its
+// words), then ready, and says which line did it.
+func TestReadyLogLine(t *testing.T) {
+	d := startPatrol(t, config(map[string]any{
+		"web": appCfg(t, map[string]any{"ready": "log-line", "ready-line": `^listening on :\d+$`},
+			"say", "300ms", "loading", "not listening on :1 yet", "listening on :8080"),
+	}, nil))
+	ch := events(t, d, "web")
+	a, _ := waitState(t, d, "web", schema.StateStarting)
+	started, _ := time.Parse(d.layout(t), a.Started)
+	ev := waitEvent(t, ch, "ready event", 10*time.Second, func(ev schema.Event) bool { return ev.Event == schema.EventReady })
+	if ev.Message != `the app wrote "listening on :8080"` {
+		t.Errorf("ready because %q", ev.Message)
+	}
+	if at := eventTime(t, ev); at.Sub(started) < 800*time.Millisecond {
+		t.Errorf("ready %v after the start, before the third line", at.Sub(started))
+	}
+	waitState(t, d, "web", schema.StateRunning)
+}

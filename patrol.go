@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -118,6 +119,7 @@ type Patrol struct {
 
 	runner  *exec.Runner
 	prober  *exec.Prober // set while Run runs
+	lines   *exec.LineWatcher
 	metrics *metrics
 	hooks   *dispatcher
 
@@ -170,6 +172,7 @@ func New(opts Options) (*Patrol, error) {
 	p.loop = reconcile.New(lo, st)
 	p.runner = exec.NewRunner(log, p.loop.Notify)
 	p.runner.OnNotify(p.loop.NotifyMessage)
+	p.lines = exec.NewLineWatcher(p.loop.NotifyMessage)
 	p.hooks = &dispatcher{p: p, hooks: opts.Hooks, queues: map[Entry]*hookQueueState{}}
 	return p, nil
 }
@@ -344,6 +347,7 @@ func (p *Patrol) Run(ctx context.Context) error {
 	p.prober = exec.NewProber(p.runner, 0, p.loop.NotifyProbe)
 	loopErr := p.loop.Run(ctx)
 	p.prober.Close()
+	p.lines.Close()
 	stopHooks()
 	<-hooksDone
 
@@ -515,6 +519,11 @@ func (e *executor) Forget(tag string) {
 	p := (*Patrol)(e)
 	p.runner.Forget(tag)
 	p.prober.Set(tag, nil, time.Time{})
+	p.lines.Stop(tag)
+}
+
+func (e *executor) WatchLines(tag string, paths []string, re *regexp.Regexp) {
+	(*Patrol)(e).lines.Watch(tag, paths, re)
 }
 
 func (e *executor) Probe(tag string, probes []*desired.Probe, now time.Time) {

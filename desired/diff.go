@@ -66,6 +66,7 @@ var appFields = []appField{
 	{"startup", false, false, func(a *App) any { return a.Startup }},
 	{"liveness", false, false, func(a *App) any { return a.Liveness }},
 	{"readiness", false, false, func(a *App) any { return a.Readiness }},
+	{"ready-line", false, false, func(a *App) any { return a.ReadyLine }},
 	{"hooks", false, false, func(a *App) any { return a.Hooks }},
 	{"x", false, false, func(a *App) any { return a.X }},
 }

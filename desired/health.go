@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -93,8 +94,11 @@ func (a *App) Probes() []*Probe {
 // HasReadiness reports whether the app's instances become ready by a
 // check (a readiness probe or READY=1) rather than at once.
 func (a *App) HasReadiness() bool {
-	return a.Readiness != nil || a.Ready == schema.ReadyNotify
+	return a.Readiness != nil || a.Ready != ""
 }
+
+// ReadyLineRE is the compiled ReadyLine (nil without one).
+func (a *App) ReadyLineRE() *regexp.Regexp { return a.readyRE }
 
 // Notify reports whether the app's instances get a NOTIFY_SOCKET.
 func (a *App) Notify() bool {
@@ -160,6 +164,16 @@ func checkHealth(id string, a *schema.App, p string, appIDs map[string]bool, err
 	}{{"startup", a.Startup}, {"liveness", a.Liveness}, {"readiness", a.Readiness}} {
 		if pr.p != nil {
 			checkProbe(pr.p, p+"."+pr.key, errs)
+		}
+	}
+	switch {
+	case a.Ready == schema.ReadyLogLine && a.ReadyLine == "":
+		errs.add(p+".ready-line", `required with "ready": "log-line": the regular expression of the line that makes the app ready`)
+	case a.ReadyLine != "" && a.Ready != schema.ReadyLogLine:
+		errs.add(p+".ready-line", `only with "ready": "log-line"`)
+	case a.ReadyLine != "":
+		if _, err := regexp.Compile(a.ReadyLine); err != nil {
+			errs.add(p+".ready-line", "not a regular expression: "+strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 		}
 	}
 	if a.Watchdog != 0 && a.Watchdog < 0.1 {
@@ -286,4 +300,16 @@ func (p *Probe) MarshalJSON() ([]byte, error) {
 		f.Exec = &execForm{Command: p.Command}
 	}
 	return json.Marshal(f)
+}
+
+// compileValid compiles a validated regular expression ("": nil).
+func compileValid(re string) *regexp.Regexp {
+	if re == "" {
+		return nil
+	}
+	c, err := regexp.Compile(re)
+	if err != nil {
+		return nil // reported by checkHealth
+	}
+	return c
 }

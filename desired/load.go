@@ -297,6 +297,8 @@ func fromConfig(c *schema.Config, opts Options, errs *problems) (*State, error) 
 			Liveness:     probe(ProbeLiveness, a.Liveness, wd, a.Env),
 			Readiness:    probe(ProbeReadiness, a.Readiness, wd, a.Env),
 			Ready:        a.Ready,
+			ReadyLine:    a.ReadyLine,
+			readyRE:      compileValid(a.ReadyLine),
 			Watchdog:     time.Duration(float64(a.Watchdog) * float64(time.Second)),
 			Hooks:        hooks(a.Hooks),
 			X:            nonEmpty(a.X),

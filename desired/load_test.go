@@ -255,7 +255,11 @@ var healthCases = []ruleCase{
 	{"http status", app(`"liveness": {"http": {"port": 1, "status": [299, 200]}}`), []string{"apps.web.liveness.http.status: must be a range of status codes within 100..599, lowest first, got [299, 200]"}},
 	{"http status length", app(`"liveness": {"http": {"port": 1, "status": [200]}}`), []string{"apps.web.liveness.http.status: must be [lowest, highest], got 1 numbers"}},
 	{"exec empty", app(`"liveness": {"exec": {"command": []}}`), []string{`apps.web.liveness.exec.command: must hold a command: ["/path/to/command", "arg", ...]`}},
-	{"ready mode", app(`"ready": "log"`), []string{`apps.web.ready: must be "notify", got "log"`}},
+	{"ready mode", app(`"ready": "log"`), []string{`apps.web.ready: must be "notify" or "log-line", got "log"`}},
+	{"ready log-line", app(`"ready": "log-line", "ready-line": "^listening on :[0-9]+$"`), nil},
+	{"ready log-line without a line", app(`"ready": "log-line"`), []string{`apps.web.ready-line: required with "ready": "log-line": the regular expression of the line that makes the app ready`}},
+	{"ready-line without log-line", app(`"ready-line": "up"`), []string{`apps.web.ready-line: only with "ready": "log-line"`}},
+	{"ready-line not a regexp", app(`"ready": "log-line", "ready-line": "up("`), []string{"apps.web.ready-line: not a regular expression: missing closing ): `up(`"}},
 	{"watchdog", app(`"watchdog": 0.01`), []string{"apps.web.watchdog: must be 0 (no watchdog) or at least 0.1 seconds, got 0.01"}},
 	{"probe typo", app(`"liveness": {"tcp": {"port": 1}, "perod": 1}`), []string{`apps.web.liveness.perod: unknown key, did you mean "period"?`}},
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -99,8 +100,11 @@ type App struct {
 	Startup   *Probe
 	Liveness  *Probe
 	Readiness *Probe
-	// Ready is where readiness comes from besides a readiness probe.
-	Ready schema.ReadyMode
+	// Ready is where readiness comes from besides a readiness probe;
+	// ReadyLine the line pattern of ready "log-line".
+	Ready     schema.ReadyMode
+	ReadyLine string
+	readyRE   *regexp.Regexp
 	// Watchdog restarts an instance that sends no WATCHDOG=1 for this
 	// long (0: none).
 	Watchdog time.Duration

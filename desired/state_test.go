@@ -106,6 +106,7 @@ func TestFingerprintSeesEveryAppKey(t *testing.T) {
 		"readiness":         `"readiness": {"tcp": {"port": 1}}`,
 		"startup":           `"startup": {"tcp": {"port": 1}}`,
 		"ready":             `"ready": "notify"`,
+		"ready-line":        `"ready": "log-line", "ready-line": "^up"`,
 		"watchdog":          `"watchdog": 3`,
 		"hooks":             `"hooks": {"on-exit": ["/bin/true"]}`,
 		"x":                 `"x": {"a": 1}`,

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -326,4 +327,42 @@ func FuzzParseNotify(f *testing.F) {
 			t.Errorf("out of bounds: %+v", m)
 		}
 	})
+}
+
+// TestLineWatcher: a line matching the pattern, written in pieces and
+// after other lines, is reported once; a stopped watch reports nothing.
+func TestLineWatcher(t *testing.T) {
+	ch := make(chan observed.NotifyMessage, 8)
+	w := NewLineWatcher(func(m observed.NotifyMessage) { ch <- m })
+	defer w.Close()
+	dir := t.TempDir()
+	out, errPath := dir+"/out.log", dir+"/err.log"
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.WriteString("starting\nlistening on :80")
+	w.Watch("a", []string{out, errPath}, regexp.MustCompile(`^listening on :(\d+)$`))
+	w.Watch("b", []string{out}, regexp.MustCompile(`listening`))
+	w.Stop("b")
+	select {
+	case m := <-ch:
+		t.Fatalf("reported before the line was complete: %+v", m)
+	case <-time.After(150 * time.Millisecond):
+	}
+	f.WriteString("80\r\nlistening on :9\n")
+	select {
+	case m := <-ch:
+		if m.Tag != "a" || m.LogLine != "listening on :8080" {
+			t.Errorf("got %+v", m)
+		}
+	case <-time.After(timeout):
+		t.Fatal("the line was not reported")
+	}
+	select {
+	case m := <-ch:
+		t.Fatalf("a second report: %+v", m)
+	case <-time.After(150 * time.Millisecond):
+	}
 }

@@ -85,4 +85,7 @@ type NotifyMessage struct {
 	MainPID int
 	// WatchdogUSec is WATCHDOG_USEC= (0: not sent).
 	WatchdogUSec int64
+	// LogLine, instead of a datagram, is the line of the app's log that
+	// matched its ready-line ("ready": "log-line").
+	LogLine string
 }

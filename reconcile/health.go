@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/patrolhq/patrol/desired"
@@ -56,6 +57,9 @@ func (l *Loop) beginHealth(id string, inst *observed.Instance, now time.Time, re
 	}
 	if inst.Health.Watchdog > 0 {
 		inst.Health.WatchdogDeadline = now.Add(inst.Health.Watchdog)
+	}
+	if a.Ready == schema.ReadyLogLine && !inst.Adopted {
+		l.exec.WatchLines(inst.ID, []string{inst.Stdout, inst.Stderr}, a.ReadyLineRE())
 	}
 	l.setProbes(inst, nil, now)
 	l.updateReady(id, inst, now, "")
@@ -119,8 +123,8 @@ func ready(inst *observed.Instance) bool {
 		return false
 	case a.Keepalive == schema.KeepalivePIDApp && inst.PID == 0:
 		return false // the daemon is not known yet
-	case a.Ready == schema.ReadyNotify && !h.Notified:
-		return false
+	case a.Ready != "" && !h.Notified:
+		return false // no READY=1 or ready line yet
 	}
 	if a.Readiness != nil {
 		ps := h.Probes[desired.ProbeReadiness]
@@ -272,6 +276,8 @@ func (l *Loop) applyNotify(m observed.NotifyMessage) bool {
 	}
 	var why string
 	switch {
+	case m.LogLine != "":
+		h.Notified, why = true, "the app wrote "+strconv.Quote(m.LogLine)
 	case m.Stopping:
 		h.Notified, why = false, "the app sent STOPPING=1"
 	case m.Reloading:
@@ -327,6 +333,11 @@ func (l *Loop) updateProbes(id string, inst *observed.Instance, old *desired.App
 			changed = true
 		}
 	}
+	if a.Ready == schema.ReadyLogLine && old.ReadyLine != a.ReadyLine && !inst.Health.Notified {
+		// Still waiting for its line: wait for the new one, from the start
+		// of its log files.
+		l.exec.WatchLines(inst.ID, []string{inst.Stdout, inst.Stderr}, a.ReadyLineRE())
+	}
 	if !changed {
 		return
 	}
@@ -348,8 +359,11 @@ func readinessDetail(inst *observed.Instance) string {
 	if ps := h.Probes[kind]; ps != nil && !ps.Last.At.IsZero() {
 		return fmt.Sprintf(" (%s probe: %s)", kind, ps.Last.Message)
 	}
-	if inst.App.Ready == schema.ReadyNotify && !h.Notified {
+	switch {
+	case inst.App.Ready == schema.ReadyNotify && !h.Notified:
 		return " (READY=1 on NOTIFY_SOCKET)"
+	case inst.App.Ready == schema.ReadyLogLine && !h.Notified:
+		return " (a line matching " + strconv.Quote(inst.App.ReadyLine) + ")"
 	}
 	return ""
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"regexp"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -59,6 +60,10 @@ type Executor interface {
 	// AdoptNotify opens again the NOTIFY_SOCKET of an instance that ran
 	// before Patrol restarted, accepting its process group pgid and pid.
 	AdoptNotify(tag string, pgid, pid int) error
+	// WatchLines reports (through NotifyMessage, with LogLine) the first
+	// line matching re appended to the instance's log files paths.
+	// Forget stops it.
+	WatchLines(tag string, paths []string, re *regexp.Regexp)
 }
 
 // ErrStopped is returned by requests to a loop that no longer runs.

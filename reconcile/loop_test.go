@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -153,7 +154,8 @@ func (f *fakeExec) Probe(tag string, ps []*desired.Probe, _ time.Time) {
 	}
 	f.probes = append(f.probes, strings.Join(kinds, "+"))
 }
-func (f *fakeExec) AdoptNotify(string, int, int) error { return nil }
+func (f *fakeExec) AdoptNotify(string, int, int) error          { return nil }
+func (f *fakeExec) WatchLines(string, []string, *regexp.Regexp) {}
 
 func (f *fakeExec) ProcStat(pid int) (int, uint64, error) {
 	f.mu.Lock()

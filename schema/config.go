@@ -293,7 +293,15 @@ type App struct {
 	// sd_notify protocol; STATUS=, STOPPING=, RELOADING=, WATCHDOG= and
 	// MAINPID= are understood too). Only the instance's own processes may
 	// send.
-	Ready ReadyMode `json:"ready,omitempty" validate:"omitempty,oneof=notify"`
+	// "log-line" makes it ready once it writes a line matching
+	// ready-line to its stdout or stderr log file.
+	Ready ReadyMode `json:"ready,omitempty" validate:"omitempty,oneof=notify log-line"`
+
+	// ReadyLine is the regular expression (RE2 syntax, matched against
+	// each line without its newline) of the line that makes an app with
+	// ready "log-line" ready. Changing it applies in place, to an instance
+	// not ready yet too. At most 1024 bytes.
+	ReadyLine string `json:"ready-line,omitempty" validate:"maxbytes=1024"`
 
 	// Watchdog, in seconds, restarts the app (reason watchdog) when it
 	// goes that long without sending WATCHDOG=1 to its NOTIFY_SOCKET

@@ -117,6 +117,9 @@ type ReadyMode string
 const (
 	// ReadyNotify: the app sends READY=1 to NOTIFY_SOCKET (sd_notify).
 	ReadyNotify ReadyMode = "notify"
+	// ReadyLogLine: the app writes a line matching ready-line to its
+	// stdout or stderr log file.
+	ReadyLogLine ReadyMode = "log-line"
 )
 
 // UnmarshalJSON reads a dependency written as an id ("db") or as an

@@ -27,6 +27,8 @@ const TermLogEnv = "HELPER_TERM_LOG"
 //	                           $NOTIFY_SOCKET, then sleep forever
 //	watchdog N EVERY           send WATCHDOG=1 N times, EVERY apart, then
 //	                           keep running silently
+//	say DELAY LINE...          print each LINE to stdout, DELAY apart, then
+//	                           sleep forever
 //
 // Each writes its pid to $PATROL_PID if set and honours TermLogEnv.
 func runHealth(cmd string, args []string) (int, bool) {
@@ -37,7 +39,7 @@ func runHealth(cmd string, args []string) (int, bool) {
 		return ""
 	}
 	switch cmd {
-	case "http-health", "listen-after", "notify", "watchdog":
+	case "http-health", "listen-after", "notify", "watchdog", "say":
 	default:
 		return 0, false
 	}
@@ -88,6 +90,13 @@ func runHealth(cmd string, args []string) (int, bool) {
 				fmt.Fprintln(os.Stderr, err)
 				return 3, true
 			}
+		}
+		select {}
+	case "say":
+		d, _ := time.ParseDuration(arg(0))
+		for _, line := range args[1:] {
+			time.Sleep(d)
+			fmt.Println(line)
 		}
 		select {}
 	case "watchdog":
