@@ -48,11 +48,11 @@ func afterNote(deps []desired.Dependency) string {
 // waitingFor says in status what a waiting app waits for, and what its
 // dependencies are doing meanwhile when that explains the wait: "waiting
 // for setup to complete successfully (it exited with code 1)".
-func waitingFor(o *observed.Snapshot, deps []desired.Dependency) string {
+func waitingFor(d *desired.State, o *observed.Snapshot, deps []desired.Dependency) string {
 	parts := make([]string, len(deps))
-	for i, d := range deps {
-		s := d.ID + " to "
-		switch d.Condition {
+	for i, dep := range deps {
+		s := dep.ID + " to "
+		switch dep.Condition {
 		case schema.ConditionReady:
 			s += "be ready"
 		case schema.ConditionCompleted:
@@ -62,7 +62,11 @@ func waitingFor(o *observed.Snapshot, deps []desired.Dependency) string {
 		default:
 			s += "be started"
 		}
-		if why := dependencyDoing(o.Apps[d.ID]); why != "" {
+		why := dependencyDoing(o.Apps[dep.ID])
+		if da, ok := d.App(dep.ID); ok && d.AppDisabled(da) && (o.Apps[dep.ID] == nil || o.Apps[dep.ID].Instance == nil) {
+			why = "it is disabled"
+		}
+		if why != "" {
 			s += " (" + why + ")"
 		}
 		parts[i] = s
@@ -81,8 +85,10 @@ func dependencyDoing(oa *observed.App) string {
 		return "it is unready"
 	case oa.Instance != nil:
 		return "it is starting"
-	case oa.LastEnd != nil && oa.LastEnd.Exit != nil:
+	case oa.LastEnd != nil && oa.LastEnd.Exit != nil && (oa.LastEnd.Reason == schema.ReasonExited || oa.LastEnd.Reason == schema.ReasonCrashed):
 		return fmt.Sprintf("it %s with code %d", oa.LastEnd.Reason, oa.LastEnd.Exit.Code)
+	case oa.LastEnd != nil && oa.LastEnd.Exit != nil && oa.LastEnd.Reason == schema.ReasonSignal:
+		return fmt.Sprintf("it was killed by a signal, code %d", oa.LastEnd.Exit.Code)
 	case oa.LastEnd != nil:
 		return "it ended: " + string(oa.LastEnd.Reason)
 	}

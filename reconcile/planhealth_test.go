@@ -107,3 +107,30 @@ func TestPlanRemovalOrder(t *testing.T) {
 		t.Errorf("plan after api is gone:\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestWaitingReason: status says what a waiting app waits for and why it
+// still does.
+func TestWaitingReason(t *testing.T) {
+	f := newFake()
+	l, stop := runLoop(t, `{"apps": {
+		"off": {"binary": "/bin/off", "disabled": true},
+		"api": {"binary": "/bin/api", "depends-on": ["off", {"app": "setup", "condition": "completed-successfully"}]},
+		"setup": {"binary": "/bin/setup", "restart-policy": "never"}}}`, f)
+	defer stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for appStatus(t, l, "setup").PID == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	f.exit(int(appStatus(t, l, "setup").PID), 137, 9)
+	want := "waiting for off to be started (it is disabled) and setup to complete successfully (it was killed by a signal, code 137)"
+	for {
+		a := appStatus(t, l, "api")
+		if a.State == schema.StateWaiting && a.Reason == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("api: %s %q\nwant waiting %q", a.State, a.Reason, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

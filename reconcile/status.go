@@ -264,7 +264,7 @@ func (l *Loop) state(eff *desired.State, da *desired.App, oa *observed.App, now 
 		}
 	}
 	if u := unmet(l.snap, da); len(u) > 0 {
-		return schema.StateWaiting, waitingFor(l.snap, u)
+		return schema.StateWaiting, waitingFor(eff, l.snap, u)
 	}
 	return schema.StateStopped, ""
 }
