@@ -366,3 +366,31 @@ func TestLineWatcher(t *testing.T) {
 	case <-time.After(150 * time.Millisecond):
 	}
 }
+
+// TestProberHTTPRedirect: a redirect on the same host is followed; one to
+// another host is not (the 302 is the answer).
+func TestProberHTTPRedirect(t *testing.T) {
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("the probe followed a redirect to another host")
+	}))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/here":
+			http.Redirect(w, r, "/ok", http.StatusFound)
+		case "/away":
+			http.Redirect(w, r, strings.Replace(other.URL, "127.0.0.1", "localhost", 1)+"/x", http.StatusFound)
+		default:
+			fmt.Fprintln(w, "ok")
+		}
+	}))
+	defer srv.Close()
+	pr, ch := newProber(t, 0)
+	for path, want := range map[string]string{"/here": "HTTP 200", "/away": "HTTP 302"} {
+		pr.Set(path, []*desired.Probe{{Kind: desired.ProbeLiveness, URL: srv.URL + path, StatusLo: 200, StatusHi: 399,
+			Period: time.Hour, Timeout: time.Second, SuccessThreshold: 1, FailureThreshold: 1}}, time.Now())
+		if r := next(t, ch); !r.OK || r.Message != want {
+			t.Errorf("%s: got %+v, want %s", path, r, want)
+		}
+	}
+}

@@ -79,6 +79,15 @@ func NewProber(runner *Runner, workers int, report func(observed.ProbeResult)) *
 		wake:   make(chan struct{}, 1),
 	}
 	pr.client = &http.Client{
+		// A redirect is followed on the same host only (as Kubernetes
+		// does); one elsewhere is the answer (a 3xx, a success by default):
+		// a probe never sends requests away from the app.
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if req.URL.Host != via[0].URL.Host || len(via) >= 10 {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		},
 		Transport: &http.Transport{
 			// A probe asks the app afresh each time, on a connection of its
 			// own; the app is local, its certificate is not checked.
