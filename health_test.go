@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patrolhq/patrol"
 	"github.com/patrolhq/patrol/internal/testhelper"
 	"github.com/patrolhq/patrol/schema"
 )
@@ -549,4 +551,25 @@ func TestReadyLogLine(t *testing.T) {
 		t.Errorf("ready %v after the start, before the third line", at.Sub(started))
 	}
 	waitState(t, d, "web", schema.StateRunning)
+}
+
+// TestNotifyGarbage: malformed and oversized datagrams from the app itself
+// are logged and ignored; the instance is undisturbed and the READY=1
+// after them counts.
+func TestNotifyGarbage(t *testing.T) {
+	var logs syncBuffer
+	d := startPatrolWith(t, config(map[string]any{
+		"app": appCfg(t, map[string]any{"ready": "notify"}, "notify", "0s",
+			"READY", "MAINPID=x", "WATCHDOG_USEC=-1", "=novalue", strings.Repeat("STATUS=x\n", 600), "", "READY=1"),
+	}, nil), patrol.Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	var a *schema.Response
+	waitFor(t, "ready", 10*time.Second, func() bool { a = d.app(t, "app"); return a.Ready != nil && *a.Ready })
+	if a.Restarts != 0 || len(a.History) != 0 {
+		t.Errorf("the app was disturbed: %+v", a)
+	}
+	for _, want := range []string{`not an assignment: \"READY\"`, "MAINPID=x: not a pid", "notify datagram too large"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the log lacks %q", want)
+		}
+	}
 }
