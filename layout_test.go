@@ -42,6 +42,8 @@ var allowedImports = map[string][]string{
 	"internal/testhelper": {},
 	// Browser tests of the web GUI against a real Patrol (tests only).
 	"internal/browsertest": {".", "schema"},
+	// A real etcd cluster for the fleet's tests (tests only).
+	"internal/etcdtest": {},
 }
 
 // processImports may only be imported by exec, the one package that starts
@@ -52,7 +54,7 @@ var processImports = []string{"os/exec", "syscall", "golang.org/x/sys/unix"}
 // support that are not Patrol.
 var processDirs = map[string]bool{
 	"exec": true, "internal/testhelper": true, "internal/proctool": true,
-	"cmd/patrol-bench": true, "cmd/patrol-chaos": true,
+	"cmd/patrol-bench": true, "cmd/patrol-chaos": true, "internal/etcdtest": true,
 }
 
 func TestImportDirection(t *testing.T) {

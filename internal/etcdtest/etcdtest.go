@@ -1,0 +1,228 @@
+// Package etcdtest runs a real etcd cluster for tests: members of the etcd
+// server binary (Debian's etcd-server package, or $PATROL_ETCD) on
+// loopback ports, their data in the test's temp dir, every member stopped
+// and its data removed when the test ends. Real Raft, real watches: what
+// the fleet's tests need. Only tests import it.
+package etcdtest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Binary returns the etcd server binary: $PATROL_ETCD, or etcd on PATH.
+// Without one the test is skipped, saying what is missing, except in CI
+// (CI set), where it fails: CI installs it.
+func Binary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("PATROL_ETCD"); p != "" {
+		return p
+	}
+	p, err := exec.LookPath("etcd")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("the etcd server is missing (.ci/run installs Debian's etcd-server)")
+		}
+		t.Skip("the etcd server is not installed: apt-get install etcd-server (or set PATROL_ETCD)")
+	}
+	return p
+}
+
+// Cluster is a running etcd cluster.
+type Cluster struct {
+	t       testing.TB
+	bin     string
+	dir     string
+	token   string
+	members []*Member
+}
+
+// Member is one etcd server of a Cluster.
+type Member struct {
+	Name       string
+	ClientURL  string // http://127.0.0.1:PORT
+	PeerURL    string
+	dataDir    string
+	logPath    string
+	cmd        *exec.Cmd
+	exited     chan struct{}
+	extraFlags []string
+}
+
+// Start starts an n-member cluster and waits until every member is
+// healthy; extra flags go to every member (for example
+// "--auth-token=simple"). The cluster is stopped at the end of the test.
+func Start(t testing.TB, n int, extra ...string) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, bin: Binary(t), dir: t.TempDir(), token: randomToken()}
+	var initial []string
+	for i := range n {
+		m := &Member{Name: fmt.Sprintf("m%d", i), ClientURL: "http://" + freeAddr(t), PeerURL: "http://" + freeAddr(t),
+			extraFlags: extra}
+		m.dataDir = filepath.Join(c.dir, m.Name)
+		m.logPath = filepath.Join(c.dir, m.Name+".log")
+		c.members = append(c.members, m)
+		initial = append(initial, m.Name+"="+m.PeerURL)
+	}
+	t.Cleanup(c.stopAll)
+	for _, m := range c.members {
+		c.start(m, "new", strings.Join(initial, ","))
+	}
+	for _, m := range c.members {
+		c.waitHealthy(m, 30*time.Second)
+	}
+	return c
+}
+
+// Endpoints are the members' client URLs.
+func (c *Cluster) Endpoints() []string {
+	out := make([]string, len(c.members))
+	for i, m := range c.members {
+		out[i] = m.ClientURL
+	}
+	return out
+}
+
+// Members are the cluster's members.
+func (c *Cluster) Members() []*Member { return c.members }
+
+// Stop stops member i (SIGTERM, then SIGKILL after 5 s) and waits for it.
+func (c *Cluster) Stop(i int) {
+	c.t.Helper()
+	stopMember(c.members[i])
+}
+
+// Restart starts stopped member i again with its data and waits until
+// it is healthy.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	m := c.members[i]
+	c.start(m, "existing", "")
+	c.waitHealthy(m, 30*time.Second)
+}
+
+func (c *Cluster) start(m *Member, state, initial string) {
+	c.t.Helper()
+	args := []string{
+		"--name", m.Name, "--data-dir", m.dataDir,
+		"--listen-client-urls", m.ClientURL, "--advertise-client-urls", m.ClientURL,
+		"--listen-peer-urls", m.PeerURL, "--initial-advertise-peer-urls", m.PeerURL,
+		"--initial-cluster-token", c.token, "--initial-cluster-state", state,
+		"--logger", "zap", "--log-outputs", "stderr",
+	}
+	if initial != "" {
+		args = append(args, "--initial-cluster", initial)
+	} else {
+		var all []string
+		for _, o := range c.members {
+			all = append(all, o.Name+"="+o.PeerURL)
+		}
+		args = append(args, "--initial-cluster", strings.Join(all, ","))
+	}
+	args = append(args, m.extraFlags...)
+	log, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cmd := exec.Command(c.bin, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		c.t.Fatalf("start etcd member %s: %v", m.Name, err)
+	}
+	log.Close()
+	m.cmd, m.exited = cmd, make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(m.exited)
+	}()
+}
+
+// waitHealthy polls the member's /health until it says so.
+func (c *Cluster) waitHealthy(m *Member, timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	client := &http.Client{Timeout: time.Second}
+	for {
+		select {
+		case <-m.exited:
+			c.t.Fatalf("etcd member %s exited:\n%s", m.Name, tail(m.logPath))
+		default:
+		}
+		if resp, err := client.Get(m.ClientURL + "/health"); err == nil {
+			var h struct{ Health string }
+			json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&h)
+			resp.Body.Close()
+			if h.Health == "true" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("etcd member %s not healthy after %v:\n%s", m.Name, timeout, tail(m.logPath))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stopAll stops every member; their data goes with the temp dir.
+func (c *Cluster) stopAll() {
+	for _, m := range c.members {
+		stopMember(m)
+	}
+}
+
+func stopMember(m *Member) {
+	if m.cmd == nil {
+		return
+	}
+	select {
+	case <-m.exited:
+		return
+	default:
+	}
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-m.exited:
+	case <-time.After(5 * time.Second):
+		syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
+		<-m.exited
+	}
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+func freeAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func randomToken() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return "patrol-test-" + hex.EncodeToString(b)
+}
+
+// tail returns the end of a member's log, for failure messages.
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
