@@ -44,6 +44,8 @@ var allowedImports = map[string][]string{
 	"internal/browsertest": {".", "schema"},
 	// A real etcd cluster for the fleet's tests (tests only).
 	"internal/etcdtest": {},
+	// The fleet's etcd wiring: a source of the desired state.
+	"fleet": {"schema", "desired", "internal/etcdtest"},
 }
 
 // processImports may only be imported by exec, the one package that starts
