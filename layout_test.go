@@ -27,7 +27,7 @@ var allowedImports = map[string][]string{
 	"reconcile":  {"schema", "desired", "observed"},
 	"exec":       {"schema", "desired", "observed"},
 	"api":        {"schema"},
-	".":          {"schema", "desired", "observed", "reconcile", "exec", "api"},
+	".":          {"schema", "desired", "observed", "reconcile", "exec", "api", "fleet"},
 	"cmd/patrol": {".", "schema"},
 	// The benchmark command drives a real `patrol run` from outside and
 	// carries its own baseline supervisor: it is not Patrol, so it may start
@@ -45,7 +45,7 @@ var allowedImports = map[string][]string{
 	// A real etcd cluster for the fleet's tests (tests only).
 	"internal/etcdtest": {},
 	// The fleet's etcd wiring: a source of the desired state.
-	"fleet": {"schema", "desired", "internal/etcdtest"},
+	"fleet": {"schema", "desired"},
 }
 
 // processImports may only be imported by exec, the one package that starts
@@ -100,13 +100,13 @@ func TestImportDirection(t *testing.T) {
 			if rel == "" {
 				rel = "."
 			}
-			if rel == "internal/testhelper" && !isTest {
+			if (rel == "internal/testhelper" || rel == "internal/etcdtest") && !isTest {
 				t.Errorf("%s imports %s: only tests may", path, p)
 			}
 			if rel == dir || example {
 				continue
 			}
-			if isTest && rel == "internal/testhelper" {
+			if isTest && (rel == "internal/testhelper" || rel == "internal/etcdtest") {
 				continue
 			}
 			if !slices.Contains(allowed, rel) {

@@ -96,6 +96,12 @@ type Options struct {
 	// for them from up to four goroutines at once (never twice at once for
 	// one app), so it must be safe for concurrent use.
 	App func(id string) AppOptions
+	// Source, instead of ConfigPath, reads the config from the fleet's
+	// etcd: the host's key layered on the common one, watched (see
+	// SourceOptions). Relative paths resolve against ConfigDir (default:
+	// the current directory), which also holds the default state
+	// directory, where the last good config read is kept.
+	Source *SourceOptions
 	// SettleMemory, once the first pass has started every app and start-up
 	// is over, returns the start-up's garbage to the OS
 	// (debug.FreeOSMemory) and drops the process's mappings of the
@@ -120,6 +126,7 @@ type Patrol struct {
 	runner  *exec.Runner
 	prober  *exec.Prober // set while Run runs
 	lines   *exec.LineWatcher
+	source  *etcdSource // with Options.Source
 	metrics *metrics
 	hooks   *dispatcher
 
@@ -141,7 +148,20 @@ func New(opts Options) (*Patrol, error) {
 		st  *desired.State
 		err error
 	)
-	if opts.Config != nil {
+	var source *etcdSource
+	if opts.Source != nil {
+		dir := opts.ConfigDir
+		if dir == "" {
+			if dir, err = os.Getwd(); err != nil {
+				return nil, err
+			}
+		}
+		opts.ConfigDir = dir
+		stateDir := cmp.Or(opts.StateDir, filepath.Join(dir, ".patrol"))
+		if source, st, err = loadSource(*opts.Source, dir, stateDir); err != nil {
+			return nil, err
+		}
+	} else if opts.Config != nil {
 		dir := opts.ConfigDir
 		if dir == "" {
 			if dir, err = os.Getwd(); err != nil {
@@ -159,7 +179,10 @@ func New(opts Options) (*Patrol, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Patrol{opts: opts, log: log, state: st, current: st, ready: make(chan struct{})}
+	p := &Patrol{opts: opts, log: log, state: st, current: st, ready: make(chan struct{}), source: source}
+	if source != nil {
+		source.p = p
+	}
 	p.metrics = newMetrics(p)
 	lo := reconcile.Options{
 		Log: log, Exec: (*executor)(p), OnPass: func(d time.Duration) { p.metrics.pass.Observe(d.Seconds()) },
@@ -208,6 +231,13 @@ func (p *Patrol) protectReads() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.current.Settings().HTTPProtectReads
+}
+
+// layout is the current timestamp layout.
+func (p *Patrol) layout() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.current.Settings().TimestampLayout
 }
 
 // token is the current http.token.
@@ -324,6 +354,12 @@ func (p *Patrol) Run(ctx context.Context) error {
 	}
 
 	go p.pruneLogs(apiCtx)
+	sourceDone := make(chan struct{})
+	if p.source != nil {
+		go func() { p.source.run(apiCtx); close(sourceDone) }()
+	} else {
+		close(sourceDone)
+	}
 	// Hooks see events from the very first; they are delivered until the
 	// loop has stopped, then drained.
 	hooksCtx, stopHooks := context.WithCancel(context.Background())
@@ -353,6 +389,7 @@ func (p *Patrol) Run(ctx context.Context) error {
 
 	stopAPI()
 	<-notifyDone
+	<-sourceDone
 	httpErr, udpErr, watchErr := <-httpDone, <-udpDone, <-watchDone
 	pc.Close()
 	stopRunner()
@@ -369,6 +406,9 @@ func (p *Patrol) Kill() { p.loop.Kill() }
 // reported (in the log and as config.error in status) and the running
 // config stays in force. It returns the revision of the file's config.
 func (p *Patrol) Reload() (string, error) {
+	if p.source != nil {
+		return p.source.reload()
+	}
 	if p.state.Path() == "" {
 		return p.state.Revision(), nil // a config built in code: nothing to read again
 	}
@@ -424,7 +464,11 @@ func (p *Patrol) Events(ctx context.Context, pings bool) <-chan schema.Event {
 
 // Status returns the status of every app and service.
 func (p *Patrol) Status(ctx context.Context) (*schema.Status, error) {
-	return p.loop.Status(ctx)
+	st, err := p.loop.Status(ctx)
+	if err == nil && p.source != nil && st.Config != nil {
+		p.source.decorate(st.Config, p.layout())
+	}
+	return st, err
 }
 
 // Toggle applies an API toggle to an entry; ttl > 0 makes the override

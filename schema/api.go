@@ -159,6 +159,24 @@ type ConfigStatus struct {
 	// good config stays in force.
 	Error      string `json:"error,omitempty"`
 	ErrorSince string `json:"error-since,omitempty"`
+	// Source describes where the config comes from when it is not a file
+	// (patrol run --source etcd://...).
+	Source *SourceStatus `json:"source,omitempty"`
+}
+
+// SourceStatus is the "source" of ConfigStatus: the fleet's etcd.
+type SourceStatus struct {
+	Kind      string   `json:"kind"` // "etcd"
+	Endpoints []string `json:"endpoints"`
+	// Key is the host's config key; Common the key it is layered on.
+	Key    string `json:"key"`
+	Common string `json:"common"`
+	// Revision is the etcd revision of the config in force.
+	Revision int64 `json:"revision"`
+	// Connected says whether etcd answers; DisconnectedSince since when it
+	// does not.
+	Connected         bool   `json:"connected"`
+	DisconnectedSince string `json:"disconnected-since,omitempty"`
 }
 
 // ErrorResponse is the body of every API error (HTTP 400).

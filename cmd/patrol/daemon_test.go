@@ -60,8 +60,16 @@ var listening = regexp.MustCompile(`msg="http listening" addr=(\S+)`)
 // test binaries running at once do not collide on the default UDP port.
 func startDaemon(t *testing.T, path string) *proc {
 	t.Helper()
+	return startDaemonIn(t, "", "--config", path)
+}
+
+// startDaemonIn runs `patrol run ARGS --http 127.0.0.1:0 --udp
+// 127.0.0.1:0` in dir (the test's directory when "").
+func startDaemonIn(t *testing.T, dir string, args ...string) *proc {
+	t.Helper()
 	self, _ := os.Executable()
-	cmd := osexec.Command(self, mainArg, "run", "--config", path, "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0")
+	cmd := osexec.Command(self, append(append([]string{mainArg, "run"}, args...), "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0")...)
+	cmd.Dir = dir
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

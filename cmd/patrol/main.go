@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"time"
 
 	"github.com/patrolhq/patrol"
 	"github.com/patrolhq/patrol/schema"
@@ -49,10 +50,27 @@ func commands(ctx context.Context, o io3) []command {
 			fs.StringVar(&opts.UDPAddr, "udp", "", "UDP listen `ADDR` (overrides udp.listen)")
 			fs.StringVar(&opts.StateDir, "state-dir", "", "state `DIR` (default .patrol/ beside the config)")
 			format := fs.String("log-format", "text", "log format: text or json")
+			var src patrol.SourceOptions
+			source := fs.String("source", "", "read the config from etcd instead of --config: etcd://HOST:PORT[,HOST:PORT...]/PREFIX (etcds:// for TLS)")
+			fs.StringVar(&src.Host, "host", "", "this host's `NAME` in the fleet (with --source): its config is PREFIX/hosts/NAME/config.json")
+			fs.StringVar(&src.CAFile, "etcd-ca", "", "CA certificate `PATH` of etcd's members (with --source)")
+			fs.StringVar(&src.CertFile, "etcd-cert", "", "client certificate `PATH` for etcd (with --source)")
+			fs.StringVar(&src.KeyFile, "etcd-key", "", "client key `PATH` for etcd (with --source)")
+			fs.DurationVar(&src.StatusTTL, "status-ttl", 10*time.Second, "how long this host's status stays in etcd after it died (with --source)")
+			fs.StringVar(&src.Username, "etcd-user", "", "etcd user `NAME` (with --source; the password is $PATROL_ETCD_PASSWORD)")
 			return func(args []string) int {
 				if len(args) > 0 {
 					fmt.Fprintf(o.stderr, "patrol run: unexpected arguments %q (the config is given with --config)\n", args)
 					return exitUsage
+				}
+				if *source != "" {
+					eps, prefix, err := patrol.ParseSourceURL(*source)
+					if err != nil {
+						fmt.Fprintf(o.stderr, "patrol run: --source: %v\n", err)
+						return exitUsage
+					}
+					src.Endpoints, src.Prefix, src.Password = eps, prefix, os.Getenv("PATROL_ETCD_PASSWORD")
+					opts.Source = &src
 				}
 				return runDaemon(ctx, o, opts, *format)
 			}

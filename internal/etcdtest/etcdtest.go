@@ -113,6 +113,22 @@ func (c *Cluster) Restart(i int) {
 	c.waitHealthy(m, 30*time.Second)
 }
 
+// RestartAll starts every stopped member again, then waits until all are
+// healthy (a member alone cannot be: it needs a quorum).
+func (c *Cluster) RestartAll() {
+	c.t.Helper()
+	for _, m := range c.members {
+		select {
+		case <-m.exited:
+			c.start(m, "existing", "")
+		default:
+		}
+	}
+	for _, m := range c.members {
+		c.waitHealthy(m, 30*time.Second)
+	}
+}
+
 func (c *Cluster) start(m *Member, state, initial string) {
 	c.t.Helper()
 	args := []string{

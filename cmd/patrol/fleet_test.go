@@ -1,0 +1,194 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/patrolhq/patrol/internal/etcdtest"
+	"github.com/patrolhq/patrol/internal/testhelper"
+)
+
+// fleetHost runs `patrol run --source ... --host name` in its own
+// directory (its apps' logs and its state go there).
+func fleetHost(t *testing.T, c *etcdtest.Cluster, name, dir string) *proc {
+	t.Helper()
+	src := "etcd://" + strings.ReplaceAll(strings.Join(c.Endpoints(), ","), "http://", "") + "/fleet"
+	return startDaemonIn(t, dir, "--source", src, "--host", name, "--state-dir", filepath.Join(dir, "state"), "--status-ttl", "2s")
+}
+
+// statusKey reads a host's status from etcd.
+func statusKey(t *testing.T, cli *clientv3.Client, host string) (string, bool) {
+	t.Helper()
+	resp, err := cli.Get(t.Context(), "/fleet/status/"+host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return "", false
+	}
+	return string(resp.Kvs[0].Value), true
+}
+
+// TestFleetTwoHosts: two Patrol hosts on one 3-member etcd cluster. A
+// write to hosts/a changes only host a; a change of common changes both;
+// each applies only the difference (other pids kept) and its status key
+// shows the new revision within a second; an invalid config in etcd keeps
+// the last good one and shows the error in status and in the status key;
+// a host killed with SIGKILL loses its status key when its lease runs out,
+// and re-registers when it comes back, adopting its children.
+func TestFleetTwoHosts(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	app := func(arg string) string { return helperApp("", "sleep", arg) }
+	put := func(key, value string) int64 {
+		t.Helper()
+		resp, err := cli.Put(t.Context(), key, value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Header.Revision
+	}
+	put("/fleet/common/config.json", fmt.Sprintf(`{"apps": {"shared": %s}}`, app("")))
+	put("/fleet/hosts/a/config.json", fmt.Sprintf(`{"apps": {"only-a": %s}}`, app("")))
+	put("/fleet/hosts/b/config.json", fmt.Sprintf(`{"apps": {"only-b": %s}}`, app("")))
+	dirA := t.TempDir()
+	a, b := fleetHost(t, c, "a", dirA), fleetHost(t, c, "b", t.TempDir())
+	poll(t, "both hosts running", 15*time.Second, func() bool { return len(pids(a.status(t))) == 2 && len(pids(b.status(t))) == 2 })
+	pa, pb := pids(a.status(t)), pids(b.status(t))
+	if pa["shared"] == 0 || pa["only-a"] == 0 || pb["only-b"] == 0 || pa["only-b"] != 0 {
+		t.Fatalf("pids a %v b %v", pa, pb)
+	}
+	if src := a.status(t).Config.Source; src == nil || !src.Connected || src.Key != "/fleet/hosts/a/config.json" {
+		t.Errorf("a's source in status: %+v", src)
+	}
+
+	// The status key shows a revision within a second of a write.
+	shows := func(host string, rev int64) func() bool {
+		return func() bool {
+			v, ok := statusKey(t, cli, host)
+			return ok && strings.Contains(v, fmt.Sprintf(`"revision":%d,`, rev))
+		}
+	}
+	rev := put("/fleet/hosts/a/config.json", fmt.Sprintf(`{"apps": {"only-a": %s}}`, app("2")))
+	wrote := time.Now()
+	poll(t, "a's status at the new revision", 5*time.Second, shows("a", rev))
+	if took := time.Since(wrote); took > time.Second {
+		t.Errorf("a's status key showed revision %d after %v", rev, took)
+	}
+	poll(t, "only-a restarted", 5*time.Second, func() bool { return pids(a.status(t))["only-a"] != pa["only-a"] })
+	if now := pids(a.status(t)); now["shared"] != pa["shared"] {
+		t.Errorf("a's shared app restarted: %v -> %v", pa, now)
+	}
+	if now := pids(b.status(t)); now["shared"] != pb["shared"] || now["only-b"] != pb["only-b"] {
+		t.Errorf("host b changed on a write for a: %v -> %v", pb, now)
+	}
+
+	pa = pids(a.status(t))
+	rev = put("/fleet/common/config.json", fmt.Sprintf(`{"apps": {"shared": %s}}`, app("3")))
+	poll(t, "both at the common revision", 5*time.Second, func() bool { return shows("a", rev)() && shows("b", rev)() })
+	poll(t, "shared restarted on both", 5*time.Second, func() bool {
+		na, nb := pids(a.status(t)), pids(b.status(t))
+		return na["shared"] != 0 && na["shared"] != pa["shared"] && nb["shared"] != 0 && nb["shared"] != pb["shared"]
+	})
+	if na, nb := pids(a.status(t)), pids(b.status(t)); na["only-a"] != pa["only-a"] || nb["only-b"] != pb["only-b"] {
+		t.Errorf("a common change restarted host-only apps: a %v -> %v, b %v -> %v", pa, na, pb, nb)
+	}
+
+	// An invalid config for b: the last good stays, the error shows.
+	pb = pids(b.status(t))
+	put("/fleet/hosts/b/config.json", `{"apps": {"only-b": {"binary": "relative/../x"}}}`)
+	poll(t, "b's config error", 5*time.Second, func() bool {
+		st := b.status(t)
+		v, _ := statusKey(t, cli, "b")
+		return st.Config.Error != "" && strings.Contains(v, `"config-error":`)
+	})
+	if now := pids(b.status(t)); now["only-b"] != pb["only-b"] || now["shared"] != pb["shared"] {
+		t.Errorf("b changed on an invalid config: %v -> %v", pb, now)
+	}
+
+	// kill -9 host a: its status key goes after the lease's TTL (2 s); a
+	// new Patrol for a adopts its children and registers again.
+	pa = pids(a.status(t))
+	a.kill9(t)
+	start := time.Now()
+	poll(t, "a's status key to expire", 10*time.Second, func() bool { _, ok := statusKey(t, cli, "a"); return !ok })
+	t.Logf("a's status key gone %v after its Patrol died (TTL 2 s)", time.Since(start))
+	for id, pid := range pa {
+		if !testhelper.Alive(int(pid)) {
+			t.Errorf("%s (%d) died with its Patrol", id, pid)
+		}
+	}
+	a = fleetHost(t, c, "a", dirA)
+	poll(t, "a registered again", 10*time.Second, func() bool { _, ok := statusKey(t, cli, "a"); return ok })
+	poll(t, "a's apps adopted", 10*time.Second, func() bool { return len(pids(a.status(t))) == 2 })
+	if now := pids(a.status(t)); now["shared"] != pa["shared"] || now["only-a"] != pa["only-a"] {
+		t.Errorf("after the restart: %v, want the adopted %v", now, pa)
+	}
+	shutdown(t, a)
+	shutdown(t, b)
+	testhelper.ReapOrphans()
+}
+
+// TestFleetDisconnected: with one etcd member down a host still gets
+// updates; with all down it keeps supervising (a crash is restarted) and
+// shows the source disconnected; when the cluster is back it says so and
+// applies what is written then. A Patrol restarted while etcd is down
+// supervises on the last good config it saved.
+func TestFleetDisconnected(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	put := func(key, value string) {
+		t.Helper()
+		if _, err := cli.Put(t.Context(), key, value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("/fleet/hosts/a/config.json", fmt.Sprintf(`{"apps": {"web": %s}}`, helperApp(`"backoff": {"reset-after": 0}`, "sleep")))
+	dir := t.TempDir()
+	a := fleetHost(t, c, "a", dir)
+	poll(t, "web running", 15*time.Second, func() bool { return pids(a.status(t))["web"] != 0 })
+
+	c.Stop(0)
+	put("/fleet/hosts/a/config.json", fmt.Sprintf(`{"apps": {"web": %s, "two": %s}}`, helperApp(`"backoff": {"reset-after": 0}`, "sleep"), helperApp("", "sleep")))
+	poll(t, "the update with one member down", 10*time.Second, func() bool { return pids(a.status(t))["two"] != 0 })
+
+	c.Stop(1)
+	c.Stop(2)
+	poll(t, "the source disconnected", 10*time.Second, func() bool {
+		src := a.status(t).Config.Source
+		return src != nil && !src.Connected && src.DisconnectedSince != ""
+	})
+	web := pids(a.status(t))["web"]
+	syscall.Kill(int(web), syscall.SIGKILL)
+	poll(t, "web restarted while etcd is down", 10*time.Second, func() bool { p := pids(a.status(t))["web"]; return p != 0 && p != web })
+
+	// A restart of Patrol while etcd is down: the saved config serves.
+	shutdown(t, a)
+	a = fleetHost(t, c, "a", dir)
+	poll(t, "both apps running from the saved config", 15*time.Second, func() bool { return len(pids(a.status(t))) == 2 })
+
+	c.RestartAll()
+	poll(t, "the source connected", 15*time.Second, func() bool { return a.status(t).Config.Source.Connected })
+	put("/fleet/hosts/a/config.json", fmt.Sprintf(`{"apps": {"web": %s}}`, helperApp(`"backoff": {"reset-after": 0}`, "sleep")))
+	poll(t, "the update after the cluster came back", 15*time.Second, func() bool {
+		p := pids(a.status(t))
+		return p["two"] == 0 && p["web"] != 0
+	})
+	shutdown(t, a)
+	testhelper.ReapOrphans()
+}
