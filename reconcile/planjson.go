@@ -107,3 +107,20 @@ func sortedKeys(m map[desired.Key]string) []desired.Key {
 		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.ID, b.ID))
 	})
 }
+
+// PlanTransition is the plan of next for a Patrol running everything of
+// old as old says (`patrol fleet apply`: what a host will do when the new
+// config reaches it): old's enabled apps run, its overrides are none.
+func PlanTransition(old, next *desired.State, now time.Time) *schema.Plan {
+	o := observed.NewSnapshot()
+	for i, a := range old.Apps() {
+		if a.Disabled {
+			continue
+		}
+		pid := 1000 + i
+		inst := &observed.Instance{ID: "inst-" + a.ID, App: a, PID: pid, PGID: pid, Started: now, LastSeen: now}
+		inst.Health.Ready, inst.Health.StartupDone = true, true
+		o.Apps[a.ID] = &observed.App{ID: a.ID, Instance: inst, Starts: 1}
+	}
+	return ToPlan(Plan(next, o, now))
+}

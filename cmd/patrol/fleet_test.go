@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -191,4 +193,86 @@ func TestFleetDisconnected(t *testing.T) {
 	})
 	shutdown(t, a)
 	testhelper.ReapOrphans()
+}
+
+// TestFleetApplyAndStatus: `patrol fleet apply DIR` validates every
+// host's layered config first and writes nothing if one is invalid; with
+// valid files it writes them all at one revision and prints each host's
+// plan. `patrol fleet status` shows a running host converged at that
+// revision and a host with no Patrol as down.
+func TestFleetApplyAndStatus(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	etc, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer etc.Close()
+	src := "etcd://" + strings.ReplaceAll(strings.Join(c.Endpoints(), ","), "http://", "") + "/fleet"
+	dir := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("common.json", fmt.Sprintf(`{"apps": {"shared": %s}}`, helperApp("", "sleep")))
+	write("hosts/a.json", fmt.Sprintf(`{"apps": {"web": %s}}`, helperApp("", "sleep")))
+	write("hosts/b.json", `{"apps": {"db": {"binary": "/bin/db", "depends-on": ["nope"]}}}`)
+
+	code, out, errOut := cli(t, "fleet", "apply", dir, "--source", src)
+	if code != 1 || !strings.Contains(errOut, `hosts/b.json: apps.db.depends-on[0].app`) && !strings.Contains(errOut, `hosts/b.json: apps.db.depends-on[0]: unknown app "nope"`) {
+		t.Fatalf("invalid apply: exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	if resp, _ := etc.Get(t.Context(), "/fleet/", clientv3.WithPrefix(), clientv3.WithCountOnly()); resp.Count != 0 {
+		t.Fatalf("an invalid apply wrote %d keys", resp.Count)
+	}
+
+	write("hosts/b.json", fmt.Sprintf(`{"apps": {"db": %s}}`, helperApp("", "sleep")))
+	code, out, errOut = cli(t, "fleet", "apply", dir, "--source", src)
+	if code != 0 || !strings.Contains(out, "host a:\n+ app     shared  start    (added)\n+ app     web     start    (added)") ||
+		!strings.Contains(out, "host b:\n+ app     db      start    (added)") {
+		t.Fatalf("apply: exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	resp, err := etc.Get(t.Context(), "/fleet/", clientv3.WithPrefix())
+	if err != nil || len(resp.Kvs) != 3 {
+		t.Fatalf("keys after apply: %v %v", resp, err)
+	}
+	rev := resp.Kvs[0].ModRevision
+	for _, kv := range resp.Kvs {
+		if kv.ModRevision != rev {
+			t.Errorf("%s written at revision %d, %s at %d: not one transaction", resp.Kvs[0].Key, rev, kv.Key, kv.ModRevision)
+		}
+	}
+	if !strings.Contains(out, fmt.Sprintf("written at revision %d", rev)) {
+		t.Errorf("apply output %q", out)
+	}
+
+	a := fleetHost(t, c, "a", t.TempDir())
+	poll(t, "a converged", 15*time.Second, func() bool {
+		code, out, _ := cli(t, "fleet", "status", "--json", "--source", src)
+		var hosts []struct {
+			Host      string
+			Up        bool
+			Converged bool
+			Running   int
+		}
+		if code != 0 || json.Unmarshal([]byte(out), &hosts) != nil || len(hosts) != 2 {
+			return false
+		}
+		return hosts[0].Host == "a" && hosts[0].Up && hosts[0].Converged && hosts[0].Running == 2 && hosts[1].Host == "b" && !hosts[1].Up
+	})
+	code, out, _ = cli(t, "fleet", "status", "--source", src)
+	if code != 0 || !strings.Contains(out, "converged") || !strings.Contains(out, "down (no status)") {
+		t.Errorf("fleet status: exit %d\n%s", code, out)
+	}
+	// A second apply with a change: a's plan shows the restart.
+	write("hosts/a.json", fmt.Sprintf(`{"apps": {"web": %s}}`, helperApp("", "sleep", "x")))
+	code, out, _ = cli(t, "fleet", "apply", "--dry-run", dir, "--source", src)
+	if flat := strings.Join(strings.Fields(out), " "); code != 0 || !strings.Contains(flat, "~ app web restart (args:") ||
+		!strings.Contains(flat, "host b: No changes.") || !strings.Contains(out, "dry run: nothing written") {
+		t.Errorf("dry run: exit %d\n%s", code, out)
+	}
+	shutdown(t, a)
 }

@@ -50,27 +50,21 @@ func commands(ctx context.Context, o io3) []command {
 			fs.StringVar(&opts.UDPAddr, "udp", "", "UDP listen `ADDR` (overrides udp.listen)")
 			fs.StringVar(&opts.StateDir, "state-dir", "", "state `DIR` (default .patrol/ beside the config)")
 			format := fs.String("log-format", "text", "log format: text or json")
-			var src patrol.SourceOptions
-			source := fs.String("source", "", "read the config from etcd instead of --config: etcd://HOST:PORT[,HOST:PORT...]/PREFIX (etcds:// for TLS)")
-			fs.StringVar(&src.Host, "host", "", "this host's `NAME` in the fleet (with --source): its config is PREFIX/hosts/NAME/config.json")
-			fs.StringVar(&src.CAFile, "etcd-ca", "", "CA certificate `PATH` of etcd's members (with --source)")
-			fs.StringVar(&src.CertFile, "etcd-cert", "", "client certificate `PATH` for etcd (with --source)")
-			fs.StringVar(&src.KeyFile, "etcd-key", "", "client key `PATH` for etcd (with --source)")
-			fs.DurationVar(&src.StatusTTL, "status-ttl", 10*time.Second, "how long this host's status stays in etcd after it died (with --source)")
-			fs.StringVar(&src.Username, "etcd-user", "", "etcd user `NAME` (with --source; the password is $PATROL_ETCD_PASSWORD)")
+			source := sourceFlags(fs, "read the config from etcd instead of --config: ")
+			fs.StringVar(&source.opts.Host, "host", "", "this host's `NAME` in the fleet (with --source): its config is PREFIX/hosts/NAME/config.json")
+			fs.DurationVar(&source.opts.StatusTTL, "status-ttl", 10*time.Second, "how long this host's status stays in etcd after it died (with --source)")
 			return func(args []string) int {
 				if len(args) > 0 {
 					fmt.Fprintf(o.stderr, "patrol run: unexpected arguments %q (the config is given with --config)\n", args)
 					return exitUsage
 				}
-				if *source != "" {
-					eps, prefix, err := patrol.ParseSourceURL(*source)
+				if source.url != "" {
+					src, err := source.options()
 					if err != nil {
-						fmt.Fprintf(o.stderr, "patrol run: --source: %v\n", err)
+						fmt.Fprintf(o.stderr, "patrol run: %v\n", err)
 						return exitUsage
 					}
-					src.Endpoints, src.Prefix, src.Password = eps, prefix, os.Getenv("PATROL_ETCD_PASSWORD")
-					opts.Source = &src
+					opts.Source = src
 				}
 				return runDaemon(ctx, o, opts, *format)
 			}
@@ -103,6 +97,12 @@ func commands(ctx context.Context, o io3) []command {
 			fs.Var(&t.ttl, "ttl", "make the override expire after `DURATION` (30s, 2h, or a number of seconds)")
 			fs.StringVar(&t.token, "token", "", "the API's bearer token (default $PATROL_TOKEN)")
 			return func(args []string) int { return toggle(ctx, o, t, args) }
+		}},
+		{"fleet", "status | apply DIR", "the fleet in etcd: every host's revisions and status, or write a directory of configs", func(fs *flag.FlagSet) func([]string) int {
+			source := sourceFlags(fs, "the fleet's etcd: ")
+			asJSON := fs.Bool("json", false, "print JSON")
+			dryRun := fs.Bool("dry-run", false, "apply: validate and print the plans, write nothing")
+			return func(args []string) int { return fleetCmd(ctx, o, fs, source, args, asJSON, dryRun) }
 		}},
 		{"schema", "", "print the JSON Schema of config.json", func(fs *flag.FlagSet) func([]string) int {
 			return func(args []string) int {

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/patrolhq/patrol"
+)
+
+// sourceArgs are the flags that reach the fleet's etcd.
+type sourceArgs struct {
+	url  string
+	opts patrol.SourceOptions
+}
+
+// sourceFlags defines --source and the etcd connection flags on fs.
+func sourceFlags(fs *flag.FlagSet, what string) *sourceArgs {
+	s := &sourceArgs{}
+	fs.StringVar(&s.url, "source", "", what+"etcd://HOST:PORT[,HOST:PORT...]/PREFIX (etcds:// for TLS)")
+	fs.StringVar(&s.opts.CAFile, "etcd-ca", "", "CA certificate `PATH` of etcd's members")
+	fs.StringVar(&s.opts.CertFile, "etcd-cert", "", "client certificate `PATH` for etcd")
+	fs.StringVar(&s.opts.KeyFile, "etcd-key", "", "client key `PATH` for etcd")
+	fs.StringVar(&s.opts.Username, "etcd-user", "", "etcd user `NAME` (the password is $PATROL_ETCD_PASSWORD)")
+	return s
+}
+
+// options turns the flags into SourceOptions.
+func (s *sourceArgs) options() (*patrol.SourceOptions, error) {
+	if s.url == "" {
+		return nil, errors.New("--source etcd://HOST:PORT/PREFIX is required")
+	}
+	eps, prefix, err := patrol.ParseSourceURL(s.url)
+	if err != nil {
+		return nil, fmt.Errorf("--source: %w", err)
+	}
+	o := s.opts
+	o.Endpoints, o.Prefix, o.Password = eps, prefix, os.Getenv("PATROL_ETCD_PASSWORD")
+	return &o, nil
+}
+
+// fleetCmd is `patrol fleet status` and `patrol fleet apply DIR`.
+func fleetCmd(ctx context.Context, o io3, fs *flag.FlagSet, source *sourceArgs, args []string, asJSON, dryRun *bool) int {
+	if len(args) == 0 {
+		fmt.Fprintln(o.stderr, "patrol fleet: want status or apply DIR (patrol fleet --help)")
+		return exitUsage
+	}
+	sub := args[0]
+	if err := fs.Parse(args[1:]); err != nil { // flags may follow the subcommand
+		return exitUsage
+	}
+	rest := fs.Args()
+	src, err := source.options()
+	if err != nil {
+		fmt.Fprintf(o.stderr, "patrol fleet %s: %v\n", sub, err)
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	switch {
+	case sub == "status" && len(rest) == 0:
+		hosts, err := patrol.FleetStatus(ctx, *src)
+		if err != nil {
+			fmt.Fprintf(o.stderr, "patrol fleet status: %v (is etcd at %v reachable?)\n", err, src.Endpoints)
+			return exitFail
+		}
+		if *asJSON {
+			if hosts == nil {
+				hosts = []patrol.FleetHost{}
+			}
+			b, _ := json.MarshalIndent(hosts, "", "  ")
+			fmt.Fprintf(o.stdout, "%s\n", b)
+			return exitOK
+		}
+		tw := tabwriter.NewWriter(o.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "HOST\tAPPLIED\tDESIRED\tRUNNING\tFAILING\tUNREADY\tLAST SEEN\tSTATE")
+		for _, h := range hosts {
+			state := "converged"
+			switch {
+			case !h.Up:
+				state = "down (no status)"
+			case h.ConfigError != "":
+				state = "config error: " + h.ConfigError
+			case h.AppliedRevision < h.DesiredRevision:
+				state = "behind"
+			case !h.Converged:
+				state = "not converged"
+			}
+			seen := "-"
+			if t, err := time.Parse(time.RFC3339Nano, h.Updated); err == nil {
+				seen = time.Since(t).Round(time.Second).String() + " ago"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", h.Host, h.AppliedRevision, h.DesiredRevision, h.Running, h.Failing, h.Unready, seen, state)
+		}
+		tw.Flush()
+		return exitOK
+	case sub == "apply" && len(rest) == 1:
+		res, err := patrol.FleetApply(ctx, *src, rest[0], *dryRun)
+		if err != nil {
+			fmt.Fprintf(o.stderr, "patrol fleet apply: %v\n", err)
+			return exitFail
+		}
+		if len(res.Problems) > 0 {
+			for _, p := range res.Problems {
+				fmt.Fprintf(o.stderr, "%s: %s\n", rest[0], p)
+			}
+			fmt.Fprintln(o.stderr, "patrol fleet apply: nothing written")
+			return exitFail
+		}
+		for _, h := range slices.Sorted(maps.Keys(res.Plans)) {
+			fmt.Fprintf(o.stdout, "host %s:\n%s\n", h, res.Plans[h].Text())
+		}
+		if *dryRun {
+			fmt.Fprintln(o.stdout, "dry run: nothing written")
+		} else {
+			fmt.Fprintf(o.stdout, "written at revision %d\n", res.Revision)
+		}
+		return exitOK
+	}
+	fmt.Fprintf(o.stderr, "patrol fleet: want status or apply DIR, got %q\n", args)
+	return exitUsage
+}
