@@ -19,10 +19,10 @@ import (
 
 // fleetHost runs `patrol run --source ... --host name` in its own
 // directory (its apps' logs and its state go there).
-func fleetHost(t *testing.T, c *etcdtest.Cluster, name, dir string) *proc {
+func fleetHost(t *testing.T, c *etcdtest.Cluster, name, dir string, extra ...string) *proc {
 	t.Helper()
 	src := "etcd://" + strings.ReplaceAll(strings.Join(c.Endpoints(), ","), "http://", "") + "/fleet"
-	return startDaemonIn(t, dir, "--source", src, "--host", name, "--state-dir", filepath.Join(dir, "state"), "--status-ttl", "2s")
+	return startDaemonIn(t, dir, append([]string{"--source", src, "--host", name, "--state-dir", filepath.Join(dir, "state"), "--status-ttl", "2s"}, extra...)...)
 }
 
 // statusKey reads a host's status from etcd.
@@ -274,5 +274,70 @@ func TestFleetApplyAndStatus(t *testing.T) {
 		!strings.Contains(flat, "host b: No changes.") || !strings.Contains(out, "dry run: nothing written") {
 		t.Errorf("dry run: exit %d\n%s", code, out)
 	}
+	shutdown(t, a)
+}
+
+// TestFleetAuth: with etcd's auth on and the roles the README gives (a
+// host reads its own key and common, writes its status key), host a
+// cannot read host b's config, and a Patrol logged in as a runs and
+// publishes its status.
+func TestFleetAuth(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	admin, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ctx := t.Context()
+	must := func(_ any, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(admin.Put(ctx, "/fleet/common/config.json", `{}`))
+	must(admin.Put(ctx, "/fleet/hosts/a/config.json", fmt.Sprintf(`{"apps": {"web": %s}}`, helperApp("", "sleep"))))
+	must(admin.Put(ctx, "/fleet/hosts/b/config.json", `{"apps": {"secret-of-b": {"binary": "/bin/b"}}}`))
+	must(admin.UserAdd(ctx, "root", "root-pw"))
+	must(admin.RoleAdd(ctx, "root"))
+	must(admin.UserGrantRole(ctx, "root", "root"))
+	for _, h := range []string{"a", "b"} {
+		role := "patrol-host-" + h
+		must(admin.RoleAdd(ctx, role))
+		must(admin.RoleGrantPermission(ctx, role, "/fleet/hosts/"+h+"/config.json", "", clientv3.PermissionType(clientv3.PermRead)))
+		must(admin.RoleGrantPermission(ctx, role, "/fleet/common/config.json", "", clientv3.PermissionType(clientv3.PermRead)))
+		must(admin.RoleGrantPermission(ctx, role, "/fleet/status/"+h, "", clientv3.PermissionType(clientv3.PermReadWrite)))
+		must(admin.UserAdd(ctx, h, "pw-"+h))
+		must(admin.UserGrantRole(ctx, h, role))
+	}
+	must(admin.AuthEnable(ctx))
+
+	asA, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop(), Username: "a", Password: "pw-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer asA.Close()
+	if _, err := asA.Get(ctx, "/fleet/hosts/b/config.json"); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("host a read host b's config: %v", err)
+	}
+	if _, err := asA.Get(ctx, "/fleet/hosts/a/config.json"); err != nil {
+		t.Errorf("host a cannot read its own config: %v", err)
+	}
+	if _, err := asA.Put(ctx, "/fleet/hosts/a/config.json", "{}"); err == nil {
+		t.Error("host a may write its own config")
+	}
+
+	t.Setenv("PATROL_ETCD_PASSWORD", "pw-a")
+	a := fleetHost(t, c, "a", t.TempDir(), "--etcd-user", "a")
+	poll(t, "a running", 15*time.Second, func() bool { return pids(a.status(t))["web"] != 0 })
+	asRoot, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop(), Username: "root", Password: "root-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer asRoot.Close()
+	poll(t, "a's status key", 10*time.Second, func() bool {
+		resp, err := asRoot.Get(ctx, "/fleet/status/a")
+		return err == nil && len(resp.Kvs) == 1
+	})
 	shutdown(t, a)
 }
