@@ -254,8 +254,10 @@ func (s *etcdSource) monitor(ctx context.Context) {
 		switch {
 		case changed && up:
 			s.p.log.Info("etcd answers again", "endpoints", s.opts.Endpoints)
+			s.p.loop.Announce(schema.Event{Event: schema.EventSource, Message: "connected"})
 		case changed:
 			s.p.log.Warn("etcd does not answer; supervising on the last good config", "endpoints", s.opts.Endpoints, "err", err)
+			s.p.loop.Announce(schema.Event{Event: schema.EventSource, Message: "disconnected: " + err.Error()})
 		}
 		select {
 		case <-t.C:

@@ -285,6 +285,10 @@ func (l *Loop) emit(ev schema.Event) {
 	l.bus.Publish(ev, l.now())
 }
 
+// Announce publishes one of Patrol's own events from outside the loop
+// (the config source's connection); it is safe from any goroutine.
+func (l *Loop) Announce(ev schema.Event) { l.bus.Publish(ev, l.now()) }
+
 // touch marks an entry as possibly changed since the last commit.
 func (l *Loop) touch(g schema.Group, id string) {
 	l.dirty[desired.Key{Group: g, ID: id}] = struct{}{}

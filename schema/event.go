@@ -42,6 +42,9 @@ const (
 	EventState EventKind = "state"
 	// EventConfigLoaded: a new config revision is in force.
 	EventConfigLoaded EventKind = "config-loaded"
+	// EventSource: the config's source (etcd) answers again, or stopped
+	// answering (Message says which).
+	EventSource EventKind = "source"
 	// EventConfigError: loading the config file failed (Message).
 	EventConfigError EventKind = "config-error"
 	// EventPatrolStarted and EventPatrolStopping bracket a Patrol run.

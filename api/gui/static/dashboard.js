@@ -125,6 +125,13 @@
     cfg = cfg || {};
     P.setText(document.getElementById("config-path"), cfg.path);
     P.setText(document.getElementById("config-revision"), cfg.revision);
+    const src = cfg.source;
+    document.getElementById("config-source").hidden = !src;
+    if (src) {
+      P.setText(document.getElementById("config-source-text"), "etcd " + (src.endpoints || []).join(", ") +
+        ", revision " + src.revision + (src.connected ? ", connected" : ", disconnected since " + src["disconnected-since"]));
+      document.getElementById("config-source").className = src.connected ? "" : "alert";
+    }
     P.setText(document.getElementById("config-loaded"), cfg.loaded);
     const box = document.getElementById("config-error");
     box.hidden = !cfg.error;
