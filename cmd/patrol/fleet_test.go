@@ -274,6 +274,16 @@ func TestFleetApplyAndStatus(t *testing.T) {
 		!strings.Contains(flat, "host b: No changes.") || !strings.Contains(out, "dry run: nothing written") {
 		t.Errorf("dry run: exit %d\n%s", code, out)
 	}
+	// plan --source --host: what a would do if the file were its key.
+	code, out, errOut = cli(t, "plan", "--source", src, "--host", "a", filepath.Join(dir, "hosts/a.json"))
+	if flat := strings.Join(strings.Fields(out), " "); code != 0 || !strings.Contains(flat, "~ app web restart (args:") || strings.Contains(flat, "shared") {
+		t.Errorf("plan --source: exit %d\n%s%s", code, out, errOut)
+	}
+	write("bad.json", `{"apps": {"web": {"binary": "/x", "restart-policy": "sometimes"}}}`)
+	code, _, errOut = cli(t, "plan", "--source", src, "--host", "a", filepath.Join(dir, "bad.json"))
+	if code != 1 || !strings.Contains(errOut, "bad.json: apps.web.restart-policy: must be") {
+		t.Errorf("plan --source with a bad file: exit %d\n%s", code, errOut)
+	}
 	shutdown(t, a)
 }
 

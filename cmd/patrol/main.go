@@ -76,7 +76,9 @@ func commands(ctx context.Context, o io3) []command {
 			server := fs.String("server", schema.DefaultServer, "Patrol `URL` (or host:port)")
 			asJSON := fs.Bool("json", false, "print the plan as JSON")
 			detailed := fs.Bool("detailed-exitcode", false, "exit 0 for no changes, 2 for changes, 1 for errors")
-			return func(args []string) int { return planCmd(ctx, o, args, *server, *asJSON, *detailed) }
+			source := sourceFlags(fs, "plan for a fleet host: what it would do if PATH were written to its key in ")
+			host := fs.String("host", "", "the fleet host's `NAME` (with --source)")
+			return func(args []string) int { return planCmd(ctx, o, args, *server, *asJSON, *detailed, source, *host) }
 		}},
 		{"status", "", "show the state of a running Patrol", func(fs *flag.FlagSet) func([]string) int {
 			server := fs.String("server", schema.DefaultServer, "Patrol `URL` (or host:port)")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/patrolhq/patrol"
 	"github.com/patrolhq/patrol/schema"
@@ -19,7 +20,10 @@ const exitChanges = 2
 
 // planCmd is `patrol plan PATH`: what applying PATH would do to the running
 // daemon (POST /api/plan), or, when no daemon answers, to an empty Patrol.
-func planCmd(ctx context.Context, o io3, args []string, server string, asJSON, detailed bool) int {
+func planCmd(ctx context.Context, o io3, args []string, server string, asJSON, detailed bool, source *sourceArgs, host string) int {
+	if source.url != "" {
+		return planSource(ctx, o, args, source, host, asJSON, detailed)
+	}
 	if len(args) != 1 {
 		fmt.Fprintln(o.stderr, "patrol plan: want exactly one config file (usage: patrol plan PATH)")
 		return exitUsage
@@ -71,6 +75,46 @@ func planCmd(ctx context.Context, o io3, args []string, server string, asJSON, d
 			return exitFail
 		}
 	}
+	return printPlan(o, plan, asJSON, detailed)
+}
+
+// planSource is `patrol plan --source URL --host NAME [FILE]`: what host
+// NAME would do if FILE were written to its key (with no FILE: what a new
+// host would do with its config in etcd).
+func planSource(ctx context.Context, o io3, args []string, source *sourceArgs, host string, asJSON, detailed bool) int {
+	if len(args) > 1 {
+		fmt.Fprintln(o.stderr, "patrol plan: at most one config file with --source (usage: patrol plan --source URL --host NAME [PATH])")
+		return exitUsage
+	}
+	src, err := source.options()
+	if err != nil {
+		fmt.Fprintf(o.stderr, "patrol plan: %v\n", err)
+		return exitUsage
+	}
+	src.Host = host
+	var file []byte
+	name := "etcd"
+	if len(args) == 1 {
+		name = args[0]
+		if file, err = os.ReadFile(args[0]); err != nil {
+			fmt.Fprintf(o.stderr, "patrol plan: %v\n", err)
+			return exitFail
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	plan, err := patrol.PlanSource(ctx, *src, file)
+	if err != nil {
+		for _, line := range patrol.Problems(err) {
+			fmt.Fprintf(o.stderr, "%s: %s\n", name, line)
+		}
+		return exitFail
+	}
+	return printPlan(o, plan, asJSON, detailed)
+}
+
+// printPlan prints a plan as text or JSON; with detailed, changes exit 2.
+func printPlan(o io3, plan *schema.Plan, asJSON, detailed bool) int {
 	if asJSON {
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
