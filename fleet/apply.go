@@ -79,6 +79,20 @@ func (b *Bundle) Validate(dir string) []string {
 	return out
 }
 
+// WriteHosts writes the given hosts' keys (not common) in one
+// transaction and returns its revision.
+func (b *Bundle) WriteHosts(ctx context.Context, cli *clientv3.Client, prefix string, hosts []string) (int64, error) {
+	var ops []clientv3.Op
+	for _, h := range hosts {
+		ops = append(ops, clientv3.OpPut(HostKey(prefix, h), string(b.Hosts[h])))
+	}
+	resp, err := cli.Txn(ctx).Then(ops...).Commit()
+	if err != nil {
+		return 0, err
+	}
+	return resp.Header.Revision, nil
+}
+
 // Write writes the bundle's keys in one transaction (one revision):
 // common (when the bundle has one) and each host's. It returns the
 // revision written.

@@ -47,7 +47,7 @@ func (s *sourceArgs) options() (*patrol.SourceOptions, error) {
 }
 
 // fleetCmd is `patrol fleet status` and `patrol fleet apply DIR`.
-func fleetCmd(ctx context.Context, o io3, fs *flag.FlagSet, source *sourceArgs, args []string, asJSON, dryRun *bool) int {
+func fleetCmd(ctx context.Context, o io3, fs *flag.FlagSet, source *sourceArgs, args []string, asJSON *bool, ao *patrol.FleetApplyOptions) int {
 	if len(args) == 0 {
 		fmt.Fprintln(o.stderr, "patrol fleet: want status or apply DIR (patrol fleet --help)")
 		return exitUsage
@@ -62,7 +62,11 @@ func fleetCmd(ctx context.Context, o io3, fs *flag.FlagSet, source *sourceArgs, 
 		fmt.Fprintf(o.stderr, "patrol fleet %s: %v\n", sub, err)
 		return exitUsage
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	limit := 30 * time.Second
+	if ao.MaxUnavailable > 0 {
+		limit = 24 * time.Hour // the rollout's batches have --timeout each
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	switch {
 	case sub == "status" && len(rest) == 0:
@@ -102,7 +106,9 @@ func fleetCmd(ctx context.Context, o io3, fs *flag.FlagSet, source *sourceArgs, 
 		tw.Flush()
 		return exitOK
 	case sub == "apply" && len(rest) == 1:
-		res, err := patrol.FleetApply(ctx, *src, rest[0], *dryRun)
+		opts := *ao
+		opts.Progress = func(s string) { fmt.Fprintln(o.stdout, s) }
+		res, err := patrol.FleetApply(ctx, *src, rest[0], opts)
 		if err != nil {
 			fmt.Fprintf(o.stderr, "patrol fleet apply: %v\n", err)
 			return exitFail
@@ -114,10 +120,12 @@ func fleetCmd(ctx context.Context, o io3, fs *flag.FlagSet, source *sourceArgs, 
 			fmt.Fprintln(o.stderr, "patrol fleet apply: nothing written")
 			return exitFail
 		}
-		for _, h := range slices.Sorted(maps.Keys(res.Plans)) {
-			fmt.Fprintf(o.stdout, "host %s:\n%s\n", h, res.Plans[h].Text())
+		if ao.MaxUnavailable == 0 || ao.DryRun {
+			for _, h := range slices.Sorted(maps.Keys(res.Plans)) {
+				fmt.Fprintf(o.stdout, "host %s:\n%s\n", h, res.Plans[h].Text())
+			}
 		}
-		if *dryRun {
+		if ao.DryRun {
 			fmt.Fprintln(o.stdout, "dry run: nothing written")
 		} else {
 			fmt.Fprintf(o.stdout, "written at revision %d\n", res.Revision)

@@ -351,3 +351,57 @@ func TestFleetAuth(t *testing.T) {
 	})
 	shutdown(t, a)
 }
+
+// TestFleetRollout: `fleet apply --max-unavailable 1` writes one host at
+// a time and waits for it to converge; a batch that does not converge
+// (an app that crash-loops) stops the rollout with a report, and the
+// hosts after it are not written.
+func TestFleetRollout(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	etc, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer etc.Close()
+	src := "etcd://" + strings.ReplaceAll(strings.Join(c.Endpoints(), ","), "http://", "") + "/fleet"
+	dir := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, h := range []string{"a", "b", "c"} {
+		write("hosts/"+h+".json", fmt.Sprintf(`{"apps": {"web": %s}}`, helperApp("", "sleep")))
+	}
+	if code, out, errOut := cli(t, "fleet", "apply", dir, "--source", src); code != 0 {
+		t.Fatalf("first apply: %d\n%s%s", code, out, errOut)
+	}
+	a, b := fleetHost(t, c, "a", t.TempDir()), fleetHost(t, c, "b", t.TempDir())
+	poll(t, "a and b running", 15*time.Second, func() bool { return pids(a.status(t))["web"] != 0 && pids(b.status(t))["web"] != 0 })
+
+	// a: a change that converges; b: one that crash-loops; c: never written.
+	write("hosts/a.json", fmt.Sprintf(`{"apps": {"web": %s}}`, helperApp("", "sleep", "v2")))
+	write("hosts/b.json", fmt.Sprintf(`{"apps": {"web": %s}}`, helperApp("", "exit", "1")))
+	write("hosts/c.json", fmt.Sprintf(`{"apps": {"web": %s}}`, helperApp("", "sleep", "v2")))
+	before, _ := etc.Get(t.Context(), "/fleet/hosts/c/config.json")
+	code, out, errOut := cli(t, "fleet", "apply", dir, "--source", src, "--max-unavailable", "1", "--timeout", "3s")
+	if code != 1 || !strings.Contains(out, "batch 1/3: a written at revision") || !strings.Contains(out, "batch 1/3 converged") ||
+		!strings.Contains(out, "batch 2/3: b written") || !strings.Contains(errOut, "batch 2/3 (b) did not converge within 3s: b: ") ||
+		!strings.Contains(errOut, "1 host(s) not written: c") {
+		t.Errorf("rollout: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	after, _ := etc.Get(t.Context(), "/fleet/hosts/c/config.json")
+	if after.Kvs[0].ModRevision != before.Kvs[0].ModRevision {
+		t.Error("c was written after the rollout stopped")
+	}
+	// A change of common is refused with --max-unavailable.
+	write("common.json", `{"tick-every": 7}`)
+	if code, _, errOut := cli(t, "fleet", "apply", dir, "--source", src, "--max-unavailable", "1"); code != 1 || !strings.Contains(errOut, "common.json changes every host at once") {
+		t.Errorf("common with --max-unavailable: exit %d, %s", code, errOut)
+	}
+	shutdown(t, a)
+	shutdown(t, b)
+}

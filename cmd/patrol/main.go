@@ -103,8 +103,11 @@ func commands(ctx context.Context, o io3) []command {
 		{"fleet", "status | apply DIR", "the fleet in etcd: every host's revisions and status, or write a directory of configs", func(fs *flag.FlagSet) func([]string) int {
 			source := sourceFlags(fs, "the fleet's etcd: ")
 			asJSON := fs.Bool("json", false, "print JSON")
-			dryRun := fs.Bool("dry-run", false, "apply: validate and print the plans, write nothing")
-			return func(args []string) int { return fleetCmd(ctx, o, fs, source, args, asJSON, dryRun) }
+			var ao patrol.FleetApplyOptions
+			fs.BoolVar(&ao.DryRun, "dry-run", false, "apply: validate and print the plans, write nothing")
+			fs.IntVar(&ao.MaxUnavailable, "max-unavailable", 0, "apply: roll out `N` hosts at a time, each batch converged before the next")
+			fs.DurationVar(&ao.Timeout, "timeout", 5*time.Minute, "apply --max-unavailable: how long a batch may take to converge")
+			return func(args []string) int { return fleetCmd(ctx, o, fs, source, args, asJSON, &ao) }
 		}},
 		{"schema", "", "print the JSON Schema of config.json", func(fs *flag.FlagSet) func([]string) int {
 			return func(args []string) int {
