@@ -54,6 +54,9 @@ type FleetApplyOptions struct {
 	// of common.json reaches every host at once, so it is refused then.
 	MaxUnavailable int
 	Timeout        time.Duration
+	// Settle is how long a batch must stay converged to count (default
+	// 2 s).
+	Settle time.Duration
 	// Progress, when set, is told what the rollout does.
 	Progress func(string)
 }
@@ -135,6 +138,9 @@ func rollout(ctx context.Context, cli *clientv3.Client, prefix string, b *fleet.
 		}
 	}
 	timeout := cmp.Or(ao.Timeout, 5*time.Minute)
+	// A batch counts as converged once it stayed so this long: an app that
+	// crashes a second after its start must not pass.
+	settle := cmp.Or(ao.Settle, 2*time.Second)
 	n := ao.MaxUnavailable
 	batches := (len(changed) + n - 1) / n
 	if len(changed) == 0 {
@@ -149,6 +155,7 @@ func rollout(ctx context.Context, cli *clientv3.Client, prefix string, b *fleet.
 		}
 		say("batch %d/%d: %s written at revision %d", i/n+1, batches, strings.Join(batch, ", "), rev)
 		start := time.Now()
+		var settled time.Time // since when the batch looks converged
 		for {
 			hosts, err := fleet.FleetStatus(ctx, cli, prefix)
 			if err != nil {
@@ -170,7 +177,12 @@ func rollout(ctx context.Context, cli *clientv3.Client, prefix string, b *fleet.
 					waiting = append(waiting, fmt.Sprintf("%s: %d failing, %d unready", h.Host, h.Failing, h.Unready))
 				}
 			}
-			if len(waiting) == 0 {
+			if len(waiting) > 0 {
+				settled = time.Time{}
+			} else if settled.IsZero() {
+				settled = time.Now()
+			}
+			if !settled.IsZero() && time.Since(settled) >= settle {
 				say("batch %d/%d converged in %s", i/n+1, batches, time.Since(start).Round(time.Millisecond))
 				break
 			}

@@ -233,9 +233,10 @@ func (s *etcdSource) reload() (string, error) {
 	return st.Revision(), nil
 }
 
-// monitor checks every second that etcd answers, and logs the changes.
+// monitor checks every 2 s that etcd answers (a linearizable read: a
+// member cut off from its quorum does not count), and logs the changes.
 func (s *etcdSource) monitor(ctx context.Context) {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -268,10 +269,27 @@ func (s *etcdSource) monitor(ctx context.Context) {
 }
 
 // publish writes the host's status to the board whenever something
-// changed, at most every 250 ms (the board coalesces too).
+// changed: at once after a quiet time, then at most every 250 ms while
+// changes go on (the board spaces its writes too).
 func (s *etcdSource) publish(ctx context.Context) {
 	events := s.p.loop.Events(ctx, false)
+	var last time.Time
 	for {
+		if wait := time.Until(last.Add(250 * time.Millisecond)); wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return
+			}
+		}
+		for drained := false; !drained; { // what came meanwhile is in this status
+			select {
+			case <-events:
+			default:
+				drained = true
+			}
+		}
+		last = time.Now()
 		st, err := s.p.Status(ctx)
 		if err != nil {
 			return
@@ -286,19 +304,6 @@ func (s *etcdSource) publish(ctx context.Context) {
 			}
 		case <-ctx.Done():
 			return
-		}
-		// Let a burst of events settle into one status.
-		select {
-		case <-time.After(250 * time.Millisecond):
-		case <-ctx.Done():
-			return
-		}
-		for drained := false; !drained; {
-			select {
-			case <-events:
-			default:
-				drained = true
-			}
 		}
 	}
 }

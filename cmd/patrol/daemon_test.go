@@ -65,7 +65,7 @@ func startDaemon(t *testing.T, path string) *proc {
 
 // startDaemonIn runs `patrol run ARGS --http 127.0.0.1:0 --udp
 // 127.0.0.1:0` in dir (the test's directory when "").
-func startDaemonIn(t *testing.T, dir string, args ...string) *proc {
+func startDaemonIn(t testing.TB, dir string, args ...string) *proc {
 	t.Helper()
 	self, _ := os.Executable()
 	cmd := osexec.Command(self, append(append([]string{mainArg, "run"}, args...), "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0")...)
@@ -120,7 +120,7 @@ func startDaemonIn(t *testing.T, dir string, args ...string) *proc {
 	return p
 }
 
-func (p *proc) status(t *testing.T) *schema.Status {
+func (p *proc) status(t testing.TB) *schema.Status {
 	t.Helper()
 	resp, err := http.Get("http://" + p.addr + "/status/")
 	if err != nil {
@@ -135,7 +135,7 @@ func (p *proc) status(t *testing.T) *schema.Status {
 }
 
 // wait waits for the daemon to exit and returns its exit code.
-func (p *proc) wait(t *testing.T, timeout time.Duration) int {
+func (p *proc) wait(t testing.TB, timeout time.Duration) int {
 	t.Helper()
 	select {
 	case err := <-p.exited:
@@ -152,7 +152,7 @@ func (p *proc) wait(t *testing.T, timeout time.Duration) int {
 	return -1
 }
 
-func poll(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+func poll(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

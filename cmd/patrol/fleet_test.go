@@ -19,14 +19,14 @@ import (
 
 // fleetHost runs `patrol run --source ... --host name` in its own
 // directory (its apps' logs and its state go there).
-func fleetHost(t *testing.T, c *etcdtest.Cluster, name, dir string, extra ...string) *proc {
+func fleetHost(t testing.TB, c *etcdtest.Cluster, name, dir string, extra ...string) *proc {
 	t.Helper()
 	src := "etcd://" + strings.ReplaceAll(strings.Join(c.Endpoints(), ","), "http://", "") + "/fleet"
 	return startDaemonIn(t, dir, append([]string{"--source", src, "--host", name, "--state-dir", filepath.Join(dir, "state"), "--status-ttl", "2s"}, extra...)...)
 }
 
 // statusKey reads a host's status from etcd.
-func statusKey(t *testing.T, cli *clientv3.Client, host string) (string, bool) {
+func statusKey(t testing.TB, cli *clientv3.Client, host string) (string, bool) {
 	t.Helper()
 	resp, err := cli.Get(t.Context(), "/fleet/status/"+host)
 	if err != nil {

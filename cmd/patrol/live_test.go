@@ -256,7 +256,7 @@ func TestEditorSaves(t *testing.T) {
 }
 
 // shutdown stops a daemon gracefully and checks it exits 0.
-func shutdown(t *testing.T, p *proc) {
+func shutdown(t testing.TB, p *proc) {
 	t.Helper()
 	p.cmd.Process.Signal(os.Interrupt)
 	if code := p.wait(t, 20*time.Second); code != 0 {

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -66,7 +67,24 @@ type Member struct {
 // "--auth-token=simple"). The cluster is stopped at the end of the test.
 func Start(t testing.TB, n int, extra ...string) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, bin: Binary(t), dir: t.TempDir(), token: randomToken()}
+	bin := Binary(t)
+	// A port picked free can be taken before etcd binds it: try again
+	// with other ports (a member that cannot bind exits at once).
+	var why string
+	for range 3 {
+		c, err := start(t, bin, n, extra)
+		if err == nil {
+			return c
+		}
+		why = err.Error()
+		t.Logf("etcd cluster did not start, trying other ports: %s", firstLine(why))
+	}
+	t.Fatalf("etcd cluster did not start:\n%s", why)
+	return nil
+}
+
+func start(t testing.TB, bin string, n int, extra []string) (*Cluster, error) {
+	c := &Cluster{t: t, bin: bin, dir: t.TempDir(), token: randomToken()}
 	var initial []string
 	for i := range n {
 		m := &Member{Name: fmt.Sprintf("m%d", i), ClientURL: "http://" + freeAddr(t), PeerURL: "http://" + freeAddr(t),
@@ -81,9 +99,17 @@ func Start(t testing.TB, n int, extra ...string) *Cluster {
 		c.start(m, "new", strings.Join(initial, ","))
 	}
 	for _, m := range c.members {
-		c.waitHealthy(m, 30*time.Second)
+		if err := c.healthy(m, 30*time.Second); err != nil {
+			c.stopAll()
+			return nil, err
+		}
 	}
-	return c
+	return c, nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
 
 // Endpoints are the members' client URLs.
@@ -97,6 +123,21 @@ func (c *Cluster) Endpoints() []string {
 
 // Members are the cluster's members.
 func (c *Cluster) Members() []*Member { return c.members }
+
+// PIDs are the running members' process ids (for CPU measurements).
+func (c *Cluster) PIDs() []int {
+	var out []int
+	for _, m := range c.members {
+		select {
+		case <-m.exited:
+		default:
+			if m.cmd != nil {
+				out = append(out, m.cmd.Process.Pid)
+			}
+		}
+	}
+	return out
+}
 
 // Stop stops member i (SIGTERM, then SIGKILL after 5 s) and waits for it.
 func (c *Cluster) Stop(i int) {
@@ -170,12 +211,19 @@ func (c *Cluster) start(m *Member, state, initial string) {
 // waitHealthy polls the member's /health until it says so.
 func (c *Cluster) waitHealthy(m *Member, timeout time.Duration) {
 	c.t.Helper()
+	if err := c.healthy(m, timeout); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// healthy polls the member's /health until it says so, or says why not.
+func (c *Cluster) healthy(m *Member, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: time.Second}
 	for {
 		select {
 		case <-m.exited:
-			c.t.Fatalf("etcd member %s exited:\n%s", m.Name, tail(m.logPath))
+			return fmt.Errorf("etcd member %s exited:\n%s", m.Name, tail(m.logPath))
 		default:
 		}
 		if resp, err := client.Get(m.ClientURL + "/health"); err == nil {
@@ -183,11 +231,11 @@ func (c *Cluster) waitHealthy(m *Member, timeout time.Duration) {
 			json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&h)
 			resp.Body.Close()
 			if h.Health == "true" {
-				return
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("etcd member %s not healthy after %v:\n%s", m.Name, timeout, tail(m.logPath))
+			return fmt.Errorf("etcd member %s not healthy after %v:\n%s", m.Name, timeout, tail(m.logPath))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -218,14 +266,22 @@ func stopMember(m *Member) {
 	}
 }
 
-// freeAddr returns a loopback address whose port was free a moment ago.
+// freeAddr returns a loopback address whose port was free a moment ago,
+// below the ephemeral range (32768 and up on Linux), where the ports of
+// outgoing connections and of listeners on port 0 come from: no one
+// takes it in the moment before etcd binds it.
 func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		port := 20000 + mrand.IntN(12000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port between 20000 and 32000")
+	return ""
 }
 
 func randomToken() string {
