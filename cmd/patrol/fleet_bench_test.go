@@ -97,7 +97,9 @@ func BenchmarkFleet50Hosts(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer etc.Close()
-	common := func(arg string) string { return fmt.Sprintf(`{"tick-every": 60, "apps": {"shared": %s}}`, helperApp("", "sleep", arg)) }
+	common := func(arg string) string {
+		return fmt.Sprintf(`{"tick-every": 60, "apps": {"shared": %s}}`, helperApp("", "sleep", arg))
+	}
 	if _, err := etc.Put(b.Context(), "/fleet/common/config.json", common("0")); err != nil {
 		b.Fatal(err)
 	}
