@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -17,14 +19,28 @@ import (
 
 // sourceArgs are the flags that reach the fleet's etcd.
 type sourceArgs struct {
-	url  string
-	opts patrol.SourceOptions
+	url    string
+	config string
+	opts   patrol.SourceOptions
+}
+
+// sourceConfig is --source-config's file: the same settings as the flags,
+// which override it.
+type sourceConfig struct {
+	Source       string `json:"source"`
+	Host         string `json:"host"`
+	CA           string `json:"etcd-ca"`
+	Cert         string `json:"etcd-cert"`
+	Key          string `json:"etcd-key"`
+	User         string `json:"etcd-user"`
+	PasswordFile string `json:"etcd-password-file"`
 }
 
 // sourceFlags defines --source and the etcd connection flags on fs.
 func sourceFlags(fs *flag.FlagSet, what string) *sourceArgs {
 	s := &sourceArgs{}
 	fs.StringVar(&s.url, "source", "", what+"etcd://HOST:PORT[,HOST:PORT...]/PREFIX (etcds:// for TLS)")
+	fs.StringVar(&s.config, "source-config", "", "a JSON `FILE` with source, host, etcd-ca, etcd-cert, etcd-key, etcd-user and etcd-password-file (flags win)")
 	fs.StringVar(&s.opts.CAFile, "etcd-ca", "", "CA certificate `PATH` of etcd's members")
 	fs.StringVar(&s.opts.CertFile, "etcd-cert", "", "client certificate `PATH` for etcd")
 	fs.StringVar(&s.opts.KeyFile, "etcd-key", "", "client key `PATH` for etcd")
@@ -32,17 +48,49 @@ func sourceFlags(fs *flag.FlagSet, what string) *sourceArgs {
 	return s
 }
 
-// options turns the flags into SourceOptions.
+// options turns the flags (over --source-config's file) into
+// SourceOptions.
 func (s *sourceArgs) options() (*patrol.SourceOptions, error) {
+	password := os.Getenv("PATROL_ETCD_PASSWORD")
+	if s.config != "" {
+		b, err := os.ReadFile(s.config)
+		if err != nil {
+			return nil, fmt.Errorf("--source-config: %w", err)
+		}
+		var c sourceConfig
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			return nil, fmt.Errorf("--source-config %s: %w", s.config, err)
+		}
+		or := func(flag *string, v string) {
+			if *flag == "" {
+				*flag = v
+			}
+		}
+		or(&s.url, c.Source)
+		or(&s.opts.Host, c.Host)
+		or(&s.opts.CAFile, c.CA)
+		or(&s.opts.CertFile, c.Cert)
+		or(&s.opts.KeyFile, c.Key)
+		or(&s.opts.Username, c.User)
+		if c.PasswordFile != "" && password == "" {
+			p, err := os.ReadFile(c.PasswordFile)
+			if err != nil {
+				return nil, fmt.Errorf("--source-config: etcd-password-file: %w", err)
+			}
+			password = strings.TrimRight(string(p), "\r\n")
+		}
+	}
 	if s.url == "" {
-		return nil, errors.New("--source etcd://HOST:PORT/PREFIX is required")
+		return nil, errors.New("--source etcd://HOST:PORT/PREFIX (or --source-config) is required")
 	}
 	eps, prefix, err := patrol.ParseSourceURL(s.url)
 	if err != nil {
 		return nil, fmt.Errorf("--source: %w", err)
 	}
 	o := s.opts
-	o.Endpoints, o.Prefix, o.Password = eps, prefix, os.Getenv("PATROL_ETCD_PASSWORD")
+	o.Endpoints, o.Prefix, o.Password = eps, prefix, password
 	return &o, nil
 }
 

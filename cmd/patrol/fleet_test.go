@@ -337,8 +337,11 @@ func TestFleetAuth(t *testing.T) {
 		t.Error("host a may write its own config")
 	}
 
-	t.Setenv("PATROL_ETCD_PASSWORD", "pw-a")
-	a := fleetHost(t, c, "a", t.TempDir(), "--etcd-user", "a")
+	// The credentials from a bootstrap file (--source-config).
+	hostDir := t.TempDir()
+	os.WriteFile(filepath.Join(hostDir, "pw"), []byte("pw-a\n"), 0o600)
+	os.WriteFile(filepath.Join(hostDir, "source.json"), []byte(`{"etcd-user": "a", "etcd-password-file": "pw"}`), 0o600)
+	a := fleetHost(t, c, "a", hostDir, "--source-config", "source.json")
 	poll(t, "a running", 15*time.Second, func() bool { return pids(a.status(t))["web"] != 0 })
 	asRoot, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop(), Username: "root", Password: "root-pw"})
 	if err != nil {

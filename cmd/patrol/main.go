@@ -58,7 +58,7 @@ func commands(ctx context.Context, o io3) []command {
 					fmt.Fprintf(o.stderr, "patrol run: unexpected arguments %q (the config is given with --config)\n", args)
 					return exitUsage
 				}
-				if source.url != "" {
+				if source.url != "" || source.config != "" {
 					src, err := source.options()
 					if err != nil {
 						fmt.Fprintf(o.stderr, "patrol run: %v\n", err)

@@ -21,7 +21,7 @@ const exitChanges = 2
 // planCmd is `patrol plan PATH`: what applying PATH would do to the running
 // daemon (POST /api/plan), or, when no daemon answers, to an empty Patrol.
 func planCmd(ctx context.Context, o io3, args []string, server string, asJSON, detailed bool, source *sourceArgs, host string) int {
-	if source.url != "" {
+	if source.url != "" || source.config != "" {
 		return planSource(ctx, o, args, source, host, asJSON, detailed)
 	}
 	if len(args) != 1 {
@@ -91,7 +91,9 @@ func planSource(ctx context.Context, o io3, args []string, source *sourceArgs, h
 		fmt.Fprintf(o.stderr, "patrol plan: %v\n", err)
 		return exitUsage
 	}
-	src.Host = host
+	if host != "" {
+		src.Host = host
+	}
 	var file []byte
 	name := "etcd"
 	if len(args) == 1 {
