@@ -12,9 +12,9 @@ import (
 	"time"
 )
 
-// TermLogEnv names a file to which health helpers append "<name> <unix
-// nanoseconds>" when SIGTERM arrives, before they exit 0: shutdown order
-// tests read the exit times from it.
+// TermLogEnv names a file to which health helpers append "ID armed
+// NANOS" once they catch SIGTERM and "ID term NANOS" when it arrives,
+// before they exit 0: shutdown order tests read the exit times from it.
 const TermLogEnv = "HELPER_TERM_LOG"
 
 // runHealth runs the health helper commands:
@@ -127,21 +127,27 @@ func Notify(msg string) error {
 	return err
 }
 
-// onTerm logs SIGTERM's arrival to TermLogEnv's file and exits 0.
+// onTerm makes SIGTERM exit 0, and logs to TermLogEnv's file "ID armed
+// NANOS" once it is caught and "ID term NANOS" when it arrives.
 func onTerm() {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGTERM)
+	termLog("armed")
 	go func() {
 		<-ch
-		if f := os.Getenv(TermLogEnv); f != "" {
-			if out, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
-				fmt.Fprintf(out, "%s %d\n", os.Getenv("PATROL_ID"), time.Now().UnixNano())
-				out.Close()
-			}
-		}
+		termLog("term")
 		fmt.Println("sigterm")
 		syscall.Exit(0)
 	}()
+}
+
+func termLog(event string) {
+	if f := os.Getenv(TermLogEnv); f != "" {
+		if out, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			fmt.Fprintf(out, "%s %s %d\n", os.Getenv("PATROL_ID"), event, time.Now().UnixNano())
+			out.Close()
+		}
+	}
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, for
