@@ -143,6 +143,10 @@ func (p *proc) wait(t testing.TB, timeout time.Duration) int {
 			return 0
 		}
 		if ee, ok := err.(*osexec.ExitError); ok {
+			// Its log tells why (a race report exits 66).
+			for l := range p.logs {
+				t.Log(l)
+			}
 			return ee.ExitCode()
 		}
 		t.Fatalf("wait: %v", err)

@@ -260,10 +260,6 @@ func shutdown(t testing.TB, p *proc) {
 	t.Helper()
 	p.cmd.Process.Signal(os.Interrupt)
 	if code := p.wait(t, 20*time.Second); code != 0 {
-		// Its log tells why (a race report exits 66).
-		for l := range p.logs {
-			t.Log(l)
-		}
 		t.Errorf("exit code %d", code)
 	}
 }
