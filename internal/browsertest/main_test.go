@@ -273,6 +273,21 @@ func chromium(t *testing.T) string {
 // ends.
 func browser(t *testing.T) context.Context {
 	t.Helper()
+	// Chromium now and then dies while it starts on a loaded machine
+	// (crashpad's "no stack mapping"): a second start is a fresh browser.
+	var err error
+	for range 2 {
+		var ctx context.Context
+		if ctx, err = startBrowser(t); err == nil {
+			return ctx
+		}
+		t.Logf("chromium did not start, once more: %v", err)
+	}
+	t.Fatalf("start chromium: %v", err)
+	return nil
+}
+
+func startBrowser(t *testing.T) (context.Context, error) {
 	path := chromium(t)
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
@@ -302,9 +317,9 @@ func browser(t *testing.T) context.Context {
 	})
 	// The first Run starts the browser; it must not carry a timeout.
 	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
+		return nil, err
 	}
-	return ctx
+	return ctx, nil
 }
 
 // do runs browser actions with a timeout.
