@@ -156,6 +156,7 @@ func rollout(ctx context.Context, cli *clientv3.Client, prefix string, b *fleet.
 		say("batch %d/%d: %s written at revision %d", i/n+1, batches, strings.Join(batch, ", "), rev)
 		start := time.Now()
 		var settled time.Time // since when the batch looks converged
+		var lastWaiting []string
 		for {
 			hosts, err := fleet.FleetStatus(ctx, cli, prefix)
 			if err != nil {
@@ -178,7 +179,7 @@ func rollout(ctx context.Context, cli *clientv3.Client, prefix string, b *fleet.
 				}
 			}
 			if len(waiting) > 0 {
-				settled = time.Time{}
+				settled, lastWaiting = time.Time{}, waiting
 			} else if settled.IsZero() {
 				settled = time.Now()
 			}
@@ -187,6 +188,12 @@ func rollout(ctx context.Context, cli *clientv3.Client, prefix string, b *fleet.
 				break
 			}
 			if time.Since(start) > timeout {
+				if len(waiting) == 0 {
+					// Converged just now, not for long enough: say what it
+					// was doing before.
+					waiting = append(slices.Clone(lastWaiting), fmt.Sprintf("%s: converged for %s only, of the %s required",
+						strings.Join(batch, ", "), time.Since(settled).Round(time.Millisecond), settle))
+				}
 				return rev, fmt.Errorf("batch %d/%d (%s) did not converge within %s: %s; %d host(s) not written: %s",
 					i/n+1, batches, strings.Join(batch, ", "), timeout, strings.Join(waiting, "; "),
 					len(changed)-i-len(batch), strings.Join(changed[i+len(batch):], ", "))

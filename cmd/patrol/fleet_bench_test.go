@@ -12,7 +12,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/patrolhq/patrol/internal/etcdtest"
 )
@@ -51,11 +50,7 @@ func percentiles(d []time.Duration) (p50, p99 float64) {
 //	go test -run '^$' -bench FleetPutToLive -benchtime 50x ./cmd/patrol
 func BenchmarkFleetPutToLive(b *testing.B) {
 	c := etcdtest.Start(b, 3)
-	etc, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer etc.Close()
+	etc := etcdClient(b, c)
 	cfg := func(arg string) string { return fmt.Sprintf(`{"apps": {"web": %s}}`, helperApp("", "sleep", arg)) }
 	if _, err := etc.Put(b.Context(), "/fleet/hosts/a/config.json", cfg("0")); err != nil {
 		b.Fatal(err)
@@ -92,11 +87,7 @@ func BenchmarkFleetPutToLive(b *testing.B) {
 func BenchmarkFleet50Hosts(b *testing.B) {
 	const hosts = 50
 	c := etcdtest.Start(b, 3)
-	etc, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer etc.Close()
+	etc := etcdClient(b, c)
 	common := func(arg string) string {
 		return fmt.Sprintf(`{"tick-every": 60, "apps": {"shared": %s}}`, helperApp("", "sleep", arg))
 	}

@@ -21,8 +21,36 @@ import (
 // directory (its apps' logs and its state go there).
 func fleetHost(t testing.TB, c *etcdtest.Cluster, name, dir string, extra ...string) *proc {
 	t.Helper()
-	src := "etcd://" + strings.ReplaceAll(strings.Join(c.Endpoints(), ","), "http://", "") + "/fleet"
+	src := sourceURL(c)
 	return startDaemonIn(t, dir, append([]string{"--source", src, "--host", name, "--state-dir", filepath.Join(dir, "state"), "--status-ttl", "2s"}, extra...)...)
+}
+
+// sourceURL is the --source of a cluster's fleet.
+func sourceURL(c *etcdtest.Cluster) string {
+	return "etcd://" + strings.ReplaceAll(strings.Join(c.Endpoints(), ","), "http://", "") + "/fleet"
+}
+
+// etcdClient connects to a cluster (closed at the end of the test).
+func etcdClient(t testing.TB, c *etcdtest.Cluster) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// writer writes files of a fleet bundle under dir.
+func writer(t *testing.T, dir string) func(name, content string) {
+	return func(name, content string) {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // statusKey reads a host's status from etcd.
@@ -47,11 +75,7 @@ func statusKey(t testing.TB, cli *clientv3.Client, host string) (string, bool) {
 // and re-registers when it comes back, adopting its children.
 func TestFleetTwoHosts(t *testing.T) {
 	c := etcdtest.Start(t, 3)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := etcdClient(t, c)
 	app := func(arg string) string { return helperApp("", "sleep", arg) }
 	put := func(key, value string) int64 {
 		t.Helper()
@@ -149,11 +173,7 @@ func TestFleetTwoHosts(t *testing.T) {
 // supervises on the last good config it saved.
 func TestFleetDisconnected(t *testing.T) {
 	c := etcdtest.Start(t, 3)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := etcdClient(t, c)
 	put := func(key, value string) {
 		t.Helper()
 		if _, err := cli.Put(t.Context(), key, value); err != nil {
@@ -202,21 +222,10 @@ func TestFleetDisconnected(t *testing.T) {
 // revision and a host with no Patrol as down.
 func TestFleetApplyAndStatus(t *testing.T) {
 	c := etcdtest.Start(t, 3)
-	etc, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer etc.Close()
-	src := "etcd://" + strings.ReplaceAll(strings.Join(c.Endpoints(), ","), "http://", "") + "/fleet"
+	etc := etcdClient(t, c)
+	src := sourceURL(c)
 	dir := t.TempDir()
-	write := func(name, content string) {
-		t.Helper()
-		p := filepath.Join(dir, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := writer(t, dir)
 	write("common.json", fmt.Sprintf(`{"apps": {"shared": %s}}`, helperApp("", "sleep")))
 	write("hosts/a.json", fmt.Sprintf(`{"apps": {"web": %s}}`, helperApp("", "sleep")))
 	write("hosts/b.json", `{"apps": {"db": {"binary": "/bin/db", "depends-on": ["nope"]}}}`)
@@ -293,11 +302,7 @@ func TestFleetApplyAndStatus(t *testing.T) {
 // publishes its status.
 func TestFleetAuth(t *testing.T) {
 	c := etcdtest.Start(t, 3)
-	admin, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	admin := etcdClient(t, c)
 	ctx := t.Context()
 	must := func(_ any, err error) {
 		t.Helper()
@@ -361,21 +366,10 @@ func TestFleetAuth(t *testing.T) {
 // hosts after it are not written.
 func TestFleetRollout(t *testing.T) {
 	c := etcdtest.Start(t, 3)
-	etc, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer etc.Close()
-	src := "etcd://" + strings.ReplaceAll(strings.Join(c.Endpoints(), ","), "http://", "") + "/fleet"
+	etc := etcdClient(t, c)
+	src := sourceURL(c)
 	dir := t.TempDir()
-	write := func(name, content string) {
-		t.Helper()
-		p := filepath.Join(dir, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := writer(t, dir)
 	for _, h := range []string{"a", "b", "c"} {
 		write("hosts/"+h+".json", fmt.Sprintf(`{"apps": {"web": %s}}`, helperApp("", "sleep")))
 	}
