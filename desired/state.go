@@ -29,6 +29,9 @@ type State struct {
 	svcIDs   []string
 	// overrides are the runtime overrides layered on by WithOverrides.
 	overrides map[Key]*Override
+	// dependents maps an app id to the ids of the apps that depend on it
+	// (derived: see Dependents).
+	dependents map[string][]string
 }
 
 // Settings are the config's top-level settings, with defaults applied.
@@ -212,6 +215,10 @@ func (s *State) Services() []*Service {
 	return out
 }
 
+// Dependents returns the ids of the apps that depend on app id, sorted
+// (nil when none does).
+func (s *State) Dependents(id string) []string { return s.dependents[strings.ToLower(id)] }
+
 // Fingerprint identifies the app's whole normalised config: two apps have
 // the same fingerprint exactly when nothing about them differs.
 func (a *App) Fingerprint() string { return a.fingerprint }
@@ -265,6 +272,15 @@ func newState(path string, settings Settings, apps map[string]*App, services map
 	}
 	for _, a := range apps {
 		a.logsShared = byLogDir[a.LogDirectory] > 1
+		for _, dep := range a.DependsOn {
+			if s.dependents == nil {
+				s.dependents = map[string][]string{}
+			}
+			s.dependents[dep.ID] = append(s.dependents[dep.ID], a.ID)
+		}
+	}
+	for _, ids := range s.dependents {
+		slices.Sort(ids)
 	}
 	for _, v := range services {
 		v.fingerprint = fingerprint(v)

@@ -95,37 +95,39 @@ func dependencyDoing(oa *observed.App) string {
 	return "not started yet"
 }
 
-// dependents maps each app id to the ids of the apps that depend on it:
-// by the desired config for the apps in it, and by their instance's config
-// for apps removed from it (so that a removal of both stops the dependent
-// first). The desired graph is acyclic (validated), and no app of it
-// depends on a removed one, so neither is this.
-func dependents(d *desired.State, o *observed.Snapshot) map[string][]string {
+// removedDependents maps app ids to the apps removed from d whose
+// running instance depends on them (by the config it runs with), so that
+// a removal of both stops the dependent first. Nil when no removed app
+// runs, as on nearly every pass.
+func removedDependents(d *desired.State, o *observed.Snapshot) map[string][]string {
 	var out map[string][]string
-	add := func(id string, deps []desired.Dependency) {
-		for _, dep := range deps {
+	for id, oa := range o.Apps {
+		if oa.Instance == nil {
+			continue
+		}
+		if _, ok := d.App(id); ok {
+			continue
+		}
+		for _, dep := range oa.Instance.App.DependsOn {
 			if out == nil {
 				out = map[string][]string{}
 			}
 			out[dep.ID] = append(out[dep.ID], id)
 		}
 	}
-	for _, a := range d.Apps() {
-		add(a.ID, a.DependsOn)
-	}
-	for id, oa := range o.Apps {
-		if _, ok := d.App(id); !ok && oa.Instance != nil {
-			add(id, oa.Instance.App.DependsOn)
-		}
-	}
 	return out
 }
 
-// dependentsUp returns the first of ids that still has processes.
-func dependentsUp(o *observed.Snapshot, ids []string) string {
-	for _, id := range ids {
-		if oa := o.Apps[id]; oa != nil && (oa.Instance != nil || oa.Leftover != nil) {
-			return id
+// dependentsUp returns the first of the apps that depend on an app (by
+// the desired config, and the removed ones) that still has processes. The
+// desired graph is acyclic (validated), and no app of it depends on a
+// removed one, so the stop order has no cycle either.
+func dependentsUp(o *observed.Snapshot, lists ...[]string) string {
+	for _, ids := range lists {
+		for _, id := range ids {
+			if oa := o.Apps[id]; oa != nil && (oa.Instance != nil || oa.Leftover != nil) {
+				return id
+			}
 		}
 	}
 	return ""

@@ -79,9 +79,9 @@ func Plan(d *desired.State, o *observed.Snapshot, now time.Time) []Action {
 		ids[id] = true
 	}
 	var out []Action
-	rev := dependents(d, o)
+	removed := removedDependents(d, o)
 	for _, id := range slices.Sorted(maps.Keys(ids)) {
-		out = append(out, planApp(d, o, id, rev[id], now)...)
+		out = append(out, planApp(d, o, id, removed[id], now)...)
 	}
 	for _, v := range d.Services() {
 		out = append(out, planService(d, o, v.ID, now)...)
@@ -89,9 +89,10 @@ func Plan(d *desired.State, o *observed.Snapshot, now time.Time) []Action {
 	return out
 }
 
-// planApp plans app id; dependents are the apps that depend on it (they
-// stop first).
-func planApp(d *desired.State, o *observed.Snapshot, id string, dependents []string, now time.Time) []Action {
+// planApp plans app id; removedDependents are the apps removed from the
+// config whose instance depends on it (they stop first, as the config's
+// dependents do).
+func planApp(d *desired.State, o *observed.Snapshot, id string, removedDependents []string, now time.Time) []Action {
 	da, inDesired := d.App(id)
 	oa := o.Apps[id]
 	if oa == nil {
@@ -122,13 +123,13 @@ func planApp(d *desired.State, o *observed.Snapshot, id string, dependents []str
 	}
 	// Apps that depend on this one stop first (shutdown, removal).
 	if o.Shutdown {
-		if inst != nil && dependentsUp(o, dependents) == "" {
+		if inst != nil && dependentsUp(o, d.Dependents(id), removedDependents) == "" {
 			out = append(out, act(KindStop, schema.ReasonShutdown))
 		}
 		return out
 	}
 	if !inDesired {
-		if inst != nil && dependentsUp(o, dependents) == "" {
+		if inst != nil && dependentsUp(o, d.Dependents(id), removedDependents) == "" {
 			out = append(out, act(KindStop, schema.ReasonRemoved))
 		}
 		return out
