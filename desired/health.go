@@ -79,18 +79,6 @@ func (p *Probe) Describe() string {
 	return "exec " + strings.Join(p.Command, " ")
 }
 
-// Probes returns the app's probes in the order startup, liveness,
-// readiness (absent ones left out).
-func (a *App) Probes() []*Probe {
-	var out []*Probe
-	for _, p := range []*Probe{a.Startup, a.Liveness, a.Readiness} {
-		if p != nil {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // HasReadiness reports whether the app's instances become ready by a
 // check (a readiness probe or READY=1) rather than at once.
 func (a *App) HasReadiness() bool {

@@ -95,16 +95,12 @@ func (l *Loop) setProbes(inst *observed.Instance, keep map[desired.ProbeKind]boo
 	if h.Probes == nil {
 		h.Probes = map[desired.ProbeKind]*observed.ProbeState{}
 	}
-	var fresh []*desired.Probe
 	for _, p := range probes {
 		if h.Probes[p.Kind] == nil {
 			h.Probes[p.Kind] = &observed.ProbeState{}
-			fresh = append(fresh, p)
 		}
 	}
-	if len(fresh) > 0 || len(probes) == 0 || len(keep) > 0 {
-		l.exec.Probe(inst.ID, probes, now)
-	}
+	l.exec.Probe(inst.ID, probes, now)
 }
 
 // stopProbes stops an instance's probes (it is stopping).
