@@ -191,7 +191,7 @@ func (s *etcdSource) run(ctx context.Context) {
 
 // apply validates a snapshot and hands it to the loop, or reports why not
 // (the last good config stays).
-func (s *etcdSource) apply(snap fleet.Snapshot) {
+func (s *etcdSource) apply(snap fleet.Snapshot) (*desired.State, error) {
 	p := s.p
 	s.mu.Lock()
 	s.seen = snap
@@ -201,7 +201,7 @@ func (s *etcdSource) apply(snap fleet.Snapshot) {
 		p.log.Error("config in etcd is invalid; keeping the running config", "key", fleet.HostKey(s.opts.Prefix, s.opts.Host), "revision", snap.Revision, "err", err)
 		p.loop.ConfigFailed(strings.Join(desired.Problems(err), "; "))
 		p.metrics.reloads.WithLabelValues("failed").Inc()
-		return
+		return nil, err
 	}
 	p.metrics.reloads.WithLabelValues("ok").Inc()
 	p.mu.Lock()
@@ -215,6 +215,7 @@ func (s *etcdSource) apply(snap fleet.Snapshot) {
 	if err := s.save(snap); err != nil {
 		p.log.Warn("cannot save the config read from etcd", "path", s.saved, "err", err)
 	}
+	return st, nil
 }
 
 // reload reads the source again (SIGHUP, POST /api/reload).
@@ -225,8 +226,7 @@ func (s *etcdSource) reload() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	s.apply(snap)
-	st, err := parseSnapshot(snap, s.p.configDir())
+	st, err := s.apply(snap)
 	if err != nil {
 		return "", err
 	}

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -88,13 +89,7 @@ func FleetStatus(ctx context.Context, cli *clientv3.Client, prefix string) ([]Ho
 		}
 	}
 	out := make([]HostLine, 0, len(hosts))
-	for _, h := range slices.Sorted(func(yield func(string) bool) {
-		for k := range hosts {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, h := range slices.Sorted(maps.Keys(hosts)) {
 		l := hosts[h]
 		l.Converged = l.Up && l.AppliedRevision >= l.DesiredRevision && l.Failing == 0 && l.Unready == 0 && l.ConfigError == ""
 		out = append(out, *l)
