@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/patrolhq/patrol/internal/proctool"
+	"github.com/patrolhq/patrol/internal/testhelper"
 )
 
 // patrolBin is the patrol binary built by TestMain for the smoke test.
@@ -23,20 +22,7 @@ func TestMain(m *testing.M) {
 	// The bench re-executes its own binary as the baseline and the helper
 	// apps; under test that binary is the test binary.
 	reexecuted(os.Args)
-	dir, err := os.MkdirTemp("", "patrol-bench-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	patrolBin = filepath.Join(dir, "patrol")
-	if out, err := exec.Command("go", "build", "-o", patrolBin, "../patrol").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build ../patrol: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testhelper.RunWithPatrol(m, "../patrol", &patrolBin))
 }
 
 func TestPercentile(t *testing.T) {

@@ -2,12 +2,11 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/patrolhq/patrol/internal/testhelper"
 )
 
 // patrolBin is the patrol binary built by TestMain.
@@ -19,20 +18,7 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "helper" {
 		os.Exit(runHelper(os.Args[2:]))
 	}
-	dir, err := os.MkdirTemp("", "patrol-chaos-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	patrolBin = filepath.Join(dir, "patrol")
-	if out, err := exec.Command("go", "build", "-o", patrolBin, "../patrol").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build ../patrol: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testhelper.RunWithPatrol(m, "../patrol", &patrolBin))
 }
 
 // TestChaosShort is `make chaos` in short: a few kill -9 rounds, a short

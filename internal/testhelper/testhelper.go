@@ -12,7 +12,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -323,4 +325,23 @@ func ImageResident(pid int) (resident, size int, err error) {
 		}
 	}
 	return resident, size, nil
+}
+
+// RunWithPatrol builds cmd/patrol (from the package directory dir, such
+// as "../patrol") into a temp directory, sets *bin to it, runs the tests
+// and removes it; it returns the tests' exit code (1 if the build fails).
+// For the TestMain of commands that drive a real `patrol run`.
+func RunWithPatrol(m interface{ Run() int }, dir string, bin *string) int {
+	tmp, err := os.MkdirTemp("", "patrol-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	*bin = filepath.Join(tmp, "patrol")
+	if out, err := exec.Command("go", "build", "-o", *bin, dir).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", dir, err, out)
+		return 1
+	}
+	return m.Run()
 }
