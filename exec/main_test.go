@@ -322,6 +322,8 @@ func helper(args []string) int {
 		return n
 	case "waiter-idle":
 		return waiterIdle(arg(0))
+	case "spawn-before-run":
+		return spawnBeforeRun()
 	case "ignore-sigterm":
 		signal.Ignore(syscall.SIGTERM)
 		fmt.Println("ready")

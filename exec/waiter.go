@@ -24,11 +24,17 @@ import (
 var waiter struct {
 	once sync.Once
 	// kick wakes the waiter when it has nothing to wait for: a child was
-	// started, or a Runner started running (an exit may be waiting).
+	// started, or a Runner started running (an exit may be waiting). It is
+	// made here, not by once: a Runner may spawn before any Runner runs.
 	kick chan struct{}
 
 	mu      sync.Mutex
 	runners map[*Runner]struct{} // the Runners inside Run
+}
+
+func init() {
+	waiter.kick = make(chan struct{}, 1)
+	waiter.runners = map[*Runner]struct{}{}
 }
 
 // kickWaiter wakes the waiter if it waits for a child to be started.
@@ -41,11 +47,7 @@ func kickWaiter() {
 
 // addRunning makes r reap on the waiter's behalf until removeRunning.
 func addRunning(r *Runner) {
-	waiter.once.Do(func() {
-		waiter.kick = make(chan struct{}, 1)
-		waiter.runners = map[*Runner]struct{}{}
-		go waitChildren()
-	})
+	waiter.once.Do(func() { go waitChildren() })
 	waiter.mu.Lock()
 	waiter.runners[r] = struct{}{}
 	waiter.mu.Unlock()

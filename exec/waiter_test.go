@@ -107,3 +107,54 @@ func TestWaiterDoesNotSpinOnAZombie(t *testing.T) {
 		t.Errorf("after a Runner ran: %s, want the zombie reaped", got)
 	}
 }
+
+// spawnBeforeRun is the helper "spawn-before-run": in a process of its own
+// (so the waiter is not started yet), a Runner starts a child while the
+// first Runner starts running, as Patrol's loop may launch before its
+// reaper's goroutine is scheduled. The exit must be delivered; a -race
+// build halts with 66 on a race (the helper runs with halt_on_error).
+func spawnBeforeRun() int {
+	exe, err := os.Executable()
+	if err != nil {
+		return 1
+	}
+	exited := make(chan observed.Exit, 1)
+	r := NewRunner(nil, func(observed.Exit) {})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started := make(chan error, 1)
+	go func() {
+		_, err := r.Start(Spec{Path: exe, Args: []string{helperArg, "exit", "3"}, Done: exited})
+		started <- err
+	}()
+	go r.Run(ctx)
+	if err := <-started; err != nil {
+		return 1
+	}
+	select {
+	case ex := <-exited:
+		if ex.Code != 3 {
+			return 2
+		}
+	case <-time.After(timeout):
+		return 3
+	}
+	return 0
+}
+
+// TestSpawnBeforeRun: a child started before (or while) the first Runner
+// starts running is reaped and delivered, without a data race on the
+// waiter's start (CI once caught one: kickWaiter read the channel that the
+// first Run made).
+func TestSpawnBeforeRun(t *testing.T) {
+	for i := range 5 {
+		ch := make(chan observed.Exit, 1)
+		s := helperSpec(t, "spawn-before-run", "spawn-before-run")
+		s.Env = append(os.Environ(), "GORACE=halt_on_error=1")
+		s.Done = ch
+		start(t, s)
+		if ex := waitExit(t, ch); ex.Code != 0 {
+			t.Fatalf("run %d: helper exited with %d (66: a data race)", i, ex.Code)
+		}
+	}
+}
