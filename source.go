@@ -176,6 +176,7 @@ func (s *etcdSource) run(ctx context.Context) {
 		for {
 			select {
 			case snap := <-snaps:
+				s.observe(nil) // the watch delivered: etcd answers
 				s.apply(snap)
 			case <-ctx.Done():
 				return
@@ -245,26 +246,32 @@ func (s *etcdSource) monitor(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		up := err == nil
-		s.mu.Lock()
-		changed := up != s.connected
-		if changed {
-			s.connected, s.since = up, time.Now()
-		}
-		s.mu.Unlock()
-		switch {
-		case changed && up:
-			s.p.log.Info("etcd answers again", "endpoints", s.opts.Endpoints)
-			s.p.loop.Announce(schema.Event{Event: schema.EventSource, Message: "connected"})
-		case changed:
-			s.p.log.Warn("etcd does not answer; supervising on the last good config", "endpoints", s.opts.Endpoints, "err", err)
-			s.p.loop.Announce(schema.Event{Event: schema.EventSource, Message: "disconnected: " + err.Error()})
-		}
+		s.observe(err)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			return
 		}
+	}
+}
+
+// observe records whether etcd answered (err nil) and logs and announces
+// a change.
+func (s *etcdSource) observe(err error) {
+	up := err == nil
+	s.mu.Lock()
+	changed := up != s.connected
+	if changed {
+		s.connected, s.since = up, time.Now()
+	}
+	s.mu.Unlock()
+	switch {
+	case changed && up:
+		s.p.log.Info("etcd answers again", "endpoints", s.opts.Endpoints)
+		s.p.loop.Announce(schema.Event{Event: schema.EventSource, Message: "connected"})
+	case changed:
+		s.p.log.Warn("etcd does not answer; supervising on the last good config", "endpoints", s.opts.Endpoints, "err", err)
+		s.p.loop.Announce(schema.Event{Event: schema.EventSource, Message: "disconnected: " + err.Error()})
 	}
 }
 

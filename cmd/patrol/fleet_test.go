@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -33,7 +34,13 @@ func sourceURL(c *etcdtest.Cluster) string {
 // etcdClient connects to a cluster (closed at the end of the test).
 func etcdClient(t testing.TB, c *etcdtest.Cluster) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	return etcdClientAt(t, c.Endpoints())
+}
+
+// etcdClientAt connects to endpoints (closed at the end of the test).
+func etcdClientAt(t testing.TB, endpoints []string) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,52 +173,86 @@ func TestFleetTwoHosts(t *testing.T) {
 	testhelper.ReapOrphans()
 }
 
-// TestFleetDisconnected: with one etcd member down a host still gets
-// updates; with all down it keeps supervising (a crash is restarted) and
-// shows the source disconnected; when the cluster is back it says so and
-// applies what is written then. A Patrol restarted while etcd is down
-// supervises on the last good config it saved.
+// TestFleetDisconnected: with one etcd member down both hosts still get
+// updates; with all down they keep supervising (a crash is restarted) and
+// show the source disconnected; a Patrol restarted while etcd is down
+// supervises on the last good config it saved. An update written while
+// the hosts are cut off (the cluster restored on client ports they do not
+// know, written to, and opened again) is applied when they reconnect,
+// with no later write to wake them.
 func TestFleetDisconnected(t *testing.T) {
 	c := etcdtest.Start(t, 3)
 	cli := etcdClient(t, c)
-	put := func(key, value string) {
+	put := func(cli *clientv3.Client, key, value string) {
 		t.Helper()
-		if _, err := cli.Put(t.Context(), key, value); err != nil {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		if _, err := cli.Put(ctx, key, value); err != nil {
 			t.Fatal(err)
 		}
 	}
-	put("/fleet/hosts/a/config.json", fmt.Sprintf(`{"apps": {"web": %s}}`, helperApp(`"backoff": {"reset-after": 0}`, "sleep")))
-	dir := t.TempDir()
-	a := fleetHost(t, c, "a", dir)
-	poll(t, "web running", 15*time.Second, func() bool { return pids(a.status(t))["web"] != 0 })
+	web := helperApp(`"backoff": {"reset-after": 0}`, "sleep")
+	apps := func(kv ...string) string {
+		var b strings.Builder
+		for i := 0; i < len(kv); i += 2 {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%q: %s", kv[i], kv[i+1])
+		}
+		return `{"apps": {` + b.String() + `}}`
+	}
+	put(cli, "/fleet/hosts/a/config.json", apps("web", web))
+	put(cli, "/fleet/hosts/b/config.json", apps("web-b", web))
+	dirA := t.TempDir()
+	a, b := fleetHost(t, c, "a", dirA), fleetHost(t, c, "b", t.TempDir())
+	poll(t, "both hosts running", 15*time.Second, func() bool { return pids(a.status(t))["web"] != 0 && pids(b.status(t))["web-b"] != 0 })
 
 	c.Stop(0)
-	put("/fleet/hosts/a/config.json", fmt.Sprintf(`{"apps": {"web": %s, "two": %s}}`, helperApp(`"backoff": {"reset-after": 0}`, "sleep"), helperApp("", "sleep")))
-	poll(t, "the update with one member down", 10*time.Second, func() bool { return pids(a.status(t))["two"] != 0 })
+	put(cli, "/fleet/common/config.json", apps("two", helperApp("", "sleep")))
+	poll(t, "the update on both hosts with one member down", 10*time.Second, func() bool {
+		return pids(a.status(t))["two"] != 0 && pids(b.status(t))["two"] != 0
+	})
 
 	c.Stop(1)
 	c.Stop(2)
-	poll(t, "the source disconnected", 10*time.Second, func() bool {
-		src := a.status(t).Config.Source
-		return src != nil && !src.Connected && src.DisconnectedSince != ""
-	})
-	web := pids(a.status(t))["web"]
-	syscall.Kill(int(web), syscall.SIGKILL)
-	poll(t, "web restarted while etcd is down", 10*time.Second, func() bool { p := pids(a.status(t))["web"]; return p != 0 && p != web })
+	for _, h := range []*proc{a, b} {
+		poll(t, "the source disconnected", 10*time.Second, func() bool {
+			src := h.status(t).Config.Source
+			return src != nil && !src.Connected && src.DisconnectedSince != ""
+		})
+	}
+	w := pids(a.status(t))["web"]
+	syscall.Kill(int(w), syscall.SIGKILL)
+	poll(t, "web restarted while etcd is down", 10*time.Second, func() bool { p := pids(a.status(t))["web"]; return p != 0 && p != w })
 
 	// A restart of Patrol while etcd is down: the saved config serves.
 	shutdown(t, a)
-	a = fleetHost(t, c, "a", dir)
+	a = fleetHost(t, c, "a", dirA)
 	poll(t, "both apps running from the saved config", 15*time.Second, func() bool { return len(pids(a.status(t))) == 2 })
 
+	// The update written meanwhile: the hosts cannot reach the cluster
+	// while it takes it.
+	hidden := etcdClientAt(t, c.RestartAllHidden())
+	put(hidden, "/fleet/hosts/a/config.json", apps("web", web, "three", helperApp("", "sleep")))
+	put(hidden, "/fleet/common/config.json", `{}`)
+	hidden.Close()
+	if src := a.status(t).Config.Source; src.Connected {
+		t.Fatalf("a connected to the hidden cluster: %+v", src)
+	}
+	c.StopAll()
 	c.RestartAll()
-	poll(t, "the source connected", 15*time.Second, func() bool { return a.status(t).Config.Source.Connected })
-	put("/fleet/hosts/a/config.json", fmt.Sprintf(`{"apps": {"web": %s}}`, helperApp(`"backoff": {"reset-after": 0}`, "sleep")))
-	poll(t, "the update after the cluster came back", 15*time.Second, func() bool {
-		p := pids(a.status(t))
-		return p["two"] == 0 && p["web"] != 0
+	poll(t, "the update written meanwhile applied on both", 20*time.Second, func() bool {
+		pa, pb := pids(a.status(t)), pids(b.status(t))
+		return pa["two"] == 0 && pa["three"] != 0 && pa["web"] != 0 && pb["two"] == 0 && pb["web-b"] != 0
 	})
+	for _, h := range []*proc{a, b} {
+		if src := h.status(t).Config.Source; !src.Connected {
+			t.Errorf("source after the cluster came back: %+v", src)
+		}
+	}
 	shutdown(t, a)
+	shutdown(t, b)
 	testhelper.ReapOrphans()
 }
 

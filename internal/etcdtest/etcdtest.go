@@ -170,6 +170,44 @@ func (c *Cluster) RestartAll() {
 	}
 }
 
+// RestartAllHidden starts every stopped member again on client ports no
+// client knows and waits until all are healthy: a cluster being restored
+// before it is opened to its clients. It returns the hidden endpoints;
+// StopAll, then RestartAll, bring the cluster back on its own ports.
+func (c *Cluster) RestartAllHidden() []string {
+	c.t.Helper()
+	own := make([]string, len(c.members))
+	var hidden []string
+	for i, m := range c.members {
+		own[i] = m.ClientURL
+		m.ClientURL = "http://" + freeAddr(c.t)
+		hidden = append(hidden, m.ClientURL)
+	}
+	defer func() {
+		for i, m := range c.members {
+			m.ClientURL = own[i]
+		}
+	}()
+	for _, m := range c.members {
+		select {
+		case <-m.exited:
+			c.start(m, "existing", "")
+		default:
+			c.t.Fatalf("RestartAllHidden: member %s is running", m.Name)
+		}
+	}
+	for _, m := range c.members {
+		c.waitHealthy(m, 30*time.Second)
+	}
+	return hidden
+}
+
+// StopAll stops every member.
+func (c *Cluster) StopAll() {
+	c.t.Helper()
+	c.stopAll()
+}
+
 func (c *Cluster) start(m *Member, state, initial string) {
 	c.t.Helper()
 	args := []string{
