@@ -49,6 +49,9 @@ type etcdSource struct {
 	src   *fleet.Source
 	board *fleet.Board
 	saved string // path of sourceFile
+	// read is signalled when a snapshot was read: the status shows its
+	// revision even when the config did not change (no event says so).
+	read chan struct{}
 
 	mu        sync.Mutex
 	applied   fleet.Snapshot // the snapshot of the config in force
@@ -68,7 +71,7 @@ func loadSource(o fleet.Options, dir, stateDir string) (*etcdSource, *desired.St
 	if err != nil {
 		return nil, nil, err
 	}
-	s := &etcdSource{opts: o, cli: cli, src: &fleet.Source{Client: cli, Prefix: o.Prefix, Host: o.Host},
+	s := &etcdSource{read: make(chan struct{}, 1), opts: o, cli: cli, src: &fleet.Source{Client: cli, Prefix: o.Prefix, Host: o.Host},
 		board: &fleet.Board{Client: cli, Key: fleet.StatusKey(o.Prefix, o.Host), TTL: o.StatusTTL},
 		saved: filepath.Join(stateDir, sourceFile), since: time.Now()}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -197,6 +200,12 @@ func (s *etcdSource) apply(snap fleet.Snapshot) (*desired.State, error) {
 	s.mu.Lock()
 	s.seen = snap
 	s.mu.Unlock()
+	defer func() {
+		select {
+		case s.read <- struct{}{}:
+		default:
+		}
+	}()
 	st, err := parseSnapshot(snap, p.configDir())
 	if err != nil {
 		p.log.Error("config in etcd is invalid; keeping the running config", "key", fleet.HostKey(s.opts.Prefix, s.opts.Host), "revision", snap.Revision, "err", err)
@@ -292,6 +301,7 @@ func (s *etcdSource) publish(ctx context.Context) {
 		for drained := false; !drained; { // what came meanwhile is in this status
 			select {
 			case <-events:
+			case <-s.read:
 			default:
 				drained = true
 			}
@@ -309,6 +319,7 @@ func (s *etcdSource) publish(ctx context.Context) {
 			if !ok {
 				return
 			}
+		case <-s.read:
 		case <-ctx.Done():
 			return
 		}

@@ -15,7 +15,12 @@ import (
 //   - "apps" and "services" are merged by id: an id in both is the host's
 //     entry, whole (its keys are not merged with common's entry);
 //   - every other top-level key ("http", "hooks", "tick-every", ...) is
-//     the host's when the host sets it, else common's.
+//     the host's when the host sets it, else common's;
+//   - null in the host's config takes common's away: "apps": {"x": null}
+//     leaves common's app x out of this host, "http": null leaves common's
+//     http block out (the default applies). A null entry in common's
+//     config is an error; null (and an empty "apps" or "services") is
+//     otherwise the same as absent.
 //
 // Either may be nil (absent); both absent is an error. Each must be a JSON
 // object without duplicate keys; what is wrong with one is reported with
@@ -33,16 +38,23 @@ func Layer(common, host []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := maps.Clone(c)
-	if out == nil {
-		out = map[string]json.RawMessage{}
+	out := map[string]json.RawMessage{}
+	for k, v := range c {
+		if !isNull(v) {
+			out[k] = v
+		}
 	}
 	for k, v := range h {
-		if k != "apps" && k != "services" {
+		switch {
+		case k == "apps" || k == "services":
+		case isNull(v):
+			delete(out, k)
+		default:
 			out[k] = v
 		}
 	}
 	for _, group := range []string{"apps", "services"} {
+		delete(out, group)
 		ce, err := layerEntries("common", group, c[group])
 		if err != nil {
 			return nil, err
@@ -51,14 +63,20 @@ func Layer(common, host []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if ce == nil && he == nil {
-			continue
-		}
 		merged := maps.Clone(ce)
 		if merged == nil {
 			merged = map[string]json.RawMessage{}
 		}
-		maps.Copy(merged, he)
+		for id, v := range he {
+			if isNull(v) {
+				delete(merged, id)
+			} else {
+				merged[id] = v
+			}
+		}
+		if len(merged) == 0 {
+			continue
+		}
 		b, err := marshalSorted(merged)
 		if err != nil {
 			return nil, err
@@ -104,7 +122,89 @@ func layerEntries(name, group string, raw json.RawMessage) (map[string]json.RawM
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, single(group, fmt.Sprintf("in the %s config: must be an object of entries by id", name))
 	}
+	if name == "common" {
+		for _, id := range slices.Sorted(maps.Keys(m)) {
+			if isNull(m[id]) {
+				return nil, single(group+"."+id, "in the common config: null takes an entry of common away in a host's config; in common, leave the entry out")
+			}
+		}
+	}
 	return m, nil
+}
+
+// isNull reports whether a JSON value is null.
+func isNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null" }
+
+// Stage returns a host config that, layered on oldCommon, gives what host
+// layered on newCommon gives: the host's own keys and entries, common's
+// new ones copied in, and null for what common drops. A rollout of a
+// common change writes it to each host's key in turn, so that the hosts
+// change batch by batch, and then writes newCommon and the hosts' own
+// configs, which changes nothing more.
+func Stage(oldCommon, newCommon, host []byte) ([]byte, error) {
+	oc, err := layerObject("common", oldCommon)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := layerObject("common", newCommon)
+	if err != nil {
+		return nil, err
+	}
+	h, err := layerObject("host", host)
+	if err != nil {
+		return nil, err
+	}
+	out := maps.Clone(h)
+	if out == nil {
+		out = map[string]json.RawMessage{}
+	}
+	for k, v := range nc {
+		if _, ok := h[k]; !ok && k != "apps" && k != "services" {
+			out[k] = v
+		}
+	}
+	for k := range oc {
+		if _, ok := out[k]; !ok && k != "apps" && k != "services" {
+			out[k] = json.RawMessage("null")
+		}
+	}
+	for _, group := range []string{"apps", "services"} {
+		oe, err := layerEntries("common", group, oc[group])
+		if err != nil {
+			return nil, err
+		}
+		ne, err := layerEntries("common", group, nc[group])
+		if err != nil {
+			return nil, err
+		}
+		he, err := layerEntries("host", group, h[group])
+		if err != nil {
+			return nil, err
+		}
+		entries := maps.Clone(he)
+		if entries == nil {
+			entries = map[string]json.RawMessage{}
+		}
+		for id, v := range ne {
+			if _, ok := he[id]; !ok {
+				entries[id] = v
+			}
+		}
+		for id := range oe {
+			if _, ok := entries[id]; !ok {
+				entries[id] = json.RawMessage("null")
+			}
+		}
+		if len(entries) == 0 {
+			continue
+		}
+		b, err := marshalSorted(entries)
+		if err != nil {
+			return nil, err
+		}
+		out[group] = b
+	}
+	return marshalSorted(out)
 }
 
 // marshalSorted encodes an object with its keys sorted, values as given.

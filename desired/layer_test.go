@@ -55,6 +55,7 @@ func TestLayer(t *testing.T) {
 		{"common not an object", []byte(`[]`), host, "common config must be a JSON object, got an array"},
 		{"duplicate key", []byte(`{"tick-every": 1, "tick-every": 2}`), host, "in the common config: "},
 		{"apps not an object", common, []byte(`{"apps": [1]}`), "apps: in the host config: must be an object of entries by id"},
+		{"null in common", []byte(`{"apps": {"a": null}}`), host, "apps.a: in the common config: null takes an entry of common away in a host's config"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := Layer(tc.common, tc.host)
@@ -67,6 +68,83 @@ func TestLayer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLayerNull: null in a host's config takes common's entry or key
+// away from that host.
+func TestLayerNull(t *testing.T) {
+	common := []byte(`{"tick-every": 30, "apps": {"a": {"binary": "/bin/a"}, "b": {"binary": "/bin/b"}}}`)
+	got, err := Layer(common, []byte(`{"tick-every": null, "apps": {"a": null, "c": {"binary": "/bin/c"}}, "services": null}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"apps":{"b":{"binary": "/bin/b"},"c":{"binary": "/bin/c"}}}`; string(got) != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	// Every common entry taken away: no "apps" at all.
+	if got, _ := Layer(common, []byte(`{"apps": {"a": null, "b": null}}`)); string(got) != `{"tick-every":30}` {
+		t.Errorf("got %s", got)
+	}
+}
+
+// TestStage: a staged host config on the old common gives what the host's
+// config gives on the new one: changed, added and dropped common entries
+// and keys, the host's own entries and nulls.
+func TestStage(t *testing.T) {
+	oldCommon := []byte(`{"tick-every": 30, "http": {"listen": "127.0.0.1:1"}, "apps": {"keep": {"binary": "/k"}, "change": {"binary": "/c1"}, "drop": {"binary": "/d"}}}`)
+	newCommon := []byte(`{"tick-every": 10, "apps": {"keep": {"binary": "/k"}, "change": {"binary": "/c2"}, "add": {"binary": "/a"}}, "services": {"s": {"management": 3}}}`)
+	host := []byte(`{"tick-every": 5, "apps": {"own": {"binary": "/o"}, "add": null}}`)
+	staged, err := Stage(oldCommon, newCommon, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"apps":{"add":null,"change":{"binary": "/c2"},"drop":null,"keep":{"binary": "/k"},"own":{"binary": "/o"}},"http":null,"services":{"s":{"management": 3}},"tick-every":5}`
+	if string(staged) != want {
+		t.Errorf("staged\n got %s\nwant %s", staged, want)
+	}
+	a, err := Layer(oldCommon, staged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Layer(newCommon, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(b) {
+		t.Errorf("staged on the old common:\n%s\nhost on the new common:\n%s", a, b)
+	}
+}
+
+// FuzzStage: whenever a host's config layers on the new common, the
+// staged config layers on the old common to the same bytes.
+func FuzzStage(f *testing.F) {
+	f.Add([]byte(`{"tick-every": 1, "apps": {"a": {}, "b": {}}}`), []byte(`{"apps": {"a": {"x": 1}, "c": {}}, "http": {}}`), []byte(`{"apps": {"b": null, "h": {}}}`))
+	f.Add([]byte(`{"apps": null, "http": null}`), []byte(`{"apps": {}}`), []byte(`{}`))
+	f.Add([]byte(`{}`), []byte(`{"services": {"s": 1}}`), []byte(`{"services": null, "tick-every": null}`))
+	f.Fuzz(func(t *testing.T, oldCommon, newCommon, host []byte) {
+		want, err := Layer(newCommon, host)
+		if err != nil {
+			return
+		}
+		if _, err := layerObject("common", oldCommon); err != nil {
+			return
+		}
+		staged, err := Stage(oldCommon, newCommon, host)
+		if err != nil {
+			// Only an invalid old common may stop it.
+			if _, lerr := Layer(oldCommon, []byte(`{}`)); lerr == nil {
+				t.Fatalf("Stage failed on layers Layer accepts: %v", err)
+			}
+			return
+		}
+		got, err := Layer(oldCommon, staged)
+		if err != nil {
+			t.Fatalf("the staged config %s does not layer: %v", staged, err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("staged on the old common:\n%s\nhost on the new common:\n%s", got, want)
+		}
+	})
 }
 
 // FuzzLayer: no pair of documents makes Layer panic, and what it accepts

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -79,30 +81,59 @@ func (b *Bundle) Validate(dir string) []string {
 	return out
 }
 
-// WriteHosts writes the given hosts' keys (not common) in one
-// transaction and returns its revision.
-func (b *Bundle) WriteHosts(ctx context.Context, cli *clientv3.Client, prefix string, hosts []string) (int64, error) {
-	var ops []clientv3.Op
-	for _, h := range hosts {
-		ops = append(ops, clientv3.OpPut(HostKey(prefix, h), string(b.Hosts[h])))
-	}
-	resp, err := cli.Txn(ctx).Then(ops...).Commit()
-	if err != nil {
-		return 0, err
-	}
-	return resp.Header.Revision, nil
+// Current is what a fleet has in etcd, read at one revision (by the
+// operator's commands, which list the prefix; hosts never do).
+type Current struct {
+	Revision int64
+	Common   []byte            // nil: no common key
+	Hosts    map[string][]byte // the host keys, by host name
+	Up       map[string]bool   // the hosts with a status key
 }
 
-// Write writes the bundle's keys in one transaction (one revision):
-// common (when the bundle has one) and each host's. It returns the
-// revision written.
-func (b *Bundle) Write(ctx context.Context, cli *clientv3.Client, prefix string) (int64, error) {
-	var ops []clientv3.Op
-	if b.Common != nil {
-		ops = append(ops, clientv3.OpPut(CommonKey(prefix), string(b.Common)))
+// ReadCurrent reads the common key, every host key and which hosts have a
+// status key, in one transaction.
+func ReadCurrent(ctx context.Context, cli *clientv3.Client, prefix string) (*Current, error) {
+	hostsDir := path.Join("/", prefix, "hosts") + "/"
+	statusDir := path.Join("/", prefix, "status") + "/"
+	resp, err := cli.Txn(ctx).Then(
+		clientv3.OpGet(CommonKey(prefix)),
+		clientv3.OpGet(hostsDir, clientv3.WithPrefix()),
+		clientv3.OpGet(statusDir, clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+	).Commit()
+	if err != nil {
+		return nil, err
 	}
-	for _, h := range b.HostNames() {
-		ops = append(ops, clientv3.OpPut(HostKey(prefix, h), string(b.Hosts[h])))
+	c := &Current{Revision: resp.Header.Revision, Hosts: map[string][]byte{}, Up: map[string]bool{}}
+	if kvs := resp.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		c.Common = kvs[0].Value
+	}
+	for _, kv := range resp.Responses[1].GetResponseRange().GetKvs() {
+		h, file, _ := strings.Cut(strings.TrimPrefix(string(kv.Key), hostsDir), "/")
+		if file == "config.json" && CheckHost(h) == nil {
+			c.Hosts[h] = kv.Value
+		}
+	}
+	for _, kv := range resp.Responses[2].GetResponseRange().GetKvs() {
+		if h := strings.TrimPrefix(string(kv.Key), statusDir); CheckHost(h) == nil {
+			c.Up[h] = true
+		}
+	}
+	return c, nil
+}
+
+// Write writes keys in one transaction and returns its revision: common
+// when not nil, and each host's key (deleted when its value is nil).
+func Write(ctx context.Context, cli *clientv3.Client, prefix string, common []byte, hosts map[string][]byte) (int64, error) {
+	var ops []clientv3.Op
+	if common != nil {
+		ops = append(ops, clientv3.OpPut(CommonKey(prefix), string(common)))
+	}
+	for _, h := range slices.Sorted(maps.Keys(hosts)) {
+		if hosts[h] == nil {
+			ops = append(ops, clientv3.OpDelete(HostKey(prefix, h)))
+		} else {
+			ops = append(ops, clientv3.OpPut(HostKey(prefix, h), string(hosts[h])))
+		}
 	}
 	resp, err := cli.Txn(ctx).Then(ops...).Commit()
 	if err != nil {

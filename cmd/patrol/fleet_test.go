@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -401,10 +402,13 @@ func TestFleetAuth(t *testing.T) {
 	shutdown(t, a)
 }
 
-// TestFleetRollout: `fleet apply --max-unavailable 1` writes one host at
-// a time and waits for it to converge; a batch that does not converge
-// (an app that crash-loops) stops the rollout with a report, and the
-// hosts after it are not written.
+// TestFleetRollout: `fleet apply --max-unavailable 1` changes one host at
+// a time and waits for each to converge. A batch that does not converge
+// stops the rollout with a report, and later hosts are not written; a host
+// with no Patrol running is not waited for. A common.json change is rolled
+// out too, host by host (staged host keys), ending with the directory as it
+// is in etcd and no further change on any host; a host in etcd but not in
+// the directory keeps its key and gets its plan.
 func TestFleetRollout(t *testing.T) {
 	c := etcdtest.Start(t, 3)
 	etc := etcdClient(t, c)
@@ -417,28 +421,96 @@ func TestFleetRollout(t *testing.T) {
 	if code, out, errOut := cli(t, "fleet", "apply", dir, "--source", src); code != 0 {
 		t.Fatalf("first apply: %d\n%s%s", code, out, errOut)
 	}
+	// d is in etcd only, a host the directory does not manage; its
+	// config needs common's app agent.
+	if _, err := etc.Put(t.Context(), "/fleet/hosts/d/config.json", fmt.Sprintf(`{"apps": {"d-only": %s}}`, helperApp(`"depends-on": ["agent"]`, "sleep"))); err != nil {
+		t.Fatal(err)
+	}
 	a, b := fleetHost(t, c, "a", t.TempDir()), fleetHost(t, c, "b", t.TempDir())
-	poll(t, "a and b running", 15*time.Second, func() bool { return pids(a.status(t))["web"] != 0 && pids(b.status(t))["web"] != 0 })
+	poll(t, "a and b running and registered", 15*time.Second, func() bool {
+		_, okA := statusKey(t, etc, "a")
+		_, okB := statusKey(t, etc, "b")
+		return okA && okB && pids(a.status(t))["web"] != 0 && pids(b.status(t))["web"] != 0
+	})
 
-	// a: a change that converges; b: one that crash-loops; c: never written.
+	// a: a change that converges; b: one that crash-loops; c: no Patrol.
 	write("hosts/a.json", fmt.Sprintf(`{"apps": {"web": %s}}`, helperApp("", "sleep", "v2")))
 	write("hosts/b.json", fmt.Sprintf(`{"apps": {"web": %s}}`, helperApp("", "exit", "1")))
 	write("hosts/c.json", fmt.Sprintf(`{"apps": {"web": %s}}`, helperApp("", "sleep", "v2")))
 	before, _ := etc.Get(t.Context(), "/fleet/hosts/c/config.json")
 	code, out, errOut := cli(t, "fleet", "apply", dir, "--source", src, "--max-unavailable", "1", "--timeout", "3s")
-	if code != 1 || !strings.Contains(out, "batch 1/3: a written at revision") || !strings.Contains(out, "batch 1/3 converged") ||
-		!strings.Contains(out, "batch 2/3: b written") || !strings.Contains(errOut, "batch 2/3 (b) did not converge within 3s: b: ") ||
-		!strings.Contains(errOut, "1 host(s) not written: c") {
+	if code != 1 || !strings.Contains(out, "not waiting for c: no Patrol runs there") ||
+		!strings.Contains(out, "batch 1/2 (a) written at revision") || !strings.Contains(out, "batch 1/2 (a) converged") ||
+		!strings.Contains(out, "batch 2/2 (b) written") || !strings.Contains(errOut, "batch 2/2 (b) did not converge within 3s: b: ") ||
+		!strings.Contains(errOut, "not written: c") || strings.Contains(out, "host d:") {
 		t.Errorf("rollout: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 	after, _ := etc.Get(t.Context(), "/fleet/hosts/c/config.json")
 	if after.Kvs[0].ModRevision != before.Kvs[0].ModRevision {
 		t.Error("c was written after the rollout stopped")
 	}
-	// A change of common is refused with --max-unavailable.
-	write("common.json", `{"tick-every": 7}`)
-	if code, _, errOut := cli(t, "fleet", "apply", dir, "--source", src, "--max-unavailable", "1"); code != 1 || !strings.Contains(errOut, "common.json changes every host at once") {
-		t.Errorf("common with --max-unavailable: exit %d, %s", code, errOut)
+
+	// A common change, rolled out: b is fixed back first.
+	write("hosts/b.json", fmt.Sprintf(`{"apps": {"web": %s}}`, helperApp("", "sleep")))
+	if code, out, errOut := cli(t, "fleet", "apply", dir, "--source", src); code != 0 {
+		t.Fatalf("fix b: %d\n%s%s", code, out, errOut)
+	}
+	poll(t, "b converged", 10*time.Second, func() bool { return pids(b.status(t))["web"] != 0 })
+	// An etcd-only host whose config the new common would break: refused.
+	write("common.json", fmt.Sprintf(`{"apps": {"not-agent": %s}}`, helperApp("", "sleep")))
+	if code, _, errOut := cli(t, "fleet", "apply", dir, "--source", src, "--max-unavailable", "1"); code != 1 ||
+		!strings.Contains(errOut, "etcd hosts/d (not in the directory), with the new common.json: apps.d-only.depends-on[0]: ") {
+		t.Errorf("a common.json that breaks d: exit %d\n%s", code, errOut)
+	}
+	write("common.json", fmt.Sprintf(`{"apps": {"agent": %s}}`, helperApp("", "sleep")))
+	pa, pb := pids(a.status(t)), pids(b.status(t))
+	dBefore, _ := etc.Get(t.Context(), "/fleet/hosts/d/config.json")
+	type result struct {
+		code     int
+		out, err string
+	}
+	done := make(chan result, 1)
+	go func() {
+		var o, e bytes.Buffer
+		code := run(t.Context(), []string{"fleet", "apply", dir, "--source", src, "--max-unavailable", "1", "--timeout", "20s"}, &o, &e)
+		done <- result{code, o.String(), e.String()}
+	}()
+	// When each host got the agent: never both in one batch.
+	var gotA, gotB time.Time
+	var res result
+	for res.out == "" {
+		select {
+		case res = <-done:
+		case <-time.After(20 * time.Millisecond):
+		}
+		if gotA.IsZero() && pids(a.status(t))["agent"] != 0 {
+			gotA = time.Now()
+		}
+		if gotB.IsZero() && pids(b.status(t))["agent"] != 0 {
+			gotB = time.Now()
+		}
+	}
+	if res.code != 0 || !strings.Contains(res.out, "host d:\n+ app     agent ") || !strings.Contains(res.out, "the last write converged") {
+		t.Fatalf("common rollout: exit %d\nstdout:\n%s\nstderr:\n%s", res.code, res.out, res.err)
+	}
+	t.Logf("agent on a at %v, on b %v later", gotA.Format("15:04:05.000"), gotB.Sub(gotA))
+	if gotA.IsZero() || gotB.IsZero() || gotB.Sub(gotA) < 1500*time.Millisecond {
+		t.Errorf("a got the agent at %v, b at %v: want b after a's batch settled (2 s)", gotA, gotB)
+	}
+	// The directory as it is, and nothing more changed on the hosts.
+	for key, want := range map[string]string{"/fleet/common/config.json": "common.json", "/fleet/hosts/a/config.json": "hosts/a.json", "/fleet/hosts/b/config.json": "hosts/b.json"} {
+		data, _ := os.ReadFile(filepath.Join(dir, want))
+		resp, _ := etc.Get(t.Context(), key)
+		if len(resp.Kvs) == 0 || string(resp.Kvs[0].Value) != string(data) {
+			t.Errorf("%s after the rollout: %v, want %s", key, resp.Kvs, want)
+		}
+	}
+	if dAfter, _ := etc.Get(t.Context(), "/fleet/hosts/d/config.json"); dAfter.Kvs[0].ModRevision != dBefore.Kvs[0].ModRevision {
+		t.Error("d's key was written")
+	}
+	na, nb := pids(a.status(t)), pids(b.status(t))
+	if na["web"] != pa["web"] || nb["web"] != pb["web"] || len(na) != 2 || len(nb) != 2 {
+		t.Errorf("after the rollout: a %v -> %v, b %v -> %v (want web kept, agent added)", pa, na, pb, nb)
 	}
 	shutdown(t, a)
 	shutdown(t, b)
