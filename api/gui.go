@@ -19,11 +19,13 @@ import (
 	"github.com/patrolhq/patrol/schema"
 )
 
-// The web GUI (DESIGN §11): server-rendered page shells (html/template)
-// whose embedded scripts fetch the status and follow /api/events. There is
-// no build step and no external asset; every script is a file under
-// /static/, so the Content-Security-Policy allows no inline script or
-// style.
+// The web GUI (DESIGN §11): pages rendered in full on the server
+// (html/template; views in guiview.go, guientry.go, guisvg.go), whose forms
+// work without JavaScript (guiform.go); the embedded scripts then follow
+// /api/events and swap in the page's live part, rendered by the same
+// template. There is no build step and no external asset; every script is
+// a file under /static/, so the Content-Security-Policy allows no inline
+// script or style.
 
 //go:embed gui/*.html
 var pageFS embed.FS
@@ -41,7 +43,7 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 // are parsed on first use, not at start: parsing them took about 2 ms of
 // every Patrol's start, before its first app could start.
 var pages = sync.OnceValue(func() map[string]*template.Template {
-	layout := template.Must(template.ParseFS(pageFS, "gui/layout.html"))
+	layout := template.Must(template.New("").Funcs(guiFuncs).ParseFS(pageFS, "gui/layout.html"))
 	out := map[string]*template.Template{}
 	for _, name := range []string{"dashboard", "entry", "plan", "error"} {
 		out[name] = template.Must(template.Must(layout.Clone()).ParseFS(pageFS, "gui/"+name+".html"))
@@ -56,18 +58,26 @@ type pageData struct {
 	// navigation link.
 	Page string
 	// Entry is set on entry pages.
-	Entry *entryData
+	Entry *entryView
+	// Dash is set on the dashboard.
+	Dash *dashView
+	// Plan is set on the plan page.
+	Plan *planView
+	// Now is when the page was rendered (ISO).
+	Now string
+	// CSRF is the forms' token; Flash the result of the form just posted.
+	CSRF  string
+	Flash *guiResult
+	// Locked is set when reads need the token (http.protect-reads) and the
+	// request has none: the page shows no data, its script fetches it with
+	// the token.
+	Locked bool
+	// Token is set when this Patrol has an http.token: the entry page's
+	// form then has a token field (for use without JavaScript).
+	Token bool
 	// Status and Message are set on error pages.
 	Status  int
 	Message string
-}
-
-// entryData is the entry an entry page shows.
-type entryData struct {
-	Group  string
-	ID     string
-	Name   string
-	Secret bool
 }
 
 // securityHeaders are set on every GUI page and asset.
@@ -78,31 +88,59 @@ func securityHeaders(h http.Header) {
 	h.Set("Referrer-Policy", "no-referrer")
 }
 
-// page turns a page handler, which returns the page to render or an error,
-// into an http.Handler: GET and HEAD only, security headers, errors as an
-// HTML error page with the API's status codes.
-func (s *Server) page(fn func(r *http.Request) (string, *pageData, error)) http.Handler {
+// page turns a page handler, which fills the page to render or returns an
+// error, into an http.Handler: GET and HEAD (and POST where post is set),
+// security headers, errors as an HTML error page with the API's status
+// codes. With ?fragment=live only the page's live part is rendered (the
+// template "live"), for the page's script to swap in.
+func (s *Server) page(name string, fn func(r *http.Request, d *pageData) error, post bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		securityHeaders(w.Header())
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && !(post && r.Method == http.MethodPost) {
+			w.Header().Set("Allow", map[bool]string{true: "GET, HEAD, POST", false: "GET, HEAD"}[post])
 			s.renderError(w, r, newError(http.StatusMethodNotAllowed, schema.ErrInvalidMethod, fmt.Errorf("method %s", r.Method)))
 			return
 		}
-		name, data, err := fn(r)
-		if err != nil {
+		fragment := r.URL.Query().Get("fragment") == "live"
+		now := s.now()
+		d := &pageData{Page: name, CSRF: s.csrf, Token: s.token() != "", Now: now.Local().Format(isoLayout)}
+		if want := s.token(); want != "" && s.protect() && !validBearer(r.Header.Get("Authorization"), want) {
+			if fragment {
+				s.writeError(w, r, newError(http.StatusUnauthorized, schema.ErrUnauthorized, errors.New("reads need the token (http.protect-reads)")))
+				return
+			}
+			d.Locked = true
+		}
+		if id := r.URL.Query().Get("flash"); id != "" {
+			if res, ok := s.flash.get(id, now); ok {
+				d.Flash = &res
+			}
+		}
+		if err := fn(r, d); err != nil {
 			s.renderError(w, r, err)
 			return
 		}
-		s.render(w, http.StatusOK, name, data)
+		if d.Title == "" {
+			d.Title = strings.ToUpper(name[:1]) + name[1:]
+		}
+		tmpl := "layout"
+		if fragment {
+			tmpl = "live"
+		}
+		s.renderTemplate(w, http.StatusOK, name, tmpl, d)
 	})
 }
 
 // render executes a page into a buffer first, so that a template error
 // is a clean 500 rather than half a page.
 func (s *Server) render(w http.ResponseWriter, code int, name string, data *pageData) {
+	s.renderTemplate(w, code, name, "layout", data)
+}
+
+// renderTemplate executes one template of a page.
+func (s *Server) renderTemplate(w http.ResponseWriter, code int, name, tmpl string, data *pageData) {
 	var buf bytes.Buffer
-	if err := pages()[name].ExecuteTemplate(&buf, "layout", data); err != nil {
+	if err := pages()[name].ExecuteTemplate(&buf, tmpl, data); err != nil {
 		s.log.Error("render page", "page", name, "err", err)
 		http.Error(w, "render page: "+err.Error(), http.StatusInternalServerError)
 		return
@@ -128,32 +166,98 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 	s.render(w, code, "error", &pageData{Title: http.StatusText(code), Page: "error", Status: code, Message: msg})
 }
 
-func (s *Server) dashboardPage(r *http.Request) (string, *pageData, error) {
-	return "dashboard", &pageData{Title: "Dashboard", Page: "dashboard"}, nil
+// dashboardPage is /: every app and service, sorted and filtered by the
+// query (sort, state, q).
+func (s *Server) dashboardPage(r *http.Request, d *pageData) error {
+	d.Title = "Dashboard"
+	if d.Locked {
+		return nil
+	}
+	st, err := s.backend.Status(r.Context())
+	if err != nil {
+		return fmt.Errorf("dashboard: %w: %w", errBackend, err)
+	}
+	d.Dash = makeDashboard(st, parseDashQuery(r.URL.Query()), s.now())
+	return nil
 }
 
-func (s *Server) planPage(r *http.Request) (string, *pageData, error) {
-	return "plan", &pageData{Title: "Plan", Page: "plan"}, nil
-}
-
-// entryPage is /app/ID and /service/ID: the entry is looked up (a plain
-// read through the API) so that an unknown one is a 404 page.
-func (s *Server) entryPage(r *http.Request) (string, *pageData, error) {
+// entryPage is /app/ID and /service/ID, with the entry's history; an
+// unknown entry is a 404 page.
+func (s *Server) entryPage(r *http.Request, d *pageData) error {
 	group := strings.Trim(path.Dir(r.URL.Path), "/")
-	req := &schema.Request{ID: r.PathValue("id"), Group: group}
+	if d.Locked {
+		// The entry's data needs the token: the page's frame, whose script
+		// fetches the rest with it.
+		id := strings.ToLower(r.PathValue("id"))
+		d.Entry, d.Title = &entryView{Group: group, ID: id, Name: id, Locked: true}, id
+		return nil
+	}
+	req := &schema.Request{ID: r.PathValue("id"), Group: group, History: true}
 	resp, err := s.backend.Request(r.Context(), req, schema.TransportHTTP)
 	if err != nil {
-		return "", nil, fmt.Errorf("entry page: %w: %w", errBackend, err)
+		return fmt.Errorf("entry page: %w: %w", errBackend, err)
 	}
 	if resp == nil {
-		return "", nil, fmt.Errorf("entry page: %w: nil response", errBackend)
+		return fmt.Errorf("entry page: %w: nil response", errBackend)
 	}
 	if len(resp.Errors) > 0 {
-		return "", nil, newError(http.StatusNotFound, strings.Join(resp.Errors, "; "), fmt.Errorf("entry page %s", r.URL.Path))
+		return newError(http.StatusNotFound, strings.Join(resp.Errors, "; "), fmt.Errorf("entry page %s", r.URL.Path))
 	}
 	id := cmp.Or(resp.ID, strings.ToLower(req.ID))
-	e := &entryData{Group: group, ID: id, Name: cmp.Or(resp.Name, id), Secret: resp.Secret}
-	return "entry", &pageData{Title: e.Name, Page: "entry", Entry: e}, nil
+	d.Entry = makeEntry(group, id, resp, s.now())
+	d.Title = d.Entry.Name
+	return nil
+}
+
+// planView is the plan page: the pending plan, and a previewed config.
+type planView struct {
+	Current   string
+	Problems  []string // of the current file
+	Config    string   // the config previewed
+	Preview   string   // its plan
+	Errors    []string // its problems
+	Previewed bool
+}
+
+// planPage is /plan: the pending plan; a POST previews a config (form
+// field "config"), changing nothing.
+func (s *Server) planPage(r *http.Request, d *pageData) error {
+	v := &planView{}
+	d.Plan, d.Title = v, "Plan"
+	if d.Locked {
+		return nil
+	}
+	if r.Method == http.MethodPost {
+		if err := s.sameOrigin(r); err != nil {
+			return err
+		}
+		r.Body = http.MaxBytesReader(nil, r.Body, MaxBody)
+		if err := r.ParseForm(); err != nil {
+			return newError(http.StatusRequestEntityTooLarge, schema.ErrInvalidBody, err)
+		}
+		if !validToken(r.PostFormValue("csrf"), s.csrf) {
+			return newError(http.StatusForbidden, "the page is stale (Patrol restarted?): reload it and try again", errors.New("plan form: wrong CSRF token"))
+		}
+		v.Config, v.Previewed = r.PostFormValue("config"), true
+		p, problems, err := s.backend.Plan(r.Context(), []byte(v.Config))
+		if err != nil {
+			return fmt.Errorf("plan: %w: %w", errBackend, err)
+		}
+		if len(problems) > 0 {
+			v.Errors = problems
+		} else if p != nil {
+			v.Preview = p.Text()
+		}
+	}
+	p, problems, err := s.backend.Plan(r.Context(), nil)
+	if err != nil {
+		return fmt.Errorf("plan: %w: %w", errBackend, err)
+	}
+	v.Problems = problems
+	if p != nil {
+		v.Current = p.Text()
+	}
+	return nil
 }
 
 // guiStatus is GET /gui/status, the dashboard's data: the status with each

@@ -67,8 +67,17 @@ func toAny(ss []string) []any {
 }
 
 func newTestServer(f *fakeBackend, token string) http.Handler {
-	return NewServer(f, Options{Token: func() string { return token }}).Handler()
+	s := NewServer(f, Options{Token: func() string { return token }})
+	s.now = func() time.Time { return fakeNow }
+	s.csrf = testCSRF
+	return s.Handler()
 }
+
+// fakeNow is the GUI's clock in tests (an hour after fakeStarted), and
+// testCSRF its forms' token.
+var fakeNow = time.Date(2026, 11, 22, 17, 13, 28, 0, time.UTC)
+
+const testCSRF = "test-csrf"
 
 func TestGoldenHTTP(t *testing.T) {
 	for _, c := range []struct {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/patrolhq/patrol/internal/testhelper"
 )
@@ -13,6 +14,7 @@ import (
 // TestMain checks that the tests leave no goroutine or socket behind. The
 // check is skipped while fuzzing, whose workers keep their own goroutines.
 func TestMain(m *testing.M) {
+	time.Local = time.UTC // the GUI shows local times: the golden files are in UTC
 	fds, goroutines := testhelper.CountFDs(), runtime.NumGoroutine()
 	code := m.Run()
 	if code == 0 && !fuzzing() {

@@ -97,6 +97,12 @@ type Server struct {
 	followPoll time.Duration
 	// openLog opens a log file for reading; tests count what is read.
 	openLog func(path string) (logFile, error)
+	// csrf is the GUI forms' token; flash keeps their results for the
+	// pages they redirect to (guiform.go).
+	csrf  string
+	flash flashes
+	// now is the GUI's clock (uptimes, flapping); tests fix it.
+	now func() time.Time
 }
 
 // route is one entry of the route table: a pattern and its handler, built
@@ -128,11 +134,12 @@ func (s *Server) routes() []route {
 		{"/api/logs", http.HandlerFunc(s.logs)},
 		{"/healthz", s.handle(s.healthz)},
 		// The web GUI (gui.go): pages, their data and their assets.
-		{"/{$}", s.page(s.dashboardPage)},
-		{"/app/{id}", s.page(s.entryPage)},
-		{"/service/{id}", s.page(s.entryPage)},
-		{"/plan", s.page(s.planPage)},
+		{"/{$}", s.page("dashboard", s.dashboardPage, false)},
+		{"/app/{id}", s.page("entry", s.entryPage, false)},
+		{"/service/{id}", s.page("entry", s.entryPage, false)},
+		{"/plan", s.page("plan", s.planPage, true)},
 		{"/gui/status", s.handle(s.guiStatus)},
+		{"/gui/toggle", http.HandlerFunc(s.guiToggle)},
 		{"/static/", http.HandlerFunc(serveStatic)},
 	}
 }
@@ -150,7 +157,7 @@ func NewServer(b Backend, opts Options) *Server {
 	s := &Server{
 		backend: b, log: opts.Log, token: opts.Token, mux: http.NewServeMux(),
 		observe: opts.Observe, metrics: opts.Metrics, protect: opts.ProtectReads,
-		heartbeat: heartbeatEvery, followPoll: followPollEvery, openLog: openLogFile,
+		heartbeat: heartbeatEvery, followPoll: followPollEvery, openLog: openLogFile, csrf: newCSRF(), now: time.Now,
 	}
 	s.streams, s.stopStreams = context.WithCancel(context.Background())
 	if s.log == nil {

@@ -56,9 +56,11 @@ func TestPlanView(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The preview is a form: the page is rendered again with the plan.
 	do(t, ctx, 10*time.Second,
 		chromedp.SetValue(chromedp.ID("config-text"), string(next)),
-		chromedp.Click(chromedp.CSS(`#preview-form button[type="submit"]`)))
+		chromedp.Click(chromedp.CSS(`#preview-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("plan-preview")))
 	plan := waitJS[string](t, ctx, "the preview", `!document.getElementById("plan-preview").hidden && document.getElementById("plan-preview").textContent`, 10*time.Second)
 	t.Logf("previewed plan:\n%s", plan)
 	// The CLI's columns, compared with single spaces.
@@ -83,7 +85,8 @@ func TestPlanView(t *testing.T) {
 
 	do(t, ctx, 10*time.Second,
 		chromedp.SetValue(chromedp.ID("config-text"), `{"apps": {"web": {}}}`),
-		chromedp.Click(chromedp.CSS(`#preview-form button[type="submit"]`)))
+		chromedp.Click(chromedp.CSS(`#preview-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.ID("preview-errors")))
 	errs := waitJS[string](t, ctx, "the problems", `!document.getElementById("preview-errors").hidden && document.getElementById("preview-errors").textContent`, 10*time.Second)
 	if !strings.Contains(errs, "apps.web.binary") {
 		t.Errorf("problems: %q", errs)

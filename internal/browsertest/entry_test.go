@@ -137,7 +137,7 @@ func TestSecretAndToken(t *testing.T) {
 	// nothing.
 	do(t, ctx, 30*time.Second, chromedp.Navigate(in.base+"/app/clock"))
 	waitJS[bool](t, ctx, "clock's page", `document.getElementById("entry-state").textContent === "running"`, 10*time.Second)
-	eval[bool](t, ctx, `(() => { const f = window.fetch; window.fetch = (u, o) => String(u).includes("history=true") ? new Promise(() => {}) : f(u, o); return true; })()`)
+	eval[bool](t, ctx, `(() => { const f = window.fetch; window.fetch = (u, o) => String(u).includes("fragment=live") ? new Promise(() => {}) : f(u, o); return true; })()`)
 	if _, err := in.Request(t.Context(), &schema.Request{ID: "clock", Group: "app", Toggle: schema.ToggleDisable}, schema.TransportLibrary); err != nil {
 		t.Fatal(err)
 	}

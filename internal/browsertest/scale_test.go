@@ -121,7 +121,7 @@ func TestDashboard500(t *testing.T) {
 	stopLoad()
 	wg.Wait()
 	elapsed := time.Since(phase)
-	fetches := eval[int](t, ctx, `performance.getEntriesByType("resource").filter((e) => e.name.endsWith("/gui/status")).length`)
+	fetches := eval[int](t, ctx, `performance.getEntriesByType("resource").filter((e) => e.name.includes("fragment=live")).length`)
 	long := eval[[]float64](t, ctx, `window.__long`)
 	longMax := 0.0
 	for _, d := range long {

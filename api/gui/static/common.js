@@ -89,70 +89,6 @@
     return P.duration(tb - ta);
   };
 
-  P.STATES = ["running", "starting", "stopping", "backoff", "stopped", "disabled", "waiting"];
-
-  // healthBadge returns (or updates) an entry's health badge: shown when
-  // the app is unready, or has checks (probes, sd_notify STATUS=) that
-  // passed; its title is the last health failure.
-  P.healthBadge = function (e, el) {
-    el = el || P.el("span");
-    const checked = e.probes || e.status;
-    const h = e.health === "unready" || (e.health === "ready" && checked) ? e.health : "";
-    el.className = h ? "badge health-" + h : "";
-    P.setText(el, h); // "-" without a badge
-    const why = e["health-failure"] ? "last failure: " + e["health-failure"] + (e["health-failure-at"] ? " (" + e["health-failure-at"] + ")" : "") : "";
-    if (why) el.title = why;
-    else el.removeAttribute("title");
-    return el;
-  };
-
-  // probesText describes an entry's probes: "liveness ok (HTTP 200, 12:00:01)".
-  P.probesText = function (probes) {
-    return Object.keys(probes || {}).sort().map((k) => {
-      const p = probes[k];
-      return k + " " + (p.ok ? "passing" : "failing") + (p.message ? " (" + p.message + (p.at ? ", " + p.at : "") + ")" : "");
-    }).join("; ");
-  };
-
-  // badge returns (or updates) a state badge.
-  P.badge = function (state, reason, e) {
-    e = e || P.el("span");
-    const cls = "badge state-" + (P.STATES.includes(state) ? state : "unknown");
-    if (e.className !== cls) e.className = cls;
-    P.setText(e, state || "unknown");
-    if (reason) e.title = reason;
-    else e.removeAttribute("title");
-    return e;
-  };
-
-  // lastExit describes an entry's last ended instance: "3 (crashed)".
-  P.lastExit = function (history) {
-    if (!history || history.length === 0) return "-";
-    const h = history[history.length - 1];
-    return String(h["exit-code"] || 0) + (h.reason ? " (" + h.reason + ")" : "");
-  };
-
-  // overrideText describes an API override: "disabled until …".
-  P.overrideText = function (ov) {
-    if (!ov) return "";
-    const parts = [];
-    if (ov.disabled !== undefined) parts.push(ov.disabled ? "disabled" : "enabled");
-    if (ov["run-once"] !== undefined) parts.push(ov["run-once"] ? "run once" : "no run once");
-    let t = parts.join(", ") || "override";
-    if (ov.expires) t += " until " + ov.expires;
-    return t;
-  };
-
-  // digest is what an operator sees of an entry: a toggle is sent only if
-  // it still holds (see toggle).
-  P.digest = function (e) {
-    if (!e) return "";
-    return JSON.stringify([
-      e.state || "", e.pid || 0, e["instance-id"] || "", !!e.disabled, !!e["run-once"],
-      !!e["config-disabled"], e.override || null,
-    ]);
-  };
-
   // conn shows the live connection's state in the header.
   P.conn = function (text, kind) {
     const c = document.getElementById("conn");
@@ -224,37 +160,114 @@
     return r.json;
   };
 
-  P.entryURL = function (group, id, extra) {
-    return "/api/?group=" + encodeURIComponent(group) + "&id=" + encodeURIComponent(id) + (extra || "");
+  // tick updates every ticking time on the page (.tick[data-since]: an
+  // uptime) without a request.
+  P.tick = function () {
+    if (document.hidden) return;
+    const now = Date.now();
+    for (const e of document.querySelectorAll(".tick[data-since]")) {
+      const t = P.uptime(e.dataset.since, now);
+      if (t !== "-" && e.textContent !== t) e.textContent = t;
+    }
   };
 
-  // toggle changes an entry (action: {toggle: N} or {clear: true}) if it
-  // still is as the page shows it (shown): it reads the entry afresh, and
-  // if what an operator sees (state, pid, instance, disabled, run once,
-  // override) has changed meanwhile it stops with a "changed meanwhile"
-  // answer instead of acting on a stale page; otherwise it sends the
-  // request with the CAS just read, so that a change in between makes the
-  // API refuse it (cas-invalid), which is reported the same way. (The
-  // page's own CAS is not enough: pings and other invisible updates move
-  // it every few seconds.) It returns {ok, changed, text}.
-  P.toggle = async function (group, id, shown, action, secret, ttl) {
-    const label = group + " " + id;
-    const cur = await P.request("GET", P.entryURL(group, id));
-    if (!cur.ok || !cur.json) return { ok: false, text: label + ": " + cur.errors.join("; ") };
-    if (shown && P.digest(cur.json) !== P.digest(shown)) {
-      return { ok: false, changed: true, text: label + " changed meanwhile (it is " + (cur.json.state || "?") + " now): the page shows it again; check it and try again." };
+  // focusKey names the focused element so that it can be found again in
+  // a part of the page that was replaced.
+  function focusKey() {
+    const a = document.activeElement;
+    if (!a || a === document.body) return null;
+    if (a.id) return "#" + CSS.escape(a.id);
+    const label = a.getAttribute("aria-label");
+    if (label) return a.tagName.toLowerCase() + '[aria-label="' + CSS.escape(label) + '"]';
+    return null;
+  }
+
+  function keys(el) {
+    return Array.from(el.querySelectorAll("[data-key]"), (r) => r.dataset.key);
+  }
+
+  // swap brings the page's live part (#live) up to date with html, the
+  // same part freshly rendered by the server (?fragment=live): each part
+  // (an element with an id at its top level) whose data-sig changed is
+  // replaced; in a part whose rows (data-key) are the same and in the same
+  // order, only the rows whose data-sig changed are. The server renders
+  // everything: this only picks what to replace.
+  P.swap = function (html) {
+    const live = document.getElementById("live");
+    if (!live) return;
+    const doc = new DOMParser().parseFromString(html, "text/html");
+    const focus = focusKey();
+    const seen = new Set();
+    for (const n of Array.from(doc.body.children)) {
+      if (!n.id) continue;
+      seen.add(n.id);
+      const old = document.getElementById(n.id);
+      if (!old) {
+        live.append(document.adoptNode(n));
+        continue;
+      }
+      const sameRows = old.dataset.sig === n.dataset.sig && keys(old).join("\n") === keys(n).join("\n");
+      if (!sameRows) {
+        old.replaceWith(document.adoptNode(n));
+        continue;
+      }
+      const rows = new Map(Array.from(old.querySelectorAll("[data-key]"), (r) => [r.dataset.key, r]));
+      for (const r of Array.from(n.querySelectorAll("[data-key]"))) {
+        const o = rows.get(r.dataset.key);
+        if (o && o.dataset.sig !== r.dataset.sig) o.replaceWith(document.adoptNode(r));
+      }
     }
-    const body = Object.assign({ id: id, group: group, cas: cur.json.cas }, action);
-    if (secret) body.secret = secret;
-    if (ttl > 0) body.ttl = ttl;
-    const r = await P.request("POST", "/api/", body);
-    if (r.status === 401) return { ok: false, text: "This Patrol needs its API token for changes: enter it above." };
-    if (!r.ok || !r.json) return { ok: false, text: label + ": " + r.errors.join("; ") };
-    if (r.json["cas-invalid"]) {
-      if (r.json.secret && !secret) return { ok: false, text: label + " is protected: enter its secret." };
-      return { ok: false, changed: true, text: label + " changed meanwhile: reload it and try again." };
+    for (const c of Array.from(live.children)) {
+      if (c.id && !seen.has(c.id)) c.remove();
     }
-    return { ok: true, text: label + ": done." };
+    if (focus && (!document.activeElement || document.activeElement === document.body)) {
+      const f = document.querySelector(focus);
+      if (f) f.focus();
+    }
+    P.tick();
+  };
+
+  // refresher returns a throttled function that refetches the page's live
+  // part and swaps it in.
+  P.refresher = function (gap) {
+    return P.throttle(async function () {
+      const u = new URL(window.location.href);
+      u.searchParams.delete("flash");
+      u.searchParams.set("fragment", "live");
+      const r = await P.request("GET", u.pathname + u.search);
+      if (r.ok) {
+        P.swap(r.text);
+        document.body.dataset.rendered = String(Date.now());
+      } else {
+        P.conn(r.errors.join("; "), "bad");
+      }
+    }, gap);
+  };
+
+  // submit sends a GUI form (POST /gui/toggle) as the page would without
+  // JavaScript, with the stored token, and shows the answer; it returns
+  // the answer ({ok, changed, text}). It reads the form at once, before
+  // its first await.
+  P.submit = async function (form, submitter) {
+    const body = new URLSearchParams(new FormData(form, submitter));
+    const headers = { Accept: "application/json", "Content-Type": "application/x-www-form-urlencoded" };
+    const token = P.getStored(TOKEN_KEY);
+    if (token) headers["Authorization"] = "Bearer " + token;
+    let out = { ok: false, text: "" };
+    try {
+      const res = await fetch(form.getAttribute("action"), { method: "POST", body, headers, credentials: "same-origin", cache: "no-store" });
+      const ctype = res.headers.get("Content-Type") || "";
+      if (ctype.startsWith("application/json")) {
+        out = await res.json();
+      } else {
+        out.text = res.status === 403 ? "This page is stale (Patrol restarted?): reload it." : "HTTP " + res.status;
+      }
+    } catch (err) {
+      out.text = "Patrol did not answer (" + err.message + ")";
+    }
+    if (out.token) P.showToken(true);
+    P.message(out.text, out.ok ? "ok" : "error");
+    return out;
   };
 
   // Throttle runs fn at most once per gap milliseconds and never twice at

@@ -1,19 +1,19 @@
-// Patrol web GUI: one app's or service's page. It renders
-// /api/?group=G&id=ID&history=true, refetched (throttled) on the entry's
-// events, including pings so that what it shows stays current; it sends
-// toggles; for apps it shows the log through /api/logs, following it live.
+// Patrol web GUI: one app's or service's page. The server renders it in
+// full; this script keeps it live (the page's live part refetched,
+// throttled, on the entry's events, pings included), sends the action form
+// with fetch (it works without this script too), and runs the log viewer
+// through /api/logs, following it live, with a search that highlights.
 "use strict";
 
 (function () {
   const P = window.Patrol;
   const root = document.getElementById("entry");
+  if (!root) return;
   const group = root.dataset.group;
   const id = root.dataset.id;
   const protectedEntry = root.dataset.secret === "true";
   const SECRET_KEY = "patrol-secret:" + group + "/" + id;
   const MAX_LINES = 5000;
-
-  let shown = null; // the entry as rendered
 
   const secretInput = document.getElementById("secret");
   if (secretInput) {
@@ -25,105 +25,48 @@
   function secret() {
     return secretInput ? secretInput.value : "";
   }
+  // The form's token field is for use without JavaScript: the token box
+  // keeps it for the tab instead.
+  for (const f of document.querySelectorAll(".nojs-token")) f.hidden = true;
 
-  function dt(dl, term, value, cls) {
-    dl.append(P.el("dt", { text: term }), P.el("dd", { class: cls, text: value === undefined || value === null || value === "" ? "-" : String(value) }));
+  // After each swap the form acts on what the page now shows.
+  function sync() {
+    const st = document.getElementById("entry-state");
+    if (!st) return;
+    const digest = document.getElementById("digest");
+    if (digest) digest.value = st.dataset.digest || "";
+    const restart = document.getElementById("restart-button");
+    if (restart) restart.hidden = st.dataset.disabled === "true";
   }
+  const refresh = P.refresher(300);
+  new MutationObserver(sync).observe(document.getElementById("live"), { childList: true, subtree: true });
 
-  function render(e) {
-    shown = e;
-    P.setText(document.getElementById("entry-name"), e.name || id);
-    P.badge(e.state, e.reason, document.getElementById("entry-state"));
-    const dl = document.getElementById("details");
-    const frag = document.createDocumentFragment();
-    const running = e.state === "running" || e.state === "stopping";
-    dt(frag, "ID", id);
-    dt(frag, "State", e.state, "detail-state");
-    if (e.reason) dt(frag, "Why", e.reason);
-    if (group === "app") dt(frag, "PID", e.pid, "detail-pid");
-    dt(frag, "Instance", e["instance-id"]);
-    dt(frag, "Started", e.started);
-    dt(frag, "Uptime", running ? P.uptime(e.started) : "", "detail-uptime");
-    dt(frag, "Last seen", e.lastseen);
-    dt(frag, "Restarts", String(e.restarts || 0));
-    dt(frag, "Last exit", P.lastExit(e.history));
-    dt(frag, "Disabled", e.disabled ? "yes" : "no");
-    dt(frag, "Disabled in the file", e["config-disabled"] ? "yes" : "no");
-    dt(frag, "Run once", e["run-once"] ? "yes" : "no");
-    dt(frag, "Override", e.override ? P.overrideText(e.override) + (e.override.since ? " (since " + e.override.since + ")" : "") : "none", "detail-override");
-    if (e["backoff-until"]) dt(frag, "Next start", e["backoff-until"]);
-    if (e.health) dt(frag, "Health", e.health + (e["ready-since"] ? " (since " + e["ready-since"] + ")" : ""), "detail-health");
-    if (e.status) dt(frag, "Status (from the app)", e.status, "detail-status");
-    if (e.probes) dt(frag, "Probes", P.probesText(e.probes), "detail-probes");
-    if (e["watchdog-until"]) dt(frag, "Watchdog until", e["watchdog-until"]);
-    if (e["health-failure"]) dt(frag, "Last health failure", e["health-failure"] + (e["health-failure-at"] ? " (" + e["health-failure-at"] + ")" : ""), "detail-health-failure");
-    dt(frag, "Secret", e.secret ? "yes" : "no");
-    dt(frag, "CAS", e.cas);
-    dl.replaceChildren(frag);
+  setInterval(P.tick, 1000);
 
-    const kv = document.querySelector("#keyvalue tbody");
-    const keys = Object.keys(e.keyvalue || {}).sort();
-    kv.replaceChildren(...keys.map((k) => P.el("tr", {}, P.el("th", { scope: "row", text: k }), P.el("td", {}, P.el("code", { text: JSON.stringify(e.keyvalue[k]) })))));
-    document.getElementById("keyvalue-empty").hidden = keys.length > 0;
-
-    const hist = (e.history || []).slice().reverse();
-    const hb = document.querySelector("#history tbody");
-    hb.replaceChildren(...hist.map((h) => P.el("tr", {},
-      P.el("td", { text: h.reason || "-" }),
-      P.el("td", { class: "num", text: String(h["exit-code"] || 0) }),
-      P.el("td", { text: h.started || "-" }),
-      P.el("td", { text: h.stopped || "-" }),
-      P.el("td", { class: "num", text: P.between(h.started, h.stopped) }),
-      P.el("td", { class: "num", text: h.pid ? String(h.pid) : "-" }),
-      P.el("td", {}, P.el("code", { text: (h["instance-id"] || "-").slice(0, 8) })),
-      P.el("td", {}, P.el("code", { text: h["config-revision"] || "-" })),
-    )));
-    document.getElementById("history-empty").hidden = hist.length > 0;
-    P.setText(document.getElementById("history-count"), "(" + hist.length + ")");
+  const actions = document.getElementById("actions");
+  if (actions) {
+    actions.addEventListener("submit", async function (ev) {
+      ev.preventDefault();
+      const b = ev.submitter;
+      if (protectedEntry && !secret()) {
+        P.message("This " + group + " is protected: enter its secret first.", "error");
+        secretInput.focus();
+        return;
+      }
+      if (secretInput) P.setStored(SECRET_KEY, secret());
+      const sent = P.submit(actions, b); // reads the form before the button is disabled
+      if (b) b.disabled = true;
+      P.message((b ? b.textContent : "Change") + "…", "");
+      try {
+        await sent;
+      } finally {
+        if (b) b.disabled = false;
+        refresh();
+      }
+    });
   }
-
-  const refresh = P.throttle(async function () {
-    const r = await P.request("GET", P.entryURL(group, id, "&history=true"));
-    if (r.ok && r.json) {
-      render(r.json);
-    } else {
-      P.conn(r.errors.join("; "), "bad");
-    }
-  }, 300);
-
-  setInterval(function () {
-    if (document.hidden || !shown) return;
-    const u = document.querySelector(".detail-uptime");
-    if (u && (shown.state === "running" || shown.state === "stopping")) P.setText(u, P.uptime(shown.started));
-  }, 1000);
-
-  // Toggles.
-  document.getElementById("actions").addEventListener("submit", (e) => e.preventDefault());
-  document.querySelector("#actions .buttons").addEventListener("click", async function (ev) {
-    const b = ev.target.closest("button");
-    if (!b) return;
-    const action = b.dataset.clear ? { clear: true } : { toggle: Number(b.dataset.toggle) };
-    const ttl = Number(document.getElementById("ttl").value) || 0;
-    if (protectedEntry && !secret()) {
-      P.message("This " + group + " is protected: enter its secret first.", "error");
-      secretInput.focus();
-      return;
-    }
-    if (secretInput) P.setStored(SECRET_KEY, secret());
-    b.disabled = true;
-    P.message(b.textContent + "…", "");
-    try {
-      const r = await P.toggle(group, id, shown, action, secret(), ttl);
-      P.message(r.text, r.ok ? "ok" : "error");
-      if (r.changed) refresh();
-    } finally {
-      b.disabled = false;
-      refresh();
-    }
-  });
 
   P.events("?group=" + encodeURIComponent(group) + "&id=" + encodeURIComponent(id) + "&pings=1", refresh, refresh);
-  refresh();
 
   // The log viewer (apps only).
   const logEl = document.getElementById("log");
@@ -137,11 +80,39 @@
   let current = null; // the AbortController of the running request
   let generation = 0;
 
+  const search = document.getElementById("log-search");
+
+  // paint shows the lines, with what the search box holds highlighted
+  // (case-insensitive, as typed: no pattern syntax).
   function paint() {
     dirty = false;
     const atBottom = logEl.scrollTop + logEl.clientHeight >= logEl.scrollHeight - 4;
-    logEl.textContent = lines.join("\n") + (lines.length ? "\n" : "") + partial;
-    if (atBottom) logEl.scrollTop = logEl.scrollHeight;
+    const text = lines.join("\n") + (lines.length ? "\n" : "") + partial;
+    const needle = search ? search.value : "";
+    let found = 0;
+    if (!needle) {
+      logEl.textContent = text;
+    } else {
+      const frag = document.createDocumentFragment();
+      const hay = text.toLowerCase();
+      const low = needle.toLowerCase();
+      let at = 0;
+      for (let i = hay.indexOf(low); i >= 0; i = hay.indexOf(low, i + low.length)) {
+        if (i > at) frag.append(text.slice(at, i));
+        frag.append(P.el("mark", { text: text.slice(i, i + low.length) }));
+        at = i + low.length;
+        found++;
+      }
+      frag.append(text.slice(at));
+      logEl.replaceChildren(frag);
+    }
+    if (search) logEl.dataset.matches = String(found);
+    if (needle && found > 0 && !atBottom) {
+      const m = logEl.querySelector("mark");
+      if (m) m.scrollIntoView({ block: "nearest" });
+    } else if (atBottom) {
+      logEl.scrollTop = logEl.scrollHeight;
+    }
   }
 
   function add(text) {
@@ -173,9 +144,12 @@
     if (follow) url += "&follow=1";
     if (secret()) url += "&secret=" + encodeURIComponent(secret());
     P.setText(status, follow ? "following…" : "loading…");
+    const headers = {};
+    const token = P.getStored("patrol-token");
+    if (token) headers["Authorization"] = "Bearer " + token;
     let res;
     try {
-      res = await fetch(url, { signal: ctl.signal, cache: "no-store" });
+      res = await fetch(url, { signal: ctl.signal, cache: "no-store", headers });
     } catch (err) {
       if (gen === generation) P.setText(status, err.name === "AbortError" ? "stopped" : "failed: " + err.message);
       return;
@@ -212,6 +186,13 @@
     load();
   });
   followBox.addEventListener("change", load);
+  if (search) search.addEventListener("input", function () {
+    if (!dirty) {
+      dirty = true;
+      requestAnimationFrame(paint);
+    }
+    P.setText(status, search.value ? "highlighting “" + search.value + "”" : lines.length + " lines");
+  });
   document.getElementById("log-stream").addEventListener("change", load);
   window.addEventListener("pagehide", function () {
     if (current) current.abort();
