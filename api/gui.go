@@ -257,6 +257,11 @@ func (s *Server) planPage(r *http.Request, d *pageData) error {
 	if p != nil {
 		v.Current = p.Text()
 	}
+	// The pending plan is for the config in force: say when the file
+	// does not load.
+	if st, err := s.backend.Status(r.Context()); err == nil && st.Config != nil && st.Config.Error != "" {
+		v.Problems = append(v.Problems, strings.Split(st.Config.Error, "; ")...)
+	}
 	return nil
 }
 

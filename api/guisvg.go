@@ -52,7 +52,7 @@ type tlTick struct {
 // makeTimeline lays out an entry's history and current instance.
 func makeTimeline(e *schema.Response, now time.Time) timeline {
 	tl := timeline{Width: tlWidth, Height: tlHeight, AxisY: tlAxisY, BarY: tlBarY, MarkY: tlMarkY}
-	from := now.Add(-time.Minute)
+	from := now.Add(-10 * time.Second) // the shortest axis
 	for _, h := range e.History {
 		if t, ok := parseTime(h.Started); ok && t.Before(from) {
 			from = t
