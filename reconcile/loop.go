@@ -566,6 +566,9 @@ func (l *Loop) drain() (pass bool) {
 		l.emit(schema.Event{Event: schema.EventConfigError, Message: *failed})
 	}
 	if cfg != nil {
+		if l.configErr != "" {
+			l.log.Info("config error cleared", "revision", cfg.Revision(), "error-since", l.configErrSince.Format(time.RFC3339))
+		}
 		l.configErr, l.configErrSince = "", time.Time{}
 		l.applyConfig(cfg)
 	}

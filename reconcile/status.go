@@ -249,11 +249,7 @@ func (l *Loop) state(eff *desired.State, da *desired.App, oa *observed.App, now 
 	case eff.AppDisabled(da):
 		return schema.StateDisabled, ""
 	case oa.Backoff.Until.After(now) && oa.Backoff.Fingerprint == da.Fingerprint():
-		why := "crash loop"
-		if oa.StartError != "" {
-			why = oa.StartError
-		}
-		return schema.StateBackoff, why
+		return schema.StateBackoff, backoffWhy(oa)
 	}
 	if oa.StartError != "" {
 		return schema.StateStopped, oa.StartError
@@ -267,4 +263,26 @@ func (l *Loop) state(eff *desired.State, da *desired.App, oa *observed.App, now 
 		return schema.StateWaiting, waitingFor(eff, l.snap, u)
 	}
 	return schema.StateStopped, ""
+}
+
+// backoffWhy words a backoff by what happened: the last end (with its exit
+// code or signal), and "crash loop" only once several ends came in a row.
+func backoffWhy(oa *observed.App) string {
+	if oa.StartError != "" {
+		return oa.StartError
+	}
+	what := "it ended"
+	if e := oa.LastEnd; e != nil {
+		what = string(e.Reason)
+		switch x := e.Exit; {
+		case x != nil && x.Signal != 0:
+			what += fmt.Sprintf(" (signal %d)", x.Signal)
+		case x != nil:
+			what += fmt.Sprintf(" (exit code %d)", x.Code)
+		}
+	}
+	if n := oa.Backoff.Crashes; n >= 3 {
+		return fmt.Sprintf("crash loop: %s, %d times in a row; restart delayed", what, n)
+	}
+	return what + "; restart delayed"
 }

@@ -11,7 +11,6 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -117,34 +116,150 @@ func apiErrors(code int, body []byte) []string {
 	return []string{fmt.Sprintf("unexpected answer: HTTP %d %s", code, snippet)}
 }
 
-// status is `patrol status`.
-func status(ctx context.Context, o io3, server string, asJSON bool) int {
-	c, err := newClient(server)
+// exitConfigError is `patrol status`'s exit code while the config file
+// has an error (the last good config is in force): scripts and CI notice a
+// broken edit.
+const exitConfigError = 3
+
+// status is `patrol status [ID]`.
+func status(ctx context.Context, o io3, conn *clientArgs, asJSON bool, args []string) int {
+	c, err := conn.client()
 	if err != nil {
 		fmt.Fprintf(o.stderr, "patrol status: %v\n", err)
 		return exitUsage
 	}
 	defer c.close()
-	code, body, err := c.do(ctx, http.MethodGet, "/status/", nil, "")
+	if len(args) == 1 {
+		return statusEntry(ctx, o, c, conn.bearer(), args[0], asJSON)
+	}
+	code, body, err := c.do(ctx, http.MethodGet, "/status/", nil, conn.bearer())
 	if err != nil {
-		fmt.Fprintf(o.stderr, "patrol status: %v\n", err)
+		fmt.Fprintf(o.stderr, "patrol status: %v (is Patrol running? give its address with --server or PATROL_SERVER)\n", err)
 		return exitFail
 	}
 	if code != http.StatusOK {
-		fmt.Fprintf(o.stderr, "patrol status: %s: %s\n", c.base, strings.Join(apiErrors(code, body), "; "))
+		msg := strings.Join(apiErrors(code, body), "; ")
+		if code == http.StatusUnauthorized {
+			msg += " (reads need the API token: give it with --token or PATROL_TOKEN)"
+		}
+		fmt.Fprintf(o.stderr, "patrol status: %s: %s\n", c.base, msg)
 		return exitFail
-	}
-	if asJSON {
-		o.stdout.Write(body)
-		return exitOK
 	}
 	var st schema.Status
 	if err := json.Unmarshal(body, &st); err != nil {
 		fmt.Fprintf(o.stderr, "patrol status: %s: the answer is not a status: %v\n", c.base, err)
 		return exitFail
 	}
-	printStatus(o.stdout, &st, clock())
+	if asJSON {
+		o.stdout.Write(body)
+	} else {
+		printStatus(o.stdout, &st, clock())
+	}
+	if st.Config != nil && st.Config.Error != "" {
+		return exitConfigError
+	}
 	return exitOK
+}
+
+// statusEntry is `patrol status ID`: one app's or service's state and its
+// history, newest first.
+func statusEntry(ctx context.Context, o io3, c *client, token, id string, asJSON bool) int {
+	var body []byte
+	group := ""
+	for _, g := range []string{"app", "service"} {
+		q := url.Values{"id": {id}, "group": {g}, "history": {"true"}}
+		code, b, err := c.do(ctx, http.MethodGet, "/api/?"+q.Encode(), nil, token)
+		if err != nil {
+			fmt.Fprintf(o.stderr, "patrol status: %v (is Patrol running? give its address with --server or PATROL_SERVER)\n", err)
+			return exitFail
+		}
+		if code == http.StatusOK {
+			body, group = b, g
+			break
+		}
+		if code == http.StatusUnauthorized {
+			fmt.Fprintf(o.stderr, "patrol status: %s (reads need the API token: give it with --token or PATROL_TOKEN)\n", strings.Join(apiErrors(code, b), "; "))
+			return exitFail
+		}
+	}
+	if body == nil {
+		fmt.Fprintf(o.stderr, "patrol status: no app or service %q (see the ids with `patrol status`)\n", id)
+		return exitFail
+	}
+	if asJSON {
+		o.stdout.Write(body)
+		return exitOK
+	}
+	var e schema.Response
+	if err := json.Unmarshal(body, &e); err != nil {
+		fmt.Fprintf(o.stderr, "patrol status: the answer is not an entry: %v\n", err)
+		return exitFail
+	}
+	now := clock()
+	tw := tabwriter.NewWriter(o.stdout, 0, 0, 2, ' ', 0)
+	line := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, cmp.Or(v, "-")) }
+	line(group, strings.ToLower(cmp.Or(e.ID, id))+" ("+cmp.Or(e.Name, id)+")")
+	state := cmp.Or(string(e.State), "-")
+	if e.PID > 0 {
+		state += fmt.Sprintf(", pid %d, up %s", e.PID, uptime(&e, now))
+	}
+	line("state", state)
+	line("reason", reasonText(&e, now))
+	if e.Health != "" {
+		line("health", string(e.Health))
+	}
+	line("restarts", strconv.Itoa(e.Restarts))
+	line("last exit", lastExit(e.History, now))
+	line("override", overrideText(e.Override, now))
+	tw.Flush()
+	if len(e.History) == 0 {
+		fmt.Fprintln(o.stdout, "\nno instance has ended yet")
+		return exitOK
+	}
+	fmt.Fprintln(o.stdout, "\nhistory (newest first):")
+	tw = tabwriter.NewWriter(o.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "REASON\tEXIT\tSTARTED\tSTOPPED\tRAN\tPID")
+	for i := len(e.History) - 1; i >= 0; i-- {
+		h := e.History[i]
+		ran := "-"
+		if a, ok := parseTime(h.Started); ok {
+			if b, ok := parseTime(h.Stopped); ok {
+				ran = shortDuration(b.Sub(a))
+			}
+		}
+		pid := "-"
+		if h.PID > 0 {
+			pid = strconv.FormatUint(uint64(h.PID), 10)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", cmp.Or(string(h.Reason), "-"), h.ExitCode, isoTime(h.Started), isoTime(h.Stopped), ran, pid)
+	}
+	tw.Flush()
+	return exitOK
+}
+
+// isoTime shows a daemon timestamp in the one time format of the CLI, the
+// GUI and the plan page: ISO 8601, local time with its offset.
+func isoTime(s string) string {
+	if t, ok := parseTime(s); ok {
+		return t.Local().Format("2006-01-02T15:04:05-07:00")
+	}
+	return cmp.Or(s, "-")
+}
+
+// lastExit describes the last ended instance: "3 (crashed) 5m ago".
+func lastExit(hist []schema.History, now time.Time) string {
+	if len(hist) == 0 {
+		return "-"
+	}
+	h := hist[len(hist)-1]
+	s := strconv.Itoa(h.ExitCode)
+	if h.Reason != "" {
+		s += " (" + string(h.Reason) + ")"
+	}
+	if t, ok := parseTime(h.Stopped); ok {
+		s += " " + shortDuration(now.Sub(t)) + " ago"
+	}
+	return s
 }
 
 // printStatus writes st as a header and a table, one row per entry sorted
@@ -184,7 +299,7 @@ func printStatus(w io.Writer, st *schema.Status, now time.Time) {
 	}
 	slices.SortFunc(rows, func(a, b row) int { return cmp.Or(cmp.Compare(a.group, b.group), cmp.Compare(a.id, b.id)) })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "GROUP\tID\tSTATE\tHEALTH\tPID\tUPTIME\tRESTARTS\tOVERRIDE\tREASON")
+	fmt.Fprintln(tw, "GROUP\tID\tSTATE\tHEALTH\tPID\tUPTIME\tRESTARTS\tLAST EXIT\tOVERRIDE\tREASON")
 	for _, r := range rows {
 		e := r.e
 		if e == nil {
@@ -194,8 +309,8 @@ func printStatus(w io.Writer, st *schema.Status, now time.Time) {
 		if e.PID > 0 {
 			pid = strconv.FormatUint(uint64(e.PID), 10)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.group, r.id, cmp.Or(string(e.State), "-"), cmp.Or(string(e.Health), "-"), pid,
-			uptime(e, now), e.Restarts, overrideText(e.Override, now), reasonText(e, now))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.group, r.id, cmp.Or(string(e.State), "-"), cmp.Or(string(e.Health), "-"), pid,
+			uptime(e, now), e.Restarts, lastExit(e.History, now), overrideText(e.Override, now), reasonText(e, now))
 	}
 	tw.Flush()
 }
@@ -331,12 +446,18 @@ func (f *ttlFlag) Set(s string) error {
 
 // toggleArgs are the flags of `patrol toggle`.
 type toggleArgs struct {
-	server, secret, token string
-	cas                   uint64
-	ttl                   ttlFlag
+	conn    *clientArgs
+	secret  string
+	cas     uint64
+	ttl     ttlFlag
+	verbose bool
 }
 
-// toggle is `patrol toggle app|service ID ACTION`.
+// toggle is `patrol toggle app|service ID ACTION`. It reads the entry
+// first: a restart of a disabled entry is refused (restart is once only;
+// the API's toggle 3 would enable the entry for good), and afterwards it
+// says when the toggle wrote no override because the config file already
+// has the entry so (a --ttl then has nothing to expire).
 func toggle(ctx context.Context, o io3, t toggleArgs, args []string) int {
 	const actions = "enable, disable, restart, runonce-enable, runonce-disable or clear"
 	if len(args) != 3 {
@@ -360,13 +481,44 @@ func toggle(ctx context.Context, o io3, t toggleArgs, args []string) int {
 		fmt.Fprintf(o.stderr, "patrol toggle: unknown action %q: want %s\n", args[2], actions)
 		return exitUsage
 	}
-	token := cmp.Or(t.token, os.Getenv("PATROL_TOKEN"))
-	c, err := newClient(t.server)
+	token := t.conn.bearer()
+	c, err := t.conn.client()
 	if err != nil {
 		fmt.Fprintf(o.stderr, "patrol toggle: %v\n", err)
 		return exitUsage
 	}
 	defer c.close()
+	entry := string(group) + " " + id
+	read := func() (*schema.Response, int) {
+		q := url.Values{"id": {id}, "group": {string(group)}}
+		code, answer, err := c.do(ctx, http.MethodGet, "/api/?"+q.Encode(), nil, token)
+		if err != nil {
+			fmt.Fprintf(o.stderr, "patrol toggle: %v (is Patrol running? give its address with --server or PATROL_SERVER)\n", err)
+			return nil, exitFail
+		}
+		if code != http.StatusOK {
+			msg := strings.Join(apiErrors(code, answer), "; ")
+			if code == http.StatusUnauthorized {
+				msg += " (give the API token with --token or PATROL_TOKEN)"
+			}
+			fmt.Fprintf(o.stderr, "patrol toggle: %s: %s\n", entry, msg)
+			return nil, exitFail
+		}
+		var r schema.Response
+		if err := json.Unmarshal(answer, &r); err != nil {
+			fmt.Fprintf(o.stderr, "patrol toggle: %s: the answer is not an API response: %v\n", entry, err)
+			return nil, exitFail
+		}
+		return &r, exitOK
+	}
+	before, code := read()
+	if before == nil {
+		return code
+	}
+	if req.Toggle == schema.ToggleRestart && before.State == schema.StateDisabled {
+		fmt.Fprintf(o.stderr, "patrol toggle: %s is disabled: restart is once only and would enable it for good; use enable (with --ttl for a while)\n", entry)
+		return exitFail
+	}
 	body, err := json.Marshal(&req)
 	if err != nil {
 		fmt.Fprintf(o.stderr, "patrol toggle: encode request: %v\n", err)
@@ -377,7 +529,6 @@ func toggle(ctx context.Context, o io3, t toggleArgs, args []string) int {
 		fmt.Fprintf(o.stderr, "patrol toggle: %v\n", err)
 		return exitFail
 	}
-	entry := string(group) + " " + id
 	if code != http.StatusOK {
 		msg := strings.Join(apiErrors(code, answer), "; ")
 		if code == http.StatusUnauthorized {
@@ -408,7 +559,18 @@ func toggle(ctx context.Context, o io3, t toggleArgs, args []string) int {
 	if req.Clear {
 		done = "override cleared"
 	}
-	fmt.Fprintf(o.stdout, "%s: %s (before: %s); next change: --cas %d, unless the entry changed since\n", entry, done, stateBefore(&resp), resp.CAS+1)
+	if req.Toggle == schema.ToggleDisable || req.Toggle == schema.ToggleEnable {
+		if after, _ := read(); after != nil && after.Override == nil {
+			done = action + ": nothing to override, the config file already has it " + map[bool]string{true: "disabled", false: "enabled"}[after.ConfigDisabled]
+			if t.ttl.secs != 0 {
+				done += " (--ttl has no override to expire)"
+			}
+		}
+	}
+	fmt.Fprintf(o.stdout, "%s: %s (before: %s)\n", entry, done, stateBefore(&resp))
+	if t.verbose {
+		fmt.Fprintf(o.stdout, "next change: --cas %d, unless the entry changed since\n", resp.CAS+1)
+	}
 	return exitOK
 }
 

@@ -20,12 +20,13 @@ const cannedStatus = `{
 	"instance-id": "9c2d7d1e-3f7a-4c51-9a51-0c2b8a1f1e11",
 	"apps": {
 		"web": {"name": "Web", "pid": 14511, "started": "Sun, 22 Nov 2026 10:55:00 +0000", "state": "running", "restarts": 2, "cas": 85368,
-			"health": "ready", "ready": true, "status": "serving 12 clients"},
+			"health": "ready", "ready": true, "status": "serving 12 clients",
+			"history": [{"exit-code": 137, "reason": "signal", "stopped": "Sun, 22 Nov 2026 10:55:00 +0000"}]},
 		"api": {"state": "waiting", "reason": "waiting for web to be ready (it is starting)"},
 		"locked": {"name": "Locked", "disabled": true, "secret": true, "state": "disabled",
 			"override": {"disabled": true, "since": "Sun, 22 Nov 2026 11:00:00 +0000", "expires": "Sun, 22 Nov 2026 12:30:00 +0000"}},
 		"crashy": {"state": "backoff", "reason": "crashed", "backoff-until": "Sun, 22 Nov 2026 12:00:30 +0000", "restarts": 7,
-			"override": {"run-once": true}},
+			"override": {"run-once": true}, "history": [{"exit-code": 3, "reason": "crashed", "stopped": "Sun, 22 Nov 2026 11:59:00 +0000"}]},
 		"odd": {"state": "running", "pid": 7, "started": "yesterday-ish"}
 	},
 	"service": {
@@ -38,9 +39,12 @@ const cannedStatus = `{
 `
 
 // fakeDaemon is an HTTP server that answers every request with code and
-// body and records what it was sent.
+// body (GET /api/ with get, when set) and records what it was sent: the
+// last change (POST), or the last request when there was none.
 type fakeDaemon struct {
 	*httptest.Server
+	get    string
+	posted bool
 	mu     sync.Mutex
 	method string
 	path   string
@@ -55,9 +59,17 @@ func newFakeDaemon(t *testing.T, code int, body string) *fakeDaemon {
 	d.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		d.mu.Lock()
-		d.method, d.path, d.auth, d.ctype, d.body = r.Method, r.URL.Path, r.Header.Get("Authorization"), r.Header.Get("Content-Type"), string(b)
+		if !d.posted || r.Method != http.MethodGet {
+			d.method, d.path, d.auth, d.ctype, d.body = r.Method, r.URL.Path, r.Header.Get("Authorization"), r.Header.Get("Content-Type"), string(b)
+			d.posted = r.Method == http.MethodPost
+		}
+		get := d.get
 		d.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		if get != "" && r.Method == http.MethodGet && r.URL.Path == "/api/" {
+			io.WriteString(w, get)
+			return
+		}
 		w.WriteHeader(code)
 		io.WriteString(w, body)
 	}))
@@ -92,20 +104,20 @@ func TestStatusTable(t *testing.T) {
 	setClock(t, time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
 	d := newFakeDaemon(t, 200, cannedStatus)
 	code, out, errOut := cli(t, "status", "--server", d.URL)
-	if code != 0 || errOut != "" {
-		t.Fatalf("exit %d, stderr %q", code, errOut)
+	if code != exitConfigError || errOut != "" {
+		t.Fatalf("exit %d (want 3: the config has an error), stderr %q", code, errOut)
 	}
 	until := local(t, "Sun, 22 Nov 2026 12:30:00 +0000")
 	restart := local(t, "Sun, 22 Nov 2026 12:00:30 +0000")
 	want := `config revision 1a2b3c4d (/etc/patrol/config.json)
 config error since Sun, 22 Nov 2026 11:59:00 +0000: apps.web.binary: required (the last good config stays in force)
-GROUP    ID      STATE     HEALTH  PID    UPTIME  RESTARTS  OVERRIDE                 REASON
-app      api     waiting   -       -      -       0         -                        waiting for web to be ready (it is starting)
-app      crashy  backoff   -       -      -       7         run-once                 crashed (restart at ` + restart + `)
-app      locked  disabled  -       -      -       0         disabled until ` + until + `  -
-app      odd     running   -       7      -       0         -                        -
-app      web     running   ready   14511  1h5m    2         -                        status: serving 12 clients
-service  db      running   -       -      2d2h    0         -                        -
+GROUP    ID      STATE     HEALTH  PID    UPTIME  RESTARTS  LAST EXIT              OVERRIDE                 REASON
+app      api     waiting   -       -      -       0         -                      -                        waiting for web to be ready (it is starting)
+app      crashy  backoff   -       -      -       7         3 (crashed) 1m0s ago   run-once                 crashed (restart at ` + restart + `)
+app      locked  disabled  -       -      -       0         -                      disabled until ` + until + `  -
+app      odd     running   -       7      -       0         -                      -                        -
+app      web     running   ready   14511  1h5m    2         137 (signal) 1h5m ago  -                        status: serving 12 clients
+service  db      running   -       -      2d2h    0         -                      -                        -
 `
 	if out != want {
 		t.Errorf("got:\n%s\nwant:\n%s", out, want)
@@ -118,7 +130,7 @@ service  db      running   -       -      2d2h    0         -                   
 func TestStatusJSON(t *testing.T) {
 	d := newFakeDaemon(t, 200, cannedStatus)
 	code, out, _ := cli(t, "status", "--json", "--server", d.URL+"/")
-	if code != 0 || out != cannedStatus {
+	if code != exitConfigError || out != cannedStatus {
 		t.Errorf("exit %d, output:\n%s", code, out)
 	}
 }
@@ -191,31 +203,37 @@ func TestStatusDaemonError(t *testing.T) {
 const webAnswer = `{"id":"web","group":"app","name":"Web","pid":14511,"started":"Sun, 22 Nov 2026 10:55:00 +0000","cas":85368}`
 
 func TestToggle(t *testing.T) {
+	overridden := `{"id":"web","group":"app","name":"Web","pid":14511,"cas":85369,"override":{"disabled":true}}`
 	for _, c := range []struct {
 		name     string
 		args     []string
 		env      string // PATROL_TOKEN
 		answer   string
+		get      string // the entry read before and after ("": answer)
 		wantBody string
 		wantAuth string
 		wantOut  string
 	}{
-		{"disable with everything", []string{"app", "web", "disable", "--cas", "85368", "--secret", "s", "--ttl", "30s", "--token", "T"}, "env",
-			webAnswer, `{"id":"web","group":"app","toggle":2,"secret":"s","cas":85368,"ttl":30}`, "Bearer T",
-			"app web: disable applied (before: running, pid 14511); next change: --cas 85369, unless the entry changed since\n"},
+		{"disable with everything", []string{"app", "web", "disable", "--cas", "85368", "--secret", "s", "--ttl", "30s", "--token", "T", "-v"}, "env",
+			webAnswer, overridden, `{"id":"web","group":"app","toggle":2,"secret":"s","cas":85368,"ttl":30}`, "Bearer T",
+			"app web: disable applied (before: running, pid 14511)\nnext change: --cas 85369, unless the entry changed since\n"},
+		{"disable what the file disables", []string{"app", "stubborn", "disable", "--ttl", "30s"}, "",
+			`{"id":"stubborn","group":"app","state":"disabled","disabled":true,"config-disabled":true,"cas":3}`, "", `{"id":"stubborn","group":"app","toggle":2,"ttl":30}`, "",
+			"app stubborn: disable: nothing to override, the config file already has it disabled (--ttl has no override to expire) (before: disabled)\n"},
 		{"clear with env token", []string{"service", "db", "clear"}, "envtok",
-			`{"id":"db","group":"service","cas":12}`, `{"id":"db","group":"service","clear":true}`, "Bearer envtok",
-			"service db: override cleared (before: stopped); next change: --cas 13, unless the entry changed since\n"},
+			`{"id":"db","group":"service","cas":12}`, "", `{"id":"db","group":"service","clear":true}`, "Bearer envtok",
+			"service db: override cleared (before: stopped)\n"},
 		{"apps alias, seconds ttl, flags first", []string{"--ttl", "90", "apps", "Web", "RunOnce-Enable"}, "",
-			`{"id":"web","group":"app","disabled":true,"cas":1}`, `{"id":"Web","group":"app","toggle":4,"ttl":90}`, "",
-			"app Web: runonce-enable applied (before: disabled); next change: --cas 2, unless the entry changed since\n"},
+			`{"id":"web","group":"app","disabled":true,"cas":1}`, "", `{"id":"Web","group":"app","toggle":4,"ttl":90}`, "",
+			"app Web: runonce-enable applied (before: disabled)\n"},
 		{"restart state from status", []string{"app", "web", "restart"}, "",
-			`{"id":"web","group":"app","state":"backoff","cas":5}`, `{"id":"web","group":"app","toggle":3}`, "",
-			"app web: restart applied (before: backoff); next change: --cas 6, unless the entry changed since\n"},
+			`{"id":"web","group":"app","state":"backoff","cas":5}`, "", `{"id":"web","group":"app","toggle":3}`, "",
+			"app web: restart applied (before: backoff)\n"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Setenv("PATROL_TOKEN", c.env)
 			d := newFakeDaemon(t, 200, c.answer)
+			d.get = c.get
 			code, out, errOut := cli(t, append([]string{"toggle", "--server", d.URL}, c.args...)...)
 			if code != 0 || errOut != "" {
 				t.Fatalf("exit %d, stderr %q", code, errOut)
@@ -257,6 +275,8 @@ func TestToggleRefused(t *testing.T) {
 			"patrol toggle: app locked: NOT applied: the entry has a secret; give it with --secret\n"},
 		{"cas-invalid otherwise", []string{"app", "web", "enable", "--cas", "7", "--secret", "s"}, 200, `{"cas":7,"cas-invalid":true}`,
 			"patrol toggle: app web: NOT applied: the CAS was stale or a secret is needed (the entry's CAS is 7)\n"},
+		{"restart a disabled app", []string{"app", "web", "restart"}, 200, `{"id":"web","group":"app","state":"disabled","cas":3}`,
+			"patrol toggle: app web is disabled: restart is once only and would enable it for good; use enable (with --ttl for a while)\n"},
 		{"not json", []string{"app", "web", "enable"}, 200, `<html>`,
 			"patrol toggle: app web: the answer is not an API response: invalid character '<' looking for beginning of value\n"},
 	} {

@@ -73,32 +73,47 @@ func commands(ctx context.Context, o io3) []command {
 			return func(args []string) int { return validate(o, args) }
 		}},
 		{"plan", "PATH", "show what applying a config would do, without doing it", func(fs *flag.FlagSet) func([]string) int {
-			server := fs.String("server", schema.DefaultServer, "Patrol `URL` (or host:port)")
+			conn := clientFlags(fs)
 			asJSON := fs.Bool("json", false, "print the plan as JSON")
-			detailed := fs.Bool("detailed-exitcode", false, "exit 0 for no changes, 2 for changes, 1 for errors")
+			detailed := fs.Bool("detailed-exitcode", false, "exit 0 for no changes, 2 for changes, 1 for errors (usage and connection errors too)")
+			require := fs.Bool("require-server", false, "fail (exit 1) when no Patrol answers, instead of planning against an empty one")
 			source := sourceFlags(fs, "plan for a fleet host: what it would do if PATH were written to its key in ")
 			host := fs.String("host", "", "the fleet host's `NAME` (with --source)")
-			return func(args []string) int { return planCmd(ctx, o, args, *server, *asJSON, *detailed, source, *host) }
+			return func(args []string) int {
+				return planCmd(ctx, o, args, planArgs{conn: conn, asJSON: *asJSON, detailed: *detailed, require: *require, source: source, host: *host})
+			}
 		}},
-		{"status", "", "show the state of a running Patrol", func(fs *flag.FlagSet) func([]string) int {
-			server := fs.String("server", schema.DefaultServer, "Patrol `URL` (or host:port)")
+		{"status", "[ID]", "show the state of a running Patrol, or of one app or service with its history; exit 3 while the config file has an error", func(fs *flag.FlagSet) func([]string) int {
+			conn := clientFlags(fs)
 			asJSON := fs.Bool("json", false, "print the raw status JSON")
 			return func(args []string) int {
-				if len(args) > 0 {
-					fmt.Fprintf(o.stderr, "patrol status: unexpected arguments %q\n", args)
+				if len(args) > 1 {
+					fmt.Fprintf(o.stderr, "patrol status: want at most one app or service id, got %q\n", args)
 					return exitUsage
 				}
-				return status(ctx, o, *server, *asJSON)
+				return status(ctx, o, conn, *asJSON, args)
 			}
 		}},
 		{"toggle", "app|service ID ACTION", "enable|disable|restart|runonce-enable|runonce-disable|clear an entry", func(fs *flag.FlagSet) func([]string) int {
 			var t toggleArgs
-			fs.StringVar(&t.server, "server", schema.DefaultServer, "Patrol `URL` (or host:port)")
+			t.conn = clientFlags(fs)
 			fs.StringVar(&t.secret, "secret", "", "the entry's secret")
 			fs.Uint64Var(&t.cas, "cas", 0, "only apply if the entry's CAS counter is `N`")
 			fs.Var(&t.ttl, "ttl", "make the override expire after `DURATION` (30s, 2h, or a number of seconds)")
-			fs.StringVar(&t.token, "token", "", "the API's bearer token (default $PATROL_TOKEN)")
+			fs.BoolVar(&t.verbose, "v", false, "also print the CAS counter for the next change")
 			return func(args []string) int { return toggle(ctx, o, t, args) }
+		}},
+		{"logs", "APP", "print an app's log; with -f follow it across restarts", func(fs *flag.FlagSet) func([]string) int {
+			a := logsArgs{conn: clientFlags(fs)}
+			fs.BoolVar(&a.follow, "f", false, "follow: keep printing what the app writes, across restarts, until interrupted")
+			fs.BoolVar(&a.follow, "follow", false, "the same as -f")
+			fs.BoolVar(&a.stderr, "stderr", false, "the app's stderr instead of its stdout")
+			fs.IntVar(&a.tail, "tail", 200, "start with the last `N` lines (0-10000)")
+			fs.StringVar(&a.secret, "secret", "", "the app's secret, if it has one")
+			return func(args []string) int { return logs(ctx, o, a, args) }
+		}},
+		{"completion", "bash|zsh|fish", "print a shell completion script (source <(patrol completion bash))", func(fs *flag.FlagSet) func([]string) int {
+			return func(args []string) int { return completion(o, args) }
 		}},
 		{"fleet", "status | apply DIR", "the fleet in etcd: every host's revisions and status, or write a directory of configs", func(fs *flag.FlagSet) func([]string) int {
 			source := sourceFlags(fs, "the fleet's etcd: ")
@@ -183,6 +198,9 @@ func runDaemon(ctx context.Context, o io3, opts patrol.Options, format string) i
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o := io3{stdout, stderr}
 	cmds := commands(ctx, o)
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		args = []string{"version"}
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 		if len(args) > 1 && args[0] == "help" {
 			args = []string{args[1], "--help"}
@@ -273,9 +291,11 @@ func usage(w io.Writer, cmds []command) {
 	fmt.Fprintln(w, "\nPatrol supervises apps and services from a watched config.json.")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, c := range cmds {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'patrol COMMAND --help' for a command's flags.")
+	fmt.Fprintln(w, "\nRun 'patrol help COMMAND' (or 'patrol COMMAND --help') for a command's flags;")
+	fmt.Fprintln(w, "'patrol --version' for the version. The client commands (status, plan, toggle,")
+	fmt.Fprintln(w, "logs) read $PATROL_SERVER and $PATROL_TOKEN.")
 }
 
 // validate checks each file with the loader `patrol run` uses and prints

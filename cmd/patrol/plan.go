@@ -18,15 +18,31 @@ import (
 // convention).
 const exitChanges = 2
 
+// planArgs are the flags of `patrol plan`.
+type planArgs struct {
+	conn                      *clientArgs
+	asJSON, detailed, require bool
+	source                    *sourceArgs
+	host                      string
+}
+
 // planCmd is `patrol plan PATH`: what applying PATH would do to the running
-// daemon (POST /api/plan), or, when no daemon answers, to an empty Patrol.
-func planCmd(ctx context.Context, o io3, args []string, server string, asJSON, detailed bool, source *sourceArgs, host string) int {
-	if source.url != "" || source.config != "" {
-		return planSource(ctx, o, args, source, host, asJSON, detailed)
+// daemon (POST /api/plan), or, when no daemon answers, to an empty Patrol
+// (unless --require-server, or --detailed-exitcode with a server chosen by
+// --server or $PATROL_SERVER: then no answer is an error). With
+// --detailed-exitcode every error exits 1, usage errors included, so that
+// 2 always means "changes" (terraform's rule).
+func planCmd(ctx context.Context, o io3, args []string, a planArgs) int {
+	usage := exitUsage
+	if a.detailed {
+		usage = exitFail
+	}
+	if a.source.url != "" || a.source.config != "" {
+		return planSource(ctx, o, args, a.source, a.host, a.asJSON, a.detailed, usage)
 	}
 	if len(args) != 1 {
 		fmt.Fprintln(o.stderr, "patrol plan: want exactly one config file (usage: patrol plan PATH)")
-		return exitUsage
+		return usage
 	}
 	path := args[0]
 	// Validate locally first: the same loader as the daemon, so a broken
@@ -42,18 +58,22 @@ func planCmd(ctx context.Context, o io3, args []string, server string, asJSON, d
 		fmt.Fprintf(o.stderr, "patrol plan: %v\n", err)
 		return exitFail
 	}
-	c, err := newClient(server)
+	c, err := a.conn.client()
 	if err != nil {
 		fmt.Fprintf(o.stderr, "patrol plan: %v\n", err)
-		return exitUsage
+		return usage
 	}
 	defer c.close()
+	_, chosen := a.conn.serverURL()
 	var plan *schema.Plan
-	code, body, err := c.do(ctx, http.MethodPost, "/api/plan", data, "")
+	code, body, err := c.do(ctx, http.MethodPost, "/api/plan", data, a.conn.bearer())
 	var unreachable *unreachableError
 	switch {
+	case errors.As(err, &unreachable) && (a.require || a.detailed && chosen):
+		fmt.Fprintf(o.stderr, "patrol plan: %v (start Patrol, or drop --require-server to plan against an empty one)\n", err)
+		return exitFail
 	case errors.As(err, &unreachable):
-		fmt.Fprintf(o.stderr, "patrol plan: %v; planning against an empty Patrol (nothing running)\n", err)
+		fmt.Fprintf(o.stderr, "patrol plan: %v; planning against an empty Patrol (nothing running; --require-server makes this an error)\n", err)
 		if plan, err = patrol.PlanFile(path); err != nil {
 			for _, line := range patrol.Problems(err) {
 				fmt.Fprintf(o.stderr, "%s: %s\n", path, line)
@@ -64,7 +84,11 @@ func planCmd(ctx context.Context, o io3, args []string, server string, asJSON, d
 		fmt.Fprintf(o.stderr, "patrol plan: %v\n", err)
 		return exitFail
 	case code != http.StatusOK:
-		for _, e := range apiErrors(code, body) {
+		msg := apiErrors(code, body)
+		if code == http.StatusUnauthorized {
+			msg = append(msg, "give the API token with --token or PATROL_TOKEN")
+		}
+		for _, e := range msg {
 			fmt.Fprintf(o.stderr, "%s: %s\n", path, e)
 		}
 		return exitFail
@@ -75,21 +99,21 @@ func planCmd(ctx context.Context, o io3, args []string, server string, asJSON, d
 			return exitFail
 		}
 	}
-	return printPlan(o, plan, asJSON, detailed)
+	return printPlan(o, plan, a.asJSON, a.detailed)
 }
 
 // planSource is `patrol plan --source URL --host NAME [FILE]`: what host
 // NAME would do if FILE were written to its key (with no FILE: what a new
 // host would do with its config in etcd).
-func planSource(ctx context.Context, o io3, args []string, source *sourceArgs, host string, asJSON, detailed bool) int {
+func planSource(ctx context.Context, o io3, args []string, source *sourceArgs, host string, asJSON, detailed bool, usage int) int {
 	if len(args) > 1 {
 		fmt.Fprintln(o.stderr, "patrol plan: at most one config file with --source (usage: patrol plan --source URL --host NAME [PATH])")
-		return exitUsage
+		return usage
 	}
 	src, err := source.options()
 	if err != nil {
 		fmt.Fprintf(o.stderr, "patrol plan: %v\n", err)
-		return exitUsage
+		return usage
 	}
 	if host != "" {
 		src.Host = host

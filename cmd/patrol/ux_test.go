@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestLogsFollow: `patrol logs -f APP` prints the lines of two successive
+// instances of the app, in order, and says where the new one starts; and
+// `patrol status APP` shows the app with its history.
+func TestLogsFollow(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.json")
+	write := func(words ...string) {
+		t.Helper()
+		data := fmt.Sprintf(`{"apps": {"talker": %s}}`, helperApp(`"name": "Talker"`, append([]string{"say", "10ms"}, words...)...))
+		if err := os.WriteFile(cfg+".tmp", []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(cfg+".tmp", cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("first-a", "first-b")
+	d := startDaemon(t, cfg)
+	defer shutdown(t, d)
+	poll(t, "talker running", 10*time.Second, func() bool { return pids(d.status(t))["talker"] != 0 })
+
+	ctx, cancel := context.WithCancel(t.Context())
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"logs", "-f", "--server", d.addr, "talker"}, &out, &errOut) }()
+	poll(t, "the first instance's lines", 10*time.Second, func() bool { return strings.Contains(out.String(), "first-b\n") })
+	write("second-a", "second-b")
+	poll(t, "the second instance's lines", 15*time.Second, func() bool { return strings.Contains(out.String(), "second-b\n") })
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("logs -f: exit %d, stderr %q", code, errOut.String())
+	}
+	got := out.String()
+	idx := func(s string) int { return strings.Index(got, s) }
+	if !(idx("first-a\n") >= 0 && idx("first-a\n") < idx("first-b\n") && idx("first-b\n") < idx("--- new instance: ") &&
+		idx("--- new instance: ") < idx("second-a\n") && idx("second-a\n") < idx("second-b\n")) {
+		t.Errorf("logs -f printed, out of order or incomplete:\n%s", got)
+	}
+
+	code, stat, e := cli(t, "status", "--server", d.addr, "talker")
+	if code != 0 || !strings.Contains(stat, "app        talker (Talker)") || !strings.Contains(stat, "history (newest first):") ||
+		!strings.Contains(stat, "stopped-by-config") {
+		t.Errorf("status talker: exit %d, stderr %q\n%s", code, e, stat)
+	}
+	if code, _, e := cli(t, "status", "--server", d.addr, "nope"); code != 1 || !strings.Contains(e, `no app or service "nope"`) {
+		t.Errorf("status nope: exit %d, %q", code, e)
+	}
+	if code, _, e := cli(t, "logs", "--server", d.addr, "nope"); code != 1 || !strings.Contains(e, "Unknown App (see the ids with `patrol status`)") {
+		t.Errorf("logs nope: exit %d, %q", code, e)
+	}
+}
+
+// TestCompletionBash: the bash completion script is sourced by bash
+// without error and completes subcommands and a command's flags.
+func TestCompletionBash(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("bash is not installed")
+	}
+	code, script, _ := cli(t, "completion", "bash")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	path := filepath.Join(t.TempDir(), "patrol.bash")
+	if err := os.WriteFile(path, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	complete := func(words ...string) string {
+		t.Helper()
+		arr := `"` + strings.Join(words, `" "`) + `"`
+		c := exec.Command(bash, "--norc", "--noprofile", "-c", fmt.Sprintf(`set -e; source %q; COMP_WORDS=(%s); COMP_CWORD=%d; _patrol; echo "${COMPREPLY[*]}"`, path, arr, len(words)-1))
+		b, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("bash: %v\n%s", err, b)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	if got := complete("patrol", "st"); got != "status" {
+		t.Errorf("patrol st<TAB>: %q, want status", got)
+	}
+	if got := complete("patrol", "l"); got != "logs" {
+		t.Errorf("patrol l<TAB>: %q, want logs", got)
+	}
+	if got := complete("patrol", "logs", "--ta"); got != "--tail" {
+		t.Errorf("patrol logs --ta<TAB>: %q, want --tail", got)
+	}
+	for _, shell := range []string{"zsh", "fish"} {
+		if code, out, _ := cli(t, "completion", shell); code != 0 || !strings.Contains(out, "logs") {
+			t.Errorf("completion %s: exit %d", shell, code)
+		}
+	}
+	if code, _, e := cli(t, "completion", "tcsh"); code != 2 || !strings.Contains(e, "want bash, zsh or fish") {
+		t.Errorf("completion tcsh: exit %d %q", code, e)
+	}
+}
+
+// TestVersionAndPlanExitCodes: --version; plan --detailed-exitcode exits 1
+// (never 2, which means changes) for usage errors and for a chosen server
+// that does not answer; --require-server fails without a daemon.
+func TestVersionAndPlanExitCodes(t *testing.T) {
+	if code, out, _ := cli(t, "--version"); code != 0 || !strings.HasPrefix(out, "patrol ") {
+		t.Errorf("--version: exit %d, %q", code, out)
+	}
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`{"apps": {"a": %s}}`, helperApp("", "sleep"))), 0o644)
+	addr := closedAddr(t)
+	for _, c := range []struct {
+		args []string
+		code int
+		in   string
+	}{
+		{[]string{"plan", "--detailed-exitcode"}, 1, "want exactly one config file"},
+		{[]string{"plan", "--detailed-exitcode", "--server", addr, cfg}, 1, "cannot reach Patrol"},
+		{[]string{"plan", "--require-server", "--server", addr, cfg}, 1, "cannot reach Patrol"},
+		{[]string{"plan", "--server", addr, cfg}, 0, "planning against an empty Patrol"},
+		{[]string{"plan"}, 2, "want exactly one config file"},
+	} {
+		code, _, e := cli(t, c.args...)
+		if code != c.code || !strings.Contains(e, c.in) {
+			t.Errorf("%q: exit %d (want %d), stderr %q", c.args, code, c.code, e)
+		}
+	}
+	t.Setenv("PATROL_SERVER", addr)
+	if code, _, e := cli(t, "plan", "--detailed-exitcode", cfg); code != 1 || !strings.Contains(e, addr) {
+		t.Errorf("PATROL_SERVER unreachable with --detailed-exitcode: exit %d, %q", code, e)
+	}
+}
