@@ -2,15 +2,24 @@
 # is the whole test suite, exactly what CI (.ci/run) runs.
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+PREFIX      ?= /usr/local
+# The version `patrol --version` prints: git describe where there is a git
+# checkout, else "devel" (some build environments have no VCS info).
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS     := -X github.com/patrolhq/patrol.version=$(VERSION)
 
-.PHONY: build run test lint unit fuzz bench microbench chaos generate clean
+.PHONY: build run test lint unit fuzz bench microbench chaos generate clean install
 
 build:
-	$(GO) build -o bin/patrol ./cmd/patrol
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/patrol ./cmd/patrol
 	$(GO) build -o examples/bin/demoapp ./examples/demoapp
 
 run: build
 	./bin/patrol run --config examples/config.json
+
+# Installs bin/patrol as $(PREFIX)/bin/patrol (and nothing else).
+install: build
+	install -D -m 0755 bin/patrol $(DESTDIR)$(PREFIX)/bin/patrol
 
 test: lint unit fuzz
 

@@ -251,6 +251,20 @@ func (p *Patrol) token() string {
 // (stop-signal, then SIGKILL after stop-timeout) and returns. Kill cuts
 // the wait short.
 func (p *Patrol) Run(ctx context.Context) error {
+	// The state directory is locked first, against a second Patrol, which
+	// fails here: before it listens, logs that it does, or reads the state.
+	stateDir := p.opts.StateDir
+	if stateDir == "" {
+		stateDir = filepath.Join(p.configDir(), ".patrol")
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	lock, err := exec.LockDir(stateDir)
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	defer lock.Close()
 	settings := p.state.Settings()
 	httpAddr := cmp.Or(p.opts.HTTPAddr, settings.HTTPListen)
 	var certs *certReloader
@@ -279,12 +293,8 @@ func (p *Patrol) Run(ctx context.Context) error {
 	p.log.Info("http listening", "addr", p.httpAddr, "tls", certs != nil)
 	p.log.Info("udp listening", "addr", p.udpAddr)
 
-	// The state: locked against a second Patrol, restored (and running
-	// instances re-adopted) when the loop starts.
-	stateDir := p.opts.StateDir
-	if stateDir == "" {
-		stateDir = filepath.Join(p.configDir(), ".patrol")
-	}
+	// The state: restored (and running instances re-adopted) when the
+	// loop starts.
 	store, persisted, err := observed.OpenStoreLimited(stateDir, p.log, p.state.Settings().KeyValue)
 	if err != nil {
 		var ce *observed.CorruptError
@@ -295,14 +305,6 @@ func (p *Patrol) Run(ctx context.Context) error {
 		}
 		p.log.Error("the saved state was damaged and set aside; starting with no saved state (history, overrides and key/value are lost, running apps are not adopted)", "err", err)
 	}
-	lock, err := exec.LockDir(stateDir)
-	if err != nil {
-		store.Close()
-		ln.Close()
-		pc.Close()
-		return fmt.Errorf("state: %w", err)
-	}
-	defer lock.Close()
 	defer store.Close()
 	p.loop.UseStore(store, persisted)
 	p.log.Info("state", "dir", stateDir, "entries", len(persisted.Entries))

@@ -274,7 +274,7 @@ func printStatus(w io.Writer, st *schema.Status, now time.Time) {
 		if cfg.Error != "" {
 			fmt.Fprint(w, "config error")
 			if cfg.ErrorSince != "" {
-				fmt.Fprintf(w, " since %s", cfg.ErrorSince)
+				fmt.Fprintf(w, " since %s", isoTime(cfg.ErrorSince))
 			}
 			fmt.Fprintf(w, ": %s (the last good config stays in force)\n", cfg.Error)
 		}
@@ -370,16 +370,16 @@ func shortDuration(d time.Duration) string {
 	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
 }
 
-// clockTime writes t in local time, with the date unless it is today.
-func clockTime(t, now time.Time) string {
-	t, now = t.Local(), now.Local()
-	if y, m, d := t.Date(); y == now.Year() && m == now.Month() && d == now.Day() {
-		return t.Format("15:04:05")
+// relTime writes t relative to now: "in 29s" or "5m3s ago" (the CLI's
+// times are relative; full times are ISO 8601, as in the GUI).
+func relTime(t, now time.Time) string {
+	if t.After(now) {
+		return "in " + shortDuration(t.Sub(now))
 	}
-	return t.Format("2006-01-02 15:04:05")
+	return shortDuration(now.Sub(t)) + " ago"
 }
 
-// overrideText describes an API override: "disabled until 15:04:05".
+// overrideText describes an API override: "disabled, ends in 29s".
 func overrideText(o *schema.Override, now time.Time) string {
 	if o == nil {
 		return "-"
@@ -394,7 +394,7 @@ func overrideText(o *schema.Override, now time.Time) string {
 	s := cmp.Or(strings.Join(parts, ", "), "override")
 	if o.Expires != "" {
 		if t, ok := parseTime(o.Expires); ok {
-			s += " until " + clockTime(t, now)
+			s += ", ends " + relTime(t, now)
 		} else {
 			s += " until " + o.Expires
 		}
@@ -409,11 +409,11 @@ func reasonText(e *schema.Response, now time.Time) string {
 		s = "status: " + e.StatusText // the app's own word (sd_notify STATUS=)
 	}
 	if e.BackoffUntil != "" {
-		at := e.BackoffUntil
-		if t, ok := parseTime(at); ok {
-			at = clockTime(t, now)
+		at := "at " + e.BackoffUntil
+		if t, ok := parseTime(e.BackoffUntil); ok {
+			at = relTime(t, now)
 		}
-		s = strings.TrimSpace(s + " (restart at " + at + ")")
+		s = strings.TrimSpace(s + " (restart " + at + ")")
 	}
 	return cmp.Or(s, "-")
 }

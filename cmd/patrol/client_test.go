@@ -91,13 +91,14 @@ func setClock(t *testing.T, now time.Time) {
 	t.Cleanup(func() { clock = old })
 }
 
-// local formats an RFC1123Z time as the table shows it (local time).
-func local(t *testing.T, s string) string {
+// isoLocal formats an RFC1123Z time as the CLI shows full times: ISO
+// 8601, local time.
+func isoLocal(t *testing.T, s string) string {
 	tm, err := time.Parse(time.RFC1123Z, s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tm.Local().Format("15:04:05")
+	return tm.Local().Format("2006-01-02T15:04:05-07:00")
 }
 
 func TestStatusTable(t *testing.T) {
@@ -107,14 +108,12 @@ func TestStatusTable(t *testing.T) {
 	if code != exitConfigError || errOut != "" {
 		t.Fatalf("exit %d (want 3: the config has an error), stderr %q", code, errOut)
 	}
-	until := local(t, "Sun, 22 Nov 2026 12:30:00 +0000")
-	restart := local(t, "Sun, 22 Nov 2026 12:00:30 +0000")
 	want := `config revision 1a2b3c4d (/etc/patrol/config.json)
-config error since Sun, 22 Nov 2026 11:59:00 +0000: apps.web.binary: required (the last good config stays in force)
+config error since ` + isoLocal(t, "Sun, 22 Nov 2026 11:59:00 +0000") + `: apps.web.binary: required (the last good config stays in force)
 GROUP    ID      STATE     HEALTH  PID    UPTIME  RESTARTS  LAST EXIT              OVERRIDE                 REASON
 app      api     waiting   -       -      -       0         -                      -                        waiting for web to be ready (it is starting)
-app      crashy  backoff   -       -      -       7         3 (crashed) 1m0s ago   run-once                 crashed (restart at ` + restart + `)
-app      locked  disabled  -       -      -       0         -                      disabled until ` + until + `  -
+app      crashy  backoff   -       -      -       7         3 (crashed) 1m0s ago   run-once                 crashed (restart in 30s)
+app      locked  disabled  -       -      -       0         -                      disabled, ends in 30m0s  -
 app      odd     running   -       7      -       0         -                      -                        -
 app      web     running   ready   14511  1h5m    2         137 (signal) 1h5m ago  -                        status: serving 12 clients
 service  db      running   -       -      2d2h    0         -                      -                        -

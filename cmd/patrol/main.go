@@ -5,9 +5,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -70,7 +72,8 @@ func commands(ctx context.Context, o io3) []command {
 			}
 		}},
 		{"validate", "PATH...", "check config files; exit 0 if all are valid, 1 if not", func(fs *flag.FlagSet) func([]string) int {
-			return func(args []string) int { return validate(o, args) }
+			strict := fs.Bool("strict", false, "treat warnings (an app's binary missing or not executable) as errors")
+			return func(args []string) int { return validate(o, args, *strict) }
 		}},
 		{"plan", "PATH", "show what applying a config would do, without doing it", func(fs *flag.FlagSet) func([]string) int {
 			conn := clientFlags(fs)
@@ -162,6 +165,9 @@ func runDaemon(ctx context.Context, o io3, opts patrol.Options, format string) i
 	if err != nil {
 		for _, line := range patrol.Problems(err) {
 			fmt.Fprintf(o.stderr, "%s: %s\n", opts.ConfigPath, line)
+		}
+		if errors.Is(err, fs.ErrNotExist) && opts.Source == nil {
+			fmt.Fprintf(o.stderr, "patrol run: no config at %s: give one with --config PATH (examples/config.json is a start; patrol schema prints its JSON Schema)\n", opts.ConfigPath)
 		}
 		return exitFail
 	}
@@ -299,8 +305,11 @@ func usage(w io.Writer, cmds []command) {
 }
 
 // validate checks each file with the loader `patrol run` uses and prints
-// one "PATH: json.path: problem" line per problem.
-func validate(o io3, paths []string) int {
+// one "PATH: json.path: problem" line per problem, and a warning line for
+// what is valid but will fail on this host now (an app's binary that is
+// not there or not executable: it may be installed later, so it is an
+// error only with --strict).
+func validate(o io3, paths []string, strict bool) int {
 	if len(paths) == 0 {
 		fmt.Fprintln(o.stderr, "patrol validate: no config files given (usage: patrol validate PATH...)")
 		return exitUsage
@@ -313,6 +322,30 @@ func validate(o io3, paths []string) int {
 				fmt.Fprintf(o.stderr, "%s: %s\n", p, line)
 			}
 			code = exitFail
+			continue
+		}
+		warnings := 0
+		for _, a := range st.Apps() {
+			why := ""
+			switch fi, err := os.Stat(a.Binary); {
+			case err != nil:
+				why = "does not exist here"
+			case fi.IsDir():
+				why = "is a directory"
+			case fi.Mode()&0o111 == 0:
+				why = "is not executable"
+			}
+			if why == "" {
+				continue
+			}
+			warnings++
+			level := "warning"
+			if strict {
+				level, code = "error", exitFail
+			}
+			fmt.Fprintf(o.stderr, "%s: apps.%s.binary: %s: %s %s (the app will fail to start until it is there)\n", p, a.ID, level, a.Binary, why)
+		}
+		if strict && warnings > 0 {
 			continue
 		}
 		fmt.Fprintf(o.stdout, "%s: valid (%s, %s; revision %s)\n", p,

@@ -158,3 +158,35 @@ func TestVersionAndPlanExitCodes(t *testing.T) {
 		t.Errorf("PATROL_SERVER unreachable with --detailed-exitcode: exit %d, %q", code, e)
 	}
 }
+
+// TestNewcomerFixes: validate warns about a binary that is not there (an
+// error with --strict); `patrol run` without a config says how to give
+// one; a second Patrol on the same state directory fails before it
+// listens.
+func TestNewcomerFixes(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.json")
+	os.WriteFile(missing, []byte(`{"apps": {"x": {"binary": "/nonexistent/x"}}}`), 0o644)
+	code, out, e := cli(t, "validate", missing)
+	if code != 0 || !strings.Contains(out, "valid (1 app") || !strings.Contains(e, "apps.x.binary: warning: /nonexistent/x does not exist here") {
+		t.Errorf("validate: exit %d, stdout %q, stderr %q", code, out, e)
+	}
+	code, out, e = cli(t, "validate", "--strict", missing)
+	if code != 1 || out != "" || !strings.Contains(e, "apps.x.binary: error: ") {
+		t.Errorf("validate --strict: exit %d, stdout %q, stderr %q", code, out, e)
+	}
+
+	code, _, e = cli(t, "run", "--config", filepath.Join(dir, "none.json"))
+	if code != 1 || !strings.Contains(e, "give one with --config PATH") {
+		t.Errorf("run without a config: exit %d, %q", code, e)
+	}
+
+	cfg := filepath.Join(dir, "config.json")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`{"apps": {"a": %s}}`, helperApp("", "sleep"))), 0o644)
+	d := startDaemon(t, cfg)
+	defer shutdown(t, d)
+	code, _, e = cli(t, "run", "--config", cfg, "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(e, "another Patrol uses this state directory") || strings.Contains(e, "listening") {
+		t.Errorf("a second Patrol: exit %d, stderr:\n%s", code, e)
+	}
+}
