@@ -419,6 +419,16 @@ func (l *Loop) Run(ctx context.Context) error {
 	l.emit(schema.Event{Event: schema.EventPatrolStarted, Message: l.instanceID})
 	l.restore(l.restoring, l.started)
 	l.restoring = nil
+	var pinged []string
+	for _, a := range l.file.Apps() {
+		if oa := l.snap.Apps[a.ID]; a.Keepalive.Pinged() && oa != nil && oa.Starts == 0 {
+			pinged = append(pinged, a.ID)
+		}
+	}
+	if len(pinged) > 0 {
+		l.log.Info("apps that ping wait for running instances to ping in before they are started", "apps", pinged,
+			"until", PingGrace(l.snap, l.file).Format(time.RFC3339))
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	ctxDone := ctx.Done()

@@ -488,7 +488,7 @@ func toggle(ctx context.Context, o io3, t toggleArgs, args []string) int {
 		return exitUsage
 	}
 	defer c.close()
-	entry := string(group) + " " + id
+	entry := string(group) + " " + strings.ToLower(id) // ids are case-insensitive; Patrol shows them lower-cased
 	read := func() (*schema.Response, int) {
 		q := url.Values{"id": {id}, "group": {string(group)}}
 		code, answer, err := c.do(ctx, http.MethodGet, "/api/?"+q.Encode(), nil, token)

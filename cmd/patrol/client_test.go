@@ -224,7 +224,7 @@ func TestToggle(t *testing.T) {
 			"service db: override cleared (before: stopped)\n"},
 		{"apps alias, seconds ttl, flags first", []string{"--ttl", "90", "apps", "Web", "RunOnce-Enable"}, "",
 			`{"id":"web","group":"app","disabled":true,"cas":1}`, "", `{"id":"Web","group":"app","toggle":4,"ttl":90}`, "",
-			"app Web: runonce-enable applied (before: disabled)\n"},
+			"app web: runonce-enable applied (before: disabled)\n"},
 		{"restart state from status", []string{"app", "web", "restart"}, "",
 			`{"id":"web","group":"app","state":"backoff","cas":5}`, "", `{"id":"web","group":"app","toggle":3}`, "",
 			"app web: restart applied (before: backoff)\n"},

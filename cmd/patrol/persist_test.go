@@ -121,18 +121,35 @@ func TestReusedPIDNotAdopted(t *testing.T) {
 	p := startDaemon(t, path)
 	poll(t, "running", 10*time.Second, func() bool { return len(pids(p.status(t))) == 1 })
 	old := p.status(t).Apps["web"]
+	oldStart := testhelper.StartTime(int(old.PID))
 	p.kill9(t)
 	syscall.Kill(int(old.PID), syscall.SIGKILL)
-	poll(t, "the app gone", 5*time.Second, func() bool { return !testhelper.Alive(int(old.PID)) })
-	testhelper.ReapOrphans()
+	// Reaped, not just a zombie: a multi-threaded process shows "Z" before
+	// its last thread is gone and it can be reaped.
+	poll(t, "the app gone and reaped", 5*time.Second, func() bool {
+		testhelper.ReapOrphans()
+		_, err := os.Stat("/proc/" + strconv.Itoa(int(old.PID)))
+		return err != nil
+	})
 
 	// An unrelated process, and the saved state rewritten so that the
 	// instance's pid is that process's pid: a pid reused by the kernel,
 	// with a start time that does not match.
+	// Its start time must differ from the app's: start times count clock
+	// ticks (10 ms), and on a fast machine both can fall in one.
 	self, _ := os.Executable()
-	other, err := os.StartProcess(self, []string{self, testhelper.Arg, "sleep"}, &os.ProcAttr{Files: []*os.File{nil, nil, nil}})
-	if err != nil {
-		t.Fatal(err)
+	var other *os.Process
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		var err error
+		other, err = os.StartProcess(self, []string{self, testhelper.Arg, "sleep"}, &os.ProcAttr{Files: []*os.File{nil, nil, nil}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := testhelper.StartTime(other.Pid); st != 0 && st != oldStart || time.Now().After(deadline) {
+			break
+		}
+		other.Kill()
+		other.Wait()
 	}
 	defer func() { other.Kill(); other.Wait() }()
 	for _, f := range []string{"state.json", "journal.jsonl"} {

@@ -214,6 +214,22 @@ func stat(pid string) (state, ppid string, ok bool) {
 	return f[0], f[1], true
 }
 
+// StartTime returns a process's start time in clock ticks since boot
+// (field 22 of /proc/PID/stat), or 0.
+func StartTime(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 20 {
+		return 0
+	}
+	n, _ := strconv.ParseUint(f[19], 10, 64)
+	return n
+}
+
 // Parent returns the parent pid of pid, or 0.
 func Parent(pid int) int {
 	_, ppid, _ := stat(strconv.Itoa(pid))
@@ -222,7 +238,7 @@ func Parent(pid int) int {
 }
 
 // Children lists the processes whose parent is this process, zombies
-// included, as "pid state".
+// included, as "pid state comm".
 func Children() []string {
 	me := strconv.Itoa(os.Getpid())
 	ents, _ := os.ReadDir("/proc")
@@ -232,7 +248,8 @@ func Children() []string {
 			continue
 		}
 		if state, ppid, ok := stat(e.Name()); ok && ppid == me {
-			out = append(out, e.Name()+" "+state)
+			comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
+			out = append(out, e.Name()+" "+state+" "+strings.TrimSpace(string(comm)))
 		}
 	}
 	return out
