@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -153,7 +154,7 @@ func status(ctx context.Context, o io3, conn *clientArgs, asJSON bool, args []st
 	if asJSON {
 		o.stdout.Write(body)
 	} else {
-		printStatus(o.stdout, &st, clock())
+		printStatus(o.stdout, &st, clock(), useColor(o.stdout, os.Getenv))
 	}
 	if st.Config != nil && st.Config.Error != "" {
 		return exitConfigError
@@ -264,7 +265,7 @@ func lastExit(hist []schema.History, now time.Time) string {
 
 // printStatus writes st as a header and a table, one row per entry sorted
 // by group and id.
-func printStatus(w io.Writer, st *schema.Status, now time.Time) {
+func printStatus(w io.Writer, st *schema.Status, now time.Time, color bool) {
 	if cfg := st.Config; cfg != nil {
 		fmt.Fprintf(w, "config revision %s", cmp.Or(cfg.Revision, "-"))
 		if cfg.Path != "" {
@@ -299,7 +300,13 @@ func printStatus(w io.Writer, st *schema.Status, now time.Time) {
 	}
 	slices.SortFunc(rows, func(a, b row) int { return cmp.Or(cmp.Compare(a.group, b.group), cmp.Compare(a.id, b.id)) })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "GROUP\tID\tSTATE\tHEALTH\tPID\tUPTIME\tRESTARTS\tLAST EXIT\tOVERRIDE\tREASON")
+	paint := func(s, code string) string { return s }
+	if color {
+		// Every cell of the column carries codes of the same length, so
+		// the tabwriter's alignment holds.
+		paint = func(s, code string) string { return "\x1b[" + code + "m" + s + "\x1b[0m" }
+	}
+	fmt.Fprintf(tw, "GROUP\tID\t%s\tHEALTH\tPID\tUPTIME\tRESTARTS\tLAST EXIT\tOVERRIDE\tREASON\n", paint("STATE", "39"))
 	for _, r := range rows {
 		e := r.e
 		if e == nil {
@@ -309,10 +316,37 @@ func printStatus(w io.Writer, st *schema.Status, now time.Time) {
 		if e.PID > 0 {
 			pid = strconv.FormatUint(uint64(e.PID), 10)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.group, r.id, cmp.Or(string(e.State), "-"), cmp.Or(string(e.Health), "-"), pid,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.group, r.id, paint(cmp.Or(string(e.State), "-"), stateColor(e.State)), cmp.Or(string(e.Health), "-"), pid,
 			uptime(e, now), e.Restarts, lastExit(e.History, now), overrideText(e.Override, now), reasonText(e, now))
 	}
 	tw.Flush()
+}
+
+// stateColor is a state's ANSI colour code (two digits, all of them).
+func stateColor(s schema.State) string {
+	switch s {
+	case schema.StateRunning:
+		return "32"
+	case schema.StateBackoff:
+		return "31"
+	case schema.StateStarting, schema.StateStopping, schema.StateWaiting:
+		return "33"
+	}
+	return "39"
+}
+
+// useColor reports whether to colour output to w: only on a terminal (a
+// character device), never with NO_COLOR set (no-color.org) or TERM=dumb.
+func useColor(w io.Writer, getenv func(string) string) bool {
+	if getenv("NO_COLOR") != "" || getenv("TERM") == "dumb" {
+		return false
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // timeLayouts are the layouts tried on the daemon's timestamps, which are

@@ -3,14 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/patrolhq/patrol/schema"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader.
@@ -188,5 +192,46 @@ func TestNewcomerFixes(t *testing.T) {
 	code, _, e = cli(t, "run", "--config", cfg, "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0")
 	if code != 1 || !strings.Contains(e, "another Patrol uses this state directory") || strings.Contains(e, "listening") {
 		t.Errorf("a second Patrol: exit %d, stderr:\n%s", code, e)
+	}
+}
+
+// TestColor: colour only on a terminal and never with NO_COLOR; the
+// coloured table, codes stripped, is the plain one (the columns align).
+func TestColor(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i+1 < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	if useColor(&bytes.Buffer{}, env()) {
+		t.Error("colour into a buffer")
+	}
+	if tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
+		defer tty.Close()
+		if !useColor(tty, env("TERM", "xterm")) || useColor(tty, env("NO_COLOR", "1")) || useColor(tty, env("TERM", "dumb")) {
+			t.Error("a terminal: colour unless NO_COLOR or TERM=dumb")
+		}
+	}
+	var st schema.Status
+	if err := json.Unmarshal([]byte(cannedStatus), &st); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	var plain, colored bytes.Buffer
+	printStatus(&plain, &st, now, false)
+	printStatus(&colored, &st, now, true)
+	if !strings.Contains(colored.String(), "\x1b[32mrunning\x1b[0m") {
+		t.Errorf("no green running:\n%q", colored.String())
+	}
+	stripped := regexp.MustCompile("\x1b\\[[0-9]+m").ReplaceAllString(colored.String(), "")
+	// Each cell of the STATE column carries 9 bytes of codes, so the
+	// visible columns line up exactly as without colour.
+	if want := plain.String(); stripped != want {
+		t.Errorf("coloured table, stripped:\n%s\nplain:\n%s", stripped, want)
 	}
 }
