@@ -129,6 +129,7 @@ type Patrol struct {
 	source  *etcdSource // with Options.Source
 	metrics *metrics
 	hooks   *dispatcher
+	usage   usageTracker
 
 	mu       sync.Mutex
 	current  *desired.State // the last config loaded (for the API's token)
@@ -524,6 +525,10 @@ func (b backend) Events(ctx context.Context, pings bool) (<-chan schema.Event, e
 
 func (b backend) LogFile(ctx context.Context, id, stream, secret string) (string, string, error) {
 	return b.p.loop.LogFile(ctx, id, stream, secret)
+}
+
+func (b backend) Usage(ctx context.Context) (map[string][]api.UsageSample, error) {
+	return b.p.usage.sample(ctx, b.p.Status, time.Now())
 }
 
 func (b backend) Reload(ctx context.Context) (string, []string, error) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/patrolhq/patrol/schema"
 )
@@ -186,6 +187,16 @@ func (f *fakeBackend) setLog(stream, path string) {
 
 // LogFile knows app "web" (f.logs) and app "locked" (secret "s3cret", no
 // logs), as the loop answers.
+// Usage answers two samples for web: 25% of a CPU over two seconds, 40
+// then 48 MiB.
+func (f *fakeBackend) Usage(ctx context.Context) (map[string][]UsageSample, error) {
+	at := fakeNow.Add(-2 * time.Second)
+	return map[string][]UsageSample{"web": {
+		{At: at, CPU: time.Second, RSS: 40 << 20},
+		{At: fakeNow, CPU: 1500 * time.Millisecond, RSS: 48 << 20},
+	}}, nil
+}
+
 func (f *fakeBackend) LogFile(ctx context.Context, id, stream, secret string) (string, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -177,7 +177,8 @@ func (s *Server) dashboardPage(r *http.Request, d *pageData) error {
 	if err != nil {
 		return fmt.Errorf("dashboard: %w: %w", errBackend, err)
 	}
-	d.Dash = makeDashboard(st, parseDashQuery(r.URL.Query()), s.now())
+	usage, _ := s.backend.Usage(r.Context()) // none when it cannot be measured
+	d.Dash = makeDashboard(st, parseDashQuery(r.URL.Query()), s.now(), usage)
 	return nil
 }
 
@@ -204,7 +205,13 @@ func (s *Server) entryPage(r *http.Request, d *pageData) error {
 		return newError(http.StatusNotFound, strings.Join(resp.Errors, "; "), fmt.Errorf("entry page %s", r.URL.Path))
 	}
 	id := cmp.Or(resp.ID, strings.ToLower(req.ID))
-	d.Entry = makeEntry(group, id, resp, s.now())
+	var samples []UsageSample
+	if group == string(schema.GroupApp) {
+		if usage, err := s.backend.Usage(r.Context()); err == nil {
+			samples = usage[id]
+		}
+	}
+	d.Entry = makeEntry(group, id, resp, s.now(), samples)
 	d.Title = d.Entry.Name
 	return nil
 }

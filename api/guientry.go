@@ -44,6 +44,7 @@ type entryView struct {
 	KeyValue          []kvRow
 	History           []histRow // newest first
 	Timeline          timeline
+	Usage             *usageView
 	Sig               string
 	// Locked: reads need the token; only the frame is rendered.
 	Locked bool
@@ -67,7 +68,7 @@ func reasonClass(h schema.History) string {
 
 // makeEntry builds an entry page from the entry's response (with its
 // history).
-func makeEntry(group, id string, e *schema.Response, now time.Time) *entryView {
+func makeEntry(group, id string, e *schema.Response, now time.Time, usage []UsageSample) *entryView {
 	v := &entryView{Group: group, ID: id, Name: cmp.Or(e.Name, id), State: cmp.Or(string(e.State), "unknown"),
 		StateClass: stateClass(e.State), StateTitle: e.Reason, Secret: e.Secret, Disabled: e.State == schema.StateDisabled,
 		Running: running(e), Digest: digest(e)}
@@ -157,9 +158,16 @@ func makeEntry(group, id string, e *schema.Response, now time.Time) *entryView {
 		v.History = append(v.History, r)
 	}
 	v.Timeline = makeTimeline(e, now)
+	if v.Running {
+		v.Usage = makeUsage(usage, 300, 40)
+	}
 	details, _ := json.Marshal(v.Details)
 	kv, _ := json.Marshal(v.KeyValue)
-	v.Sig = sig(string(details), string(kv), len(v.History), v.State, v.StateTitle, v.Name)
+	usageSig := ""
+	if v.Usage != nil {
+		usageSig = v.Usage.CPUPoints + v.Usage.MemPoints
+	}
+	v.Sig = sig(string(details), string(kv), len(v.History), v.State, v.StateTitle, v.Name, usageSig)
 	return v
 }
 

@@ -207,13 +207,15 @@ type rowView struct {
 	Flapping              bool
 	Flaps                 int
 	Digest                string // what a form checks before it acts
+	Usage                 *usageView
 	// Sig is a hash of everything the row shows but its uptime: the
 	// scripts replace a row when it changes.
 	Sig string
 }
 
-// makeRow builds an entry's dashboard row.
-func makeRow(group, id string, e *schema.Response, now time.Time) rowView {
+// makeRow builds an entry's dashboard row; usage is the app's recent
+// usage samples (none for services).
+func makeRow(group, id string, e *schema.Response, now time.Time, usage []UsageSample) rowView {
 	r := rowView{Group: group, ID: id, Name: cmp.Or(e.Name, id), State: cmp.Or(string(e.State), "unknown"),
 		StateClass: stateClass(e.State), StateTitle: e.Reason, Health: healthShown(e), HealthTitle: healthWhy(e),
 		Restarts: e.Restarts, LastExit: lastExit(e.History), Override: overrideText(e.Override),
@@ -231,7 +233,14 @@ func makeRow(group, id string, e *schema.Response, now time.Time) rowView {
 		r.Started, r.Uptime = isoTime(e.Started), since(e.Started, now)
 	}
 	r.Flaps, r.Flapping = flapping(e.History, now)
-	r.Sig = sig(r.Name, r.State, r.StateTitle, r.Health, r.HealthTitle, r.PID, r.Started, r.Restarts, r.LastExit,
+	if running(e) {
+		r.Usage = makeUsage(usage, 48, 14)
+	}
+	usageSig := ""
+	if r.Usage != nil {
+		usageSig = r.Usage.CPU + r.Usage.Mem
+	}
+	r.Sig = sig(usageSig, r.Name, r.State, r.StateTitle, r.Health, r.HealthTitle, r.PID, r.Started, r.Restarts, r.LastExit,
 		r.Override, r.OverrideFor, r.Secret, r.Flapping, r.Flaps, r.Digest)
 	return r
 }
@@ -341,8 +350,9 @@ type dashView struct {
 	Sig                       string   // of the header part (config, summary)
 }
 
-// makeDashboard builds the dashboard from a status.
-func makeDashboard(st *schema.Status, q dashQuery, now time.Time) *dashView {
+// makeDashboard builds the dashboard from a status and the apps' recent
+// usage (nil: not measured).
+func makeDashboard(st *schema.Status, q dashQuery, now time.Time, usage map[string][]UsageSample) *dashView {
 	v := &dashView{Started: isoTime(st.Started), Uptime: since(st.Started, now), Instance: cmp.Or(st.InstanceID, "-"),
 		Shutdown: st.Shutdown, Config: makeConfig(st.Config), Query: q}
 	counts := map[string]int{}
@@ -353,7 +363,11 @@ func makeDashboard(st *schema.Status, q dashQuery, now time.Time) *dashView {
 	}{{"app", "Apps", st.Apps}, {"service", "Services", st.Services}} {
 		gv := groupView{Group: g.group, Title: g.title, Total: len(g.m)}
 		for id, e := range g.m {
-			r := makeRow(g.group, id, e, now)
+			var u []UsageSample
+			if g.group == "app" {
+				u = usage[id]
+			}
+			r := makeRow(g.group, id, e, now, u)
 			counts[r.State]++
 			if r.Flapping {
 				counts["flapping"]++

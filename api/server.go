@@ -47,6 +47,18 @@ type Backend interface {
 	// Request"). The file keeps growing while the instance runs; a new
 	// instance writes a new file.
 	LogFile(ctx context.Context, id, stream, secret string) (path, apiErr string, err error)
+	// Usage returns the recent usage samples of each running app, oldest
+	// first, sampling now if the last sample is old enough; nil when
+	// usage cannot be measured. It is called only while someone looks.
+	Usage(ctx context.Context) (map[string][]UsageSample, error)
+}
+
+// UsageSample is what an app's processes used up to a moment: CPU time
+// so far and resident memory then.
+type UsageSample struct {
+	At  time.Time
+	CPU time.Duration
+	RSS uint64
 }
 
 // Options configures a Server.

@@ -324,6 +324,8 @@ func helper(args []string) int {
 		return waiterIdle(arg(0))
 	case "spawn-before-run":
 		return spawnBeforeRun()
+	case "burn":
+		return burn()
 	case "ignore-sigterm":
 		signal.Ignore(syscall.SIGTERM)
 		fmt.Println("ready")

@@ -167,6 +167,10 @@ func TestTimeline(t *testing.T) {
 	if !eval[bool](t, ctx, `!!document.getElementById("entry-flapping")`) {
 		t.Error("no flapping badge on the entry page")
 	}
+	// Usage from /proc: memory at once, CPU from the second sample (the
+	// page refreshes every 5 s; samples are at least 2 s apart).
+	waitJS[bool](t, ctx, "the memory sparkline", `/[KMG]iB$/.test(document.getElementById("usage-mem").textContent)`, 10*time.Second)
+	waitJS[bool](t, ctx, "the CPU share", `/^[0-9]+%$/.test(document.getElementById("usage-cpu").textContent)`, 15*time.Second)
 	screenshot(t, ctx, "entry-timeline.png")
 	do(t, ctx, 30*time.Second, chromedp.Navigate(in.base+"/?state=flapping"))
 	if got := eval[string](t, ctx, `Array.from(document.querySelectorAll("#apps tbody tr"), (r) => r.dataset.id).join(",")`); got != "crasher" {

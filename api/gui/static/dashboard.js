@@ -12,6 +12,11 @@
   const refresh = P.refresher(300);
 
   setInterval(P.tick, 1000);
+  // Usage (the sparklines) moves without events: refresh now and then
+  // while the page is seen.
+  setInterval(function () {
+    if (!document.hidden) refresh();
+  }, 5000);
 
   document.getElementById("main").addEventListener("submit", async function (ev) {
     const form = ev.target.closest("form.row-form");

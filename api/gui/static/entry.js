@@ -42,6 +42,11 @@
   new MutationObserver(sync).observe(document.getElementById("live"), { childList: true, subtree: true });
 
   setInterval(P.tick, 1000);
+  // Usage (the sparklines) moves without events: refresh now and then
+  // while the page is seen.
+  setInterval(function () {
+    if (!document.hidden) refresh();
+  }, 5000);
 
   const actions = document.getElementById("actions");
   if (actions) {
