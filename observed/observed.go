@@ -177,8 +177,13 @@ type App struct {
 	StartError string
 	// History holds closed instances, oldest first.
 	History []Record
-	// Starts counts instances started or adopted since Patrol started.
+	// Starts counts instances started or adopted (restored with the
+	// state, so it spans Patrol's restarts).
 	Starts int
+	// Resumed is set when the state was restored with the last instance
+	// ended by Patrol's clean shutdown: the next start resumes the app
+	// and is not counted as a restart.
+	Resumed bool
 	// LastStdout and LastStderr are the log files of the newest instance,
 	// kept after it ends (for the log viewer).
 	LastStdout string

@@ -255,7 +255,11 @@ func (l *Loop) start(oa *observed.App, a Action, now time.Time) {
 	oa.Pending = nil
 	oa.StartError = ""
 	oa.Candidate = nil
-	oa.Starts++
+	if oa.Resumed {
+		oa.Resumed = false // after Patrol's clean shutdown: not a restart
+	} else {
+		oa.Starts++
+	}
 	oa.LastStdout, oa.LastStderr = launch.Stdout, launch.Stderr
 	l.tags[id] = app.ID
 	for _, dep := range app.DependsOn {

@@ -63,6 +63,9 @@ func (l *Loop) restore(p *observed.Persisted, now time.Time) {
 			oa.KeyValue = cloneKV(e.KeyValue)
 			oa.History = append([]observed.Record(nil), e.History...)
 			oa.Starts = e.Starts
+			if n := len(e.History); e.Instance == nil && n > 0 && e.History[n-1].Reason == schema.ReasonShutdown {
+				oa.Resumed = true
+			}
 			oa.LastStdout, oa.LastStderr = e.LastStdout, e.LastStderr
 			l.written[k] = l.persistedOf(k, e.Instance)
 			l.restoreInstance(oa, e.Instance, now)

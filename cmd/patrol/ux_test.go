@@ -188,11 +188,21 @@ func TestNewcomerFixes(t *testing.T) {
 	cfg := filepath.Join(dir, "config.json")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`{"apps": {"a": %s}}`, helperApp("", "sleep"))), 0o644)
 	d := startDaemon(t, cfg)
-	defer shutdown(t, d)
 	code, _, e = cli(t, "run", "--config", cfg, "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0")
 	if code != 1 || !strings.Contains(e, "another Patrol uses this state directory") || strings.Contains(e, "listening") {
 		t.Errorf("a second Patrol: exit %d, stderr:\n%s", code, e)
 	}
+
+	// A clean shutdown and a new Patrol: the app is started again, which
+	// is not a restart.
+	poll(t, "a running", 10*time.Second, func() bool { return pids(d.status(t))["a"] != 0 })
+	shutdown(t, d)
+	d = startDaemon(t, cfg)
+	poll(t, "a running again", 10*time.Second, func() bool { return pids(d.status(t))["a"] != 0 })
+	if a := d.status(t).Apps["a"]; a.Restarts != 0 || len(a.History) != 1 || a.History[0].Reason != "shutdown" {
+		t.Errorf("after a clean shutdown and a new Patrol: restarts %d, history %+v", a.Restarts, a.History)
+	}
+	shutdown(t, d)
 }
 
 // TestColor: colour only on a terminal and never with NO_COLOR; the
