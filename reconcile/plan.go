@@ -253,6 +253,8 @@ func startReason(oa *observed.App, da *desired.App) schema.Reason {
 		return oa.Pending.Reason
 	case oa.StartError != "":
 		return schema.ReasonStartFailed
+	case oa.Resumed:
+		return schema.ReasonResumed
 	case oa.LastEnd == nil:
 		return schema.ReasonAdded
 	case oa.LastEnd.Fingerprint != da.Fingerprint():

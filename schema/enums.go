@@ -216,6 +216,9 @@ const (
 	// ReasonDependency: a dependency the app opted to restart with
 	// ("restart": true) got a new instance.
 	ReasonDependency Reason = "dependency-restarted"
+	// ReasonResumed: started again by a new Patrol after the last one's
+	// clean shutdown stopped it (not a restart).
+	ReasonResumed Reason = "resumed"
 )
 
 // stopSignals are the signal names allowed as stop-signal, canonical form.

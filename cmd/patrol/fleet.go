@@ -39,7 +39,7 @@ type sourceConfig struct {
 // sourceFlags defines --source and the etcd connection flags on fs.
 func sourceFlags(fs *flag.FlagSet, what string) *sourceArgs {
 	s := &sourceArgs{}
-	fs.StringVar(&s.url, "source", "", what+"etcd://HOST:PORT[,HOST:PORT...]/PREFIX (etcds:// for TLS)")
+	fs.StringVar(&s.url, "source", "", what+"`URL` etcd://HOST:PORT[,HOST:PORT...]/PREFIX (etcds:// for TLS)")
 	fs.StringVar(&s.config, "source-config", "", "a JSON `FILE` with source, host, etcd-ca, etcd-cert, etcd-key, etcd-user and etcd-password-file (flags win)")
 	fs.StringVar(&s.opts.CAFile, "etcd-ca", "", "CA certificate `PATH` of etcd's members")
 	fs.StringVar(&s.opts.CertFile, "etcd-cert", "", "client certificate `PATH` for etcd")

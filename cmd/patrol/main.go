@@ -51,10 +51,10 @@ func commands(ctx context.Context, o io3) []command {
 			fs.StringVar(&opts.HTTPAddr, "http", "", "HTTP listen `ADDR` (overrides http.listen)")
 			fs.StringVar(&opts.UDPAddr, "udp", "", "UDP listen `ADDR` (overrides udp.listen)")
 			fs.StringVar(&opts.StateDir, "state-dir", "", "state `DIR` (default .patrol/ beside the config)")
-			format := fs.String("log-format", "text", "log format: text or json")
+			format := fs.String("log-format", "text", "log `FORMAT`: text or json")
 			source := sourceFlags(fs, "read the config from etcd instead of --config: ")
 			fs.StringVar(&source.opts.Host, "host", "", "this host's `NAME` in the fleet (with --source): its config is PREFIX/hosts/NAME/config.json")
-			fs.DurationVar(&source.opts.StatusTTL, "status-ttl", 10*time.Second, "how long this host's status stays in etcd after it died (with --source)")
+			fs.DurationVar(&source.opts.StatusTTL, "status-ttl", 10*time.Second, "how long (`DURATION`) this host's status stays in etcd after it died (with --source)")
 			return func(args []string) int {
 				if len(args) > 0 {
 					fmt.Fprintf(o.stderr, "patrol run: unexpected arguments %q (the config is given with --config)\n", args)
@@ -100,7 +100,7 @@ func commands(ctx context.Context, o io3) []command {
 		{"toggle", "app|service ID ACTION", "enable|disable|restart|runonce-enable|runonce-disable|clear an entry", func(fs *flag.FlagSet) func([]string) int {
 			var t toggleArgs
 			t.conn = clientFlags(fs)
-			fs.StringVar(&t.secret, "secret", "", "the entry's secret")
+			fs.StringVar(&t.secret, "secret", "", "the entry's `SECRET`")
 			fs.Uint64Var(&t.cas, "cas", 0, "only apply if the entry's CAS counter is `N`")
 			fs.Var(&t.ttl, "ttl", "make the override expire after `DURATION` (30s, 2h, or a number of seconds)")
 			fs.BoolVar(&t.verbose, "v", false, "also print the CAS counter for the next change")
@@ -112,7 +112,7 @@ func commands(ctx context.Context, o io3) []command {
 			fs.BoolVar(&a.follow, "follow", false, "the same as -f")
 			fs.BoolVar(&a.stderr, "stderr", false, "the app's stderr instead of its stdout")
 			fs.IntVar(&a.tail, "tail", 200, "start with the last `N` lines (0-10000)")
-			fs.StringVar(&a.secret, "secret", "", "the app's secret, if it has one")
+			fs.StringVar(&a.secret, "secret", "", "the app's `SECRET`, if it has one")
 			return func(args []string) int { return logs(ctx, o, a, args) }
 		}},
 		{"completion", "bash|zsh|fish", "print a shell completion script (source <(patrol completion bash))", func(fs *flag.FlagSet) func([]string) int {
@@ -124,7 +124,7 @@ func commands(ctx context.Context, o io3) []command {
 			var ao patrol.FleetApplyOptions
 			fs.BoolVar(&ao.DryRun, "dry-run", false, "apply: validate and print the plans, write nothing")
 			fs.IntVar(&ao.MaxUnavailable, "max-unavailable", 0, "apply: roll out `N` hosts at a time, each batch converged before the next")
-			fs.DurationVar(&ao.Timeout, "timeout", 5*time.Minute, "apply --max-unavailable: how long a batch may take to converge")
+			fs.DurationVar(&ao.Timeout, "timeout", 5*time.Minute, "apply --max-unavailable: how long (`DURATION`) a batch may take to converge")
 			return func(args []string) int { return fleetCmd(ctx, o, fs, source, args, asJSON, &ao) }
 		}},
 		{"schema", "", "print the JSON Schema of config.json", func(fs *flag.FlagSet) func([]string) int {
@@ -239,7 +239,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(w, "\n\n%s\n", c.summary)
 			if hasFlags {
 				fmt.Fprintln(w, "\nflags:")
-				fs.PrintDefaults()
+				printFlags(w, fs)
 			}
 		}
 		if wantsHelp(args[1:]) {
@@ -256,6 +256,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(o.stderr, "patrol: unknown command %q\n\n", args[0])
 	usage(o.stderr, cmds)
 	return exitUsage
+}
+
+// printFlags lists a command's flags as --name PLACEHOLDER, the form the
+// README and the completions use (the flag package accepts one dash or
+// two), with their defaults.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		dashes := "--"
+		if len(f.Name) == 1 {
+			dashes = "-"
+		}
+		placeholder, usage := flag.UnquoteUsage(f)
+		line := "  " + dashes + f.Name
+		if placeholder != "" {
+			line += " " + placeholder
+		}
+		if def := f.DefValue; def != "" && def != "0" && def != "false" && def != "0s" {
+			usage += fmt.Sprintf(" (default %s)", def)
+		}
+		fmt.Fprintf(w, "%s\n    \t%s\n", line, usage)
+	})
 }
 
 // wantsHelp reports whether args ask for help before any "--".

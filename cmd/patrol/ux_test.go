@@ -202,6 +202,15 @@ func TestNewcomerFixes(t *testing.T) {
 	if a := d.status(t).Apps["a"]; a.Restarts != 0 || len(a.History) != 1 || a.History[0].Reason != "shutdown" {
 		t.Errorf("after a clean shutdown and a new Patrol: restarts %d, history %+v", a.Restarts, a.History)
 	}
+	logged := false
+	for deadline := time.After(5 * time.Second); !logged; {
+		select {
+		case l := <-d.logs:
+			logged = strings.Contains(l, "msg=started app=a") && strings.Contains(l, "reason=resumed")
+		case <-deadline:
+			t.Fatal(`no "started app=a ... reason=resumed" in the new Patrol's log`)
+		}
+	}
 	shutdown(t, d)
 }
 
