@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,7 +9,10 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/patrolhq/patrol/schema"
@@ -48,6 +52,9 @@ type logsQuery struct {
 	id, stream, secret string
 	tail               int
 	follow             bool
+	// since, when set, asks for the whole output of every instance that
+	// started within it (oldest first) instead of the newest file's tail.
+	since time.Duration
 }
 
 func parseLogsQuery(r *http.Request) (logsQuery, error) {
@@ -69,7 +76,69 @@ func parseLogsQuery(r *http.Request) (logsQuery, error) {
 		}
 		lq.tail = n
 	}
+	if v := q.Get("since"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			secs, ferr := strconv.ParseFloat(v, 64)
+			err, d = ferr, time.Duration(secs*float64(time.Second))
+		}
+		if err != nil || d <= 0 {
+			return lq, newError(http.StatusBadRequest, schema.ErrInvalidRequest, fmt.Errorf("logs: since %q is not a positive duration", v))
+		}
+		lq.since = d
+	}
 	return lq, nil
+}
+
+// maxSinceFiles bounds how many instances' files one request with since
+// writes (the newest ones).
+const maxSinceFiles = 1000
+
+// instanceFiles lists the files of the app's instances that started at or
+// after from, oldest first, other than newest itself, and says whether
+// newest started then too. A log file is named after its instance's start
+// (LOGDIR/YYYY/MONTH/DAY/UNIXNANO.STREAM.log), which is how they are
+// found and ordered.
+func instanceFiles(newest string, from time.Time) ([]string, bool) {
+	base := filepath.Base(newest)
+	nano, suffix, ok := strings.Cut(base, ".")
+	if !ok {
+		return nil, false
+	}
+	startOf := func(p string) (int64, bool) {
+		n, _, _ := strings.Cut(filepath.Base(p), ".")
+		v, err := strconv.ParseInt(n, 10, 64)
+		return v, err == nil
+	}
+	dir := filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(newest))))
+	paths, _ := filepath.Glob(filepath.Join(dir, "*", "*", "*", "*."+suffix))
+	var out []string
+	for _, p := range paths {
+		if t, ok := startOf(p); ok && p != newest && t >= from.UnixNano() {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int {
+		ta, _ := startOf(a)
+		tb, _ := startOf(b)
+		return cmp.Compare(ta, tb)
+	})
+	if len(out) > maxSinceFiles {
+		out = out[len(out)-maxSinceFiles:]
+	}
+	t, err := strconv.ParseInt(nano, 10, 64)
+	return out, err == nil && t >= from.UnixNano()
+}
+
+// writeInstanceHeader marks where an instance's output starts.
+func writeInstanceHeader(w io.Writer, path string) error {
+	what := path
+	n, _, _ := strings.Cut(filepath.Base(path), ".")
+	if v, err := strconv.ParseInt(n, 10, 64); err == nil {
+		what = "started " + time.Unix(0, v).Local().Format(isoLayout) + ": " + path
+	}
+	_, err := fmt.Fprintf(w, "--- instance %s ---\n", what)
+	return err
 }
 
 // logPath asks the backend for the app's newest log file: an API error
@@ -88,7 +157,11 @@ func (s *Server) logPath(ctx context.Context, lq logsQuery) (string, error) {
 	return path, nil
 }
 
-// logs is GET /api/logs?id=ID&stream=stdout|stderr&tail=N&follow=1&secret=S:
+// logs is GET /api/logs?id=ID&stream=stdout|stderr&tail=N&follow=1&secret=S
+// (&since=DURATION: instead of the tail, the whole output of every
+// instance started within DURATION, oldest first, each after a line
+// "--- instance started TIME: PATH ---"; app output has no timestamps of
+// its own, so instances are the unit):
 // the last N lines (default 200, at most 10000) of the app's newest log
 // file as plain text, read from the file's end (never the whole file).
 // With follow, the answer stays open and carries what is appended, polled
@@ -126,10 +199,17 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	}
 	buf := make([]byte, logChunk)
 	size := fi.Size()
-	off, err := tailStart(f, size, lq.tail, maxTailBytes, buf)
-	if err != nil {
-		s.writeError(w, r, fmt.Errorf("logs: read %s: %w", path, err))
-		return
+	var older []string
+	whole := false // the newest file from its start (it started within since)
+	if lq.since > 0 {
+		older, whole = instanceFiles(path, s.now().Add(-lq.since))
+	}
+	off := int64(0)
+	if !whole {
+		if off, err = tailStart(f, size, lq.tail, maxTailBytes, buf); err != nil {
+			s.writeError(w, r, fmt.Errorf("logs: read %s: %w", path, err))
+			return
+		}
 	}
 
 	h := w.Header()
@@ -142,6 +222,16 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return
+	}
+	for _, p := range older {
+		if err := s.copyFile(w, p, buf); err != nil {
+			return
+		}
+	}
+	if whole && lq.since > 0 {
+		if writeInstanceHeader(w, path) != nil {
+			return
+		}
 	}
 	n, err := copyRange(w, f, off, size, buf)
 	off += n
@@ -196,6 +286,25 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// copyFile writes an older instance's whole file, after its header; a
+// file removed meanwhile (log retention) is skipped.
+func (s *Server) copyFile(w io.Writer, path string, buf []byte) error {
+	f, err := s.openLog(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil
+	}
+	if err := writeInstanceHeader(w, path); err != nil {
+		return err
+	}
+	_, err = copyRange(w, f, 0, fi.Size(), buf)
+	return err
 }
 
 // follow writes what f holds beyond off and returns the new offset. A file

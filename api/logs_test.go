@@ -317,6 +317,8 @@ func TestLogsErrors(t *testing.T) {
 		{"/api/logs?id=web&stream=both", 400, schema.ErrInvalidRequest},
 		{"/api/logs?id=web&tail=abc", 400, schema.ErrInvalidRequest},
 		{"/api/logs?id=web&tail=-1", 400, schema.ErrInvalidRequest},
+		{"/api/logs?id=web&since=abc", 400, schema.ErrInvalidRequest},
+		{"/api/logs?id=web&since=-5m", 400, schema.ErrInvalidRequest},
 		{"/api/logs?id=web&tail=10001", 400, schema.ErrInvalidRequest},
 	} {
 		wantErrors(t, do(t, h, "GET", c.target, ""), c.code, c.msg)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // clientArgs are the flags of every command that talks to a running
@@ -58,6 +59,7 @@ type logsArgs struct {
 	follow bool
 	stderr bool
 	tail   int
+	since  time.Duration
 	secret string
 }
 
@@ -89,6 +91,9 @@ func logs(ctx context.Context, o io3, a logsArgs, args []string) int {
 	}
 	if a.secret != "" {
 		q.Set("secret", a.secret)
+	}
+	if a.since > 0 {
+		q.Set("since", a.since.String())
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/logs?"+q.Encode(), nil)
 	if err != nil {

@@ -113,6 +113,7 @@ func commands(ctx context.Context, o io3) []command {
 			fs.BoolVar(&a.stderr, "stderr", false, "the app's stderr instead of its stdout")
 			fs.IntVar(&a.tail, "tail", 200, "start with the last `N` lines (0-10000)")
 			fs.StringVar(&a.secret, "secret", "", "the app's `SECRET`, if it has one")
+			fs.DurationVar(&a.since, "since", 0, "instead of the last lines, everything the instances started within `DURATION` wrote (10m, 2h), oldest first")
 			return func(args []string) int { return logs(ctx, o, a, args) }
 		}},
 		{"completion", "bash|zsh|fish", "print a shell completion script (source <(patrol completion bash))", func(fs *flag.FlagSet) func([]string) int {

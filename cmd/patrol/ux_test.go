@@ -74,6 +74,14 @@ func TestLogsFollow(t *testing.T) {
 		t.Errorf("logs -f printed, out of order or incomplete:\n%s", got)
 	}
 
+	// --since: both instances' whole output, oldest first, each after a
+	// header line.
+	code, since, e := cli(t, "logs", "--server", d.addr, "--since", "1m", "talker")
+	second := strings.LastIndex(since, "--- instance started ")
+	if code != 0 || strings.Count(since, "--- instance started ") != 2 || !strings.HasPrefix(since, "--- instance started ") ||
+		!(strings.Index(since, "first-b\n") < second && second < strings.Index(since, "second-a\n")) {
+		t.Errorf("logs --since 1m: exit %d, stderr %q\n%s", code, e, since)
+	}
 	code, stat, e := cli(t, "status", "--server", d.addr, "talker")
 	if code != 0 || !strings.Contains(stat, "app        talker (Talker)") || !strings.Contains(stat, "history (newest first):") ||
 		!strings.Contains(stat, "stopped-by-config") {
