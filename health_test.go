@@ -564,7 +564,7 @@ func TestReadyLogLine(t *testing.T) {
 // are logged and ignored; the instance is undisturbed and the READY=1
 // after them counts.
 func TestNotifyGarbage(t *testing.T) {
-	var logs syncBuffer
+	var logs testhelper.Buffer
 	d := startPatrolWith(t, config(map[string]any{
 		"app": appCfg(t, map[string]any{"ready": "notify"}, "notify", "0s",
 			"READY", "MAINPID=x", "WATCHDOG_USEC=-1", "=novalue", strings.Repeat("STATUS=x\n", 600), "", "READY=1"),

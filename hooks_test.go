@@ -2,7 +2,6 @@ package patrol_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/patrolhq/patrol"
+	"github.com/patrolhq/patrol/internal/testhelper"
 	"github.com/patrolhq/patrol/schema"
 )
 
@@ -224,7 +224,7 @@ func TestAppOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer extra.Close()
-	var out, errOut syncBuffer
+	var out, errOut testhelper.Buffer
 	d := startPatrolWith(t, config(map[string]any{
 		"web": appCfg(t, nil, "echo-all", "a"),
 	}, nil), patrol.Options{App: func(id string) patrol.AppOptions {
@@ -243,24 +243,6 @@ func TestAppOptions(t *testing.T) {
 	if len(logs) != 0 {
 		t.Errorf("log files made for streams with writers: %v", logs)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the copying goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestHookGoroutinesOnDemand: hook delivery keeps no goroutine per entry

@@ -13,6 +13,7 @@ import (
 
 	"github.com/patrolhq/patrol"
 	"github.com/patrolhq/patrol/desired"
+	"github.com/patrolhq/patrol/internal/testhelper"
 	"github.com/patrolhq/patrol/observed"
 	"github.com/patrolhq/patrol/schema"
 )
@@ -162,7 +163,7 @@ func TestOversizedKeyValueFromAnOlderVersion(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testhelper.Buffer{}
 	d := startPatrolWith(t, config(map[string]any{"web": appCfg(t, nil, "sleep")}, nil),
 		patrol.Options{StateDir: stateDir, Log: slog.New(slog.NewTextHandler(logs, nil))})
 	a, _ := d.waitRunning(t, "web", 0, 5*time.Second)

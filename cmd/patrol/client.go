@@ -102,6 +102,16 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, token
 	return resp.StatusCode, data, nil
 }
 
+// failure describes a non-200 answer for an error line: the API's errors,
+// and with a 401 what to do about it.
+func failure(code int, body []byte) string {
+	msg := strings.Join(apiErrors(code, body), "; ")
+	if code == http.StatusUnauthorized {
+		msg += " (give the API token with --token or PATROL_TOKEN)"
+	}
+	return msg
+}
+
 // apiErrors returns the error strings of a non-200 answer, or a
 // description of the answer when it is not the API's error JSON.
 func apiErrors(code int, body []byte) []string {
@@ -138,11 +148,7 @@ func status(ctx context.Context, o io3, conn *clientArgs, asJSON bool, args []st
 		return exitFail
 	}
 	if code != http.StatusOK {
-		msg := strings.Join(apiErrors(code, body), "; ")
-		if code == http.StatusUnauthorized {
-			msg += " (reads need the API token: give it with --token or PATROL_TOKEN)"
-		}
-		fmt.Fprintf(o.stderr, "patrol status: %s: %s\n", c.base, msg)
+		fmt.Fprintf(o.stderr, "patrol status: %s: %s\n", c.base, failure(code, body))
 		return exitFail
 	}
 	var st schema.Status
@@ -178,7 +184,7 @@ func statusEntry(ctx context.Context, o io3, c *client, token, id string, asJSON
 			break
 		}
 		if code == http.StatusUnauthorized {
-			fmt.Fprintf(o.stderr, "patrol status: %s (reads need the API token: give it with --token or PATROL_TOKEN)\n", strings.Join(apiErrors(code, b), "; "))
+			fmt.Fprintf(o.stderr, "patrol status: %s\n", failure(code, b))
 			return exitFail
 		}
 	}

@@ -84,13 +84,7 @@ func planCmd(ctx context.Context, o io3, args []string, a planArgs) int {
 		fmt.Fprintf(o.stderr, "patrol plan: %v\n", err)
 		return exitFail
 	case code != http.StatusOK:
-		msg := apiErrors(code, body)
-		if code == http.StatusUnauthorized {
-			msg = append(msg, "give the API token with --token or PATROL_TOKEN")
-		}
-		for _, e := range msg {
-			fmt.Fprintf(o.stderr, "%s: %s\n", path, e)
-		}
+		fmt.Fprintf(o.stderr, "%s: %s\n", path, failure(code, body))
 		return exitFail
 	default:
 		plan = &schema.Plan{}

@@ -94,11 +94,7 @@ func toggle(ctx context.Context, o io3, t toggleArgs, args []string) int {
 			return nil, exitFail
 		}
 		if code != http.StatusOK {
-			msg := strings.Join(apiErrors(code, answer), "; ")
-			if code == http.StatusUnauthorized {
-				msg += " (give the API token with --token or PATROL_TOKEN)"
-			}
-			fmt.Fprintf(o.stderr, "patrol toggle: %s: %s\n", entry, msg)
+			fmt.Fprintf(o.stderr, "patrol toggle: %s: %s\n", entry, failure(code, answer))
 			return nil, exitFail
 		}
 		var r schema.Response
@@ -127,11 +123,7 @@ func toggle(ctx context.Context, o io3, t toggleArgs, args []string) int {
 		return exitFail
 	}
 	if code != http.StatusOK {
-		msg := strings.Join(apiErrors(code, answer), "; ")
-		if code == http.StatusUnauthorized {
-			msg += " (give the API token with --token or PATROL_TOKEN)"
-		}
-		fmt.Fprintf(o.stderr, "patrol toggle: %s: %s\n", entry, msg)
+		fmt.Fprintf(o.stderr, "patrol toggle: %s: %s\n", entry, failure(code, answer))
 		return exitFail
 	}
 	var resp schema.Response

@@ -10,30 +10,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/patrolhq/patrol/internal/testhelper"
 	"github.com/patrolhq/patrol/schema"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestLogsFollow: `patrol logs -f APP` prints the lines of two successive
 // instances of the app, in order, and says where the new one starts; and
@@ -57,7 +39,7 @@ func TestLogsFollow(t *testing.T) {
 	poll(t, "talker running", 10*time.Second, func() bool { return pids(d.status(t))["talker"] != 0 })
 
 	ctx, cancel := context.WithCancel(t.Context())
-	var out, errOut syncBuffer
+	var out, errOut testhelper.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"logs", "-f", "--server", d.addr, "talker"}, &out, &errOut) }()
 	poll(t, "the first instance's lines", 10*time.Second, func() bool { return strings.Contains(out.String(), "first-b\n") })

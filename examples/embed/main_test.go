@@ -1,35 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/patrolhq/patrol/internal/testhelper"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestEmbed runs the example for a few seconds: hooks print, the clock's
 // output reaches the custom writer, the flaky app is restarted.
 func TestEmbed(t *testing.T) {
-	var out lockedBuffer
+	var out testhelper.Buffer
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Second)
 	defer cancel()
 	if err := run(ctx, &out); err != nil {
