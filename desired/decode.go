@@ -259,6 +259,7 @@ type decoder struct {
 var (
 	rawMessageType = reflect.TypeFor[json.RawMessage]()
 	dependencyType = reflect.TypeFor[schema.Dependency]()
+	rlimitType     = reflect.TypeFor[schema.RlimitSpec]()
 )
 
 // decode stores n into v (settable), recording type mismatches and unknown
@@ -274,6 +275,11 @@ func (d *decoder) decode(n *node, v reflect.Value, path string) {
 			return
 		}
 		v.SetBytes(raw)
+		return
+	}
+	if v.Type() == rlimitType && n.kind == kindNumber {
+		// A JSON number is one value for both limits.
+		v.SetString(n.text)
 		return
 	}
 	if v.Type() == dependencyType && n.kind != kindObject {

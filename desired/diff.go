@@ -3,6 +3,7 @@ package desired
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -30,6 +31,18 @@ type appField struct {
 
 func secs(d time.Duration) any { return d.Seconds() }
 
+// rlimitsText is an app's rlimits as the config writes them.
+func rlimitsText(rs []Rlimit) map[string]string {
+	if len(rs) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(rs))
+	for _, r := range rs {
+		m[r.Name] = r.String()
+	}
+	return m
+}
+
 // appFields lists every compared key of an app and whether changing it
 // restarts a running instance ("disabled" is listed as in place: when it
 // matters, it starts or stops the app instead). Restart fields are those that shape the process: what
@@ -40,6 +53,17 @@ var appFields = []appField{
 	{"args", true, false, func(a *App) any { return a.Args }},
 	{"env", true, false, func(a *App) any { return a.Env }},
 	{"env-parent", true, false, func(a *App) any { return a.EnvParent }},
+	{"env-file", true, false, func(a *App) any { return a.EnvFile }},
+	{"user", true, false, func(a *App) any { return a.User }},
+	{"group", true, false, func(a *App) any { return a.Group }},
+	{"supplementary-groups", true, false, func(a *App) any { return a.SupplementaryGroups }},
+	{"umask", true, false, func(a *App) any {
+		if a.Umask < 0 {
+			return ""
+		}
+		return fmt.Sprintf("%03o", a.Umask)
+	}},
+	{"rlimits", true, false, func(a *App) any { return rlimitsText(a.Rlimits) }},
 	{"working-directory", true, false, func(a *App) any { return a.WorkingDirectory }},
 	{"log-directory", true, false, func(a *App) any { return a.LogDirectory }},
 	{"pid-path", true, false, func(a *App) any { return a.PIDPath }},

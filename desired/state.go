@@ -92,13 +92,23 @@ type App struct {
 	Args             []string
 	Env              []string
 	EnvParent        bool
-	StdMerge         bool
-	StopSignal       string // canonical, such as "SIGTERM"
-	StopTimeout      time.Duration
-	RestartPolicy    schema.RestartPolicy
-	Backoff          Backoff
-	StartTimeout     time.Duration
-	DependsOn        []Dependency // sorted by id
+	// EnvFile is absolute ("" when not set); it is read at each start.
+	EnvFile string
+	// User, Group and SupplementaryGroups are as written (names or ids),
+	// resolved at each start; SupplementaryGroups is nil when not set
+	// (the user's groups) and empty when set to none.
+	User                string
+	Group               string
+	SupplementaryGroups []string
+	Umask               int // -1: Patrol's own
+	Rlimits             []Rlimit
+	StdMerge            bool
+	StopSignal          string // canonical, such as "SIGTERM"
+	StopTimeout         time.Duration
+	RestartPolicy       schema.RestartPolicy
+	Backoff             Backoff
+	StartTimeout        time.Duration
+	DependsOn           []Dependency // sorted by id
 	// Startup, Liveness and Readiness are the app's probes (nil: none).
 	Startup   *Probe
 	Liveness  *Probe

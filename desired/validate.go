@@ -73,6 +73,8 @@ var validate = sync.OnceValue(func() *validator.Validate {
 		"verb":        func(fl validator.FieldLevel) bool { return verbPattern.MatchString(fl.Field().String()) },
 		"servicename": func(fl validator.FieldLevel) bool { return servicePattern.MatchString(fl.Field().String()) },
 		"exitcodes":   func(fl validator.FieldLevel) bool { return exitCodesProblem(fl.Field().Interface().([]int)) == "" },
+		"account":     func(fl validator.FieldLevel) bool { return accountProblem(fl.Field().String()) == "" },
+		"umask":       func(fl validator.FieldLevel) bool { return umaskProblem(fl.Field().String()) == "" },
 	}
 	for tag, fn := range rules {
 		if err := v.RegisterValidation(tag, fn); err != nil {
@@ -290,6 +292,10 @@ func message(fe validator.FieldError) string {
 		return fmt.Sprintf(`must be a service name of 1-63 bytes of A-Z, a-z, 0-9 and "_.:@-", not starting with "-" or "." (no "/"), got %q`, s)
 	case "exitcodes":
 		return exitCodesProblem(v.([]int))
+	case "account":
+		return accountProblem(s)
+	case "umask":
+		return umaskProblem(s)
 	case "oneof":
 		return oneOfMessage(fe, s)
 	}

@@ -241,6 +241,43 @@ type App struct {
 	// Patrol.
 	EnvParent bool `json:"env-parent,omitempty"`
 
+	// User runs the app as this user: a name or a numeric id, resolved at
+	// each start (a user that does not exist fails the start, with the
+	// reason). Default: Patrol's own user. Patrol must run as root to use
+	// another user.
+	User string `json:"user,omitempty" validate:"omitempty,account"`
+
+	// Group is the app's primary group (a name or a numeric id). Default:
+	// the user's primary group, or Patrol's own group without user.
+	Group string `json:"group,omitempty" validate:"omitempty,account"`
+
+	// SupplementaryGroups are the app's other groups (names or numeric
+	// ids). Default: with user, the user's groups from the group database
+	// (as login and systemd's User= give them); without user, Patrol's own.
+	// An empty list means none.
+	SupplementaryGroups []string `json:"supplementary-groups,omitempty" validate:"dive,account"`
+
+	// Umask is the app's file mode creation mask, in octal ("027": files
+	// it creates are not group-writable and not readable by others).
+	// Default: Patrol's own.
+	Umask string `json:"umask,omitempty" validate:"omitempty,umask"`
+
+	// Rlimits sets resource limits (setrlimit) by name: as, core, cpu,
+	// data, fsize, locks, memlock, msgqueue, nice, nofile, nproc, rss,
+	// rtprio, rttime, sigpending, stack. A value is "SOFT:HARD", or one
+	// value for both, each a number or "infinity" (systemd's syntax; a
+	// JSON number is a value for both): {"nofile": "1024:4096", "core": 0}.
+	// Limits not named are Patrol's own.
+	Rlimits map[string]RlimitSpec `json:"rlimits,omitempty"`
+
+	// EnvFile is a file of KEY=VALUE lines (dotenv: blank lines and "#"
+	// comments skipped, an optional "export ", values optionally in single
+	// or double quotes) added to the environment after env, absolute or
+	// relative to working-directory. It is read at each start: changing
+	// the file is not a config change (it takes effect at the next start),
+	// and a file that cannot be read fails the start.
+	EnvFile string `json:"env-file,omitempty" validate:"omitempty,nonul,cleanpath"`
+
 	// StdMerge writes stdout and stderr into one .stdmerge.log file.
 	StdMerge bool `json:"std-merge,omitempty"`
 
@@ -315,6 +352,10 @@ type App struct {
 	// X is free-form data, never interpreted.
 	X json.RawMessage `json:"x,omitempty"`
 }
+
+// RlimitSpec is one resource limit of an app: "SOFT:HARD" or one value
+// for both, each a non-negative number or "infinity" (or "unlimited").
+type RlimitSpec string
 
 // Backoff is the "backoff" block of an app. The first restart after an
 // instance that stayed up at least reset-after seconds is immediate; each

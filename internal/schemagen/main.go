@@ -288,6 +288,20 @@ func (g *generator) fieldSchema(f field) object {
 			"propertyNames":        object{"pattern": desired.IDPattern},
 			"additionalProperties": object{"$ref": "#/$defs/" + defName(t.Elem().Elem())},
 		}
+	case t == reflect.TypeFor[map[string]schema.RlimitSpec]():
+		// Limits by name: "SOFT:HARD", one value, or a number.
+		names := make([]any, len(desired.RlimitNames))
+		for i, n := range desired.RlimitNames {
+			names[i] = n
+		}
+		s = object{
+			"type":          "object",
+			"propertyNames": object{"enum": names},
+			"additionalProperties": object{"anyOf": []any{
+				object{"type": "string", "pattern": `^ *([0-9]+|infinity|unlimited) *(: *([0-9]+|infinity|unlimited) *)?$`},
+				object{"type": "integer", "minimum": 0},
+			}},
+		}
 	case t.Kind() == reflect.Map:
 		s = object{"type": "object"}
 	case t == reflect.TypeFor[[]schema.Dependency]():
@@ -431,6 +445,10 @@ func applyRules(s object, rules []string, t reflect.Type) {
 			s["pattern"] = `^[A-Za-z0-9_:@][A-Za-z0-9_.:@-]{0,62}$`
 		case "envvar":
 			s["pattern"] = `^[^=]+=`
+		case "account":
+			s["pattern"] = `^(?:[0-9]{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?)$`
+		case "umask":
+			s["pattern"] = `^0?[0-7]{3}$`
 		case "argv":
 			s["minItems"] = 1
 		case "exitcodes":
@@ -515,6 +533,8 @@ func typeName(t reflect.Type) string {
 		return "object"
 	case t.Kind() == reflect.Map && t.Elem().Kind() == reflect.Pointer:
 		return "object of " + defName(t.Elem().Elem())
+	case t == reflect.TypeFor[map[string]schema.RlimitSpec]():
+		return "object of limits"
 	case t.Kind() == reflect.Map:
 		return "object"
 	case t == reflect.TypeFor[[]schema.Dependency]():
