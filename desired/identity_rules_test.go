@@ -49,4 +49,3 @@ func TestIdentityNormalised(t *testing.T) {
 		}
 	}
 }
-
