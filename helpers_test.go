@@ -21,6 +21,7 @@ import (
 // "patrol-helper CMD ARGS..." it behaves as CMD (see package testhelper)
 // instead of running tests, as the os/exec package's own tests do.
 func TestMain(m *testing.M) {
+	patrol.Launcher()
 	testhelper.Dispatch()
 	// Patrol makes itself a subreaper when it starts; do it up front so
 	// that processes started before a Patrol (TestAdoptRunningDaemon) are

@@ -44,6 +44,13 @@ func Version() string {
 	return "devel"
 }
 
+// Launcher must be called first thing in main by a program that runs
+// Patrol and has apps with umask or rlimits: such an app is started
+// through the program's own executable, which sets them and then execs the
+// app. When this process was started as that launcher, Launcher does not
+// return. The patrol command calls it.
+func Launcher() { exec.Launcher() }
+
 // LoadConfig loads and validates the config file at path: the same pipeline
 // `patrol run` uses, minus starting anything. Its error lists every problem
 // (see Problems).

@@ -3,7 +3,6 @@ package desired
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"time"
 )
 
@@ -57,12 +56,7 @@ var appFields = []appField{
 	{"user", true, false, func(a *App) any { return a.User }},
 	{"group", true, false, func(a *App) any { return a.Group }},
 	{"supplementary-groups", true, false, func(a *App) any { return a.SupplementaryGroups }},
-	{"umask", true, false, func(a *App) any {
-		if a.Umask < 0 {
-			return ""
-		}
-		return fmt.Sprintf("%03o", a.Umask)
-	}},
+	{"umask", true, false, func(a *App) any { return a.Umask }},
 	{"rlimits", true, false, func(a *App) any { return rlimitsText(a.Rlimits) }},
 	{"working-directory", true, false, func(a *App) any { return a.WorkingDirectory }},
 	{"log-directory", true, false, func(a *App) any { return a.LogDirectory }},

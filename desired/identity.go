@@ -51,16 +51,16 @@ func umaskProblem(s string) string {
 	return fmt.Sprintf(`must be an octal umask such as "022" or "0027", got %q`, s)
 }
 
-// parseUmask returns an umask's value, -1 for none.
-func parseUmask(s string) int {
+// normalUmask writes an umask as three octal digits ("" for none).
+func normalUmask(s string) string {
 	if s == "" {
-		return -1
+		return ""
 	}
 	n, err := strconv.ParseUint(s, 8, 32)
 	if err != nil {
-		return -1 // validated before
+		return s // validated before
 	}
-	return int(n)
+	return fmt.Sprintf("%03o", n)
 }
 
 // rlimits checks and parses an app's rlimits, sorted by name; problems go

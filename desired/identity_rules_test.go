@@ -33,14 +33,14 @@ func TestIdentityNormalised(t *testing.T) {
 		t.Fatal(desired.Problems(err))
 	}
 	web, _ := st.App("web")
-	if web.Umask != 0o27 || web.EnvFile != "/srv/web.env" || web.SupplementaryGroups == nil || len(web.SupplementaryGroups) != 0 {
-		t.Errorf("web: umask %o, env-file %q, groups %#v", web.Umask, web.EnvFile, web.SupplementaryGroups)
+	if web.Umask != "027" || web.EnvFile != "/srv/web.env" || web.SupplementaryGroups == nil || len(web.SupplementaryGroups) != 0 {
+		t.Errorf("web: umask %q, env-file %q, groups %#v", web.Umask, web.EnvFile, web.SupplementaryGroups)
 	}
 	if want := []desired.Rlimit{{"nofile", 256, 256}, {"nproc", 512, desired.RlimInfinity}}; !slices.Equal(web.Rlimits, want) {
 		t.Errorf("rlimits %+v", web.Rlimits)
 	}
 	db, _ := st.App("db")
-	if db.Umask != -1 || db.SupplementaryGroups != nil || db.Rlimits != nil {
+	if db.Umask != "" || db.SupplementaryGroups != nil || db.Rlimits != nil {
 		t.Errorf("db defaults: %+v", db)
 	}
 	for _, k := range []string{"user", "group", "supplementary-groups", "umask", "rlimits", "env-file"} {

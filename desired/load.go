@@ -286,7 +286,7 @@ func fromConfig(c *schema.Config, opts Options, errs *problems) (*State, error) 
 			User:                a.User,
 			Group:               a.Group,
 			SupplementaryGroups: supplementary(a.SupplementaryGroups),
-			Umask:               parseUmask(a.Umask),
+			Umask:               normalUmask(a.Umask),
 			Rlimits:             rlimits(a.Rlimits, p+".rlimits", errs),
 			StdMerge:            a.StdMerge,
 			StopSignal:          canonicalSignal(a.StopSignal),

@@ -100,7 +100,7 @@ type App struct {
 	User                string
 	Group               string
 	SupplementaryGroups []string
-	Umask               int // -1: Patrol's own
+	Umask               string // three octal digits; "": Patrol's own
 	Rlimits             []Rlimit
 	StdMerge            bool
 	StopSignal          string // canonical, such as "SIGTERM"

@@ -3,12 +3,14 @@ package exec
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/patrolhq/patrol/desired"
@@ -23,7 +25,9 @@ type AppContext struct {
 	ListenHTTP []string // for PATROL_HTTP
 	ListenUDP  []string // for PATROL_UDP
 	ExtraArgs  []string // appended after app.Args (library callbacks)
-	ExtraEnv   []string // appended after app.Env
+	ExtraEnv   []string // appended after app.Env (and the env-file's)
+	// FileEnv is the app's env-file, read by StartApp at each start.
+	FileEnv []string
 	// ExtraFiles become the child's descriptors 3, 4, ... (the caller keeps
 	// and closes them).
 	ExtraFiles []*os.File
@@ -59,6 +63,7 @@ func AppEnv(a *desired.App, c AppContext) []string {
 		env = append(env, c.ParentEnv...)
 	}
 	env = append(env, a.Env...)
+	env = append(env, c.FileEnv...)
 	env = append(env, c.ExtraEnv...)
 	env = append(env,
 		"PATROL_ID="+a.ID,
@@ -169,6 +174,25 @@ func (r *Runner) startApp(a *desired.App, c AppContext, tag string, now time.Tim
 	if err := checkDir(a.WorkingDirectory); err != nil {
 		return observed.Launch{}, err
 	}
+	// Who it runs as and its env-file: resolved now, before any log file
+	// is made, so that a missing user is a start failure with its reason.
+	id, err := ResolveIdentity(a)
+	if err != nil {
+		return observed.Launch{}, err
+	}
+	if a.EnvFile != "" {
+		data, err := os.ReadFile(a.EnvFile)
+		if err != nil {
+			return observed.Launch{}, fmt.Errorf("env-file: %w", err)
+		}
+		if c.FileEnv, err = desired.ParseEnvFile(data); err != nil {
+			return observed.Launch{}, fmt.Errorf("env-file %s: %w", a.EnvFile, err)
+		}
+	}
+	launcher := a.Umask != "" || len(a.Rlimits) > 0
+	if launcher && !launcherEnabled {
+		return observed.Launch{}, errors.New("umask and rlimits need Patrol's launcher: call patrol.Launcher() first thing in main (the patrol command does)")
+	}
 	var (
 		outPath, errPath string
 		stdin            *os.File
@@ -205,6 +229,10 @@ func (r *Runner) startApp(a *desired.App, c AppContext, tag string, now time.Tim
 			f, err := openLog(path)
 			if err == nil {
 				closeAfter = append(closeAfter, f)
+				if id != nil && os.Geteuid() == 0 {
+					// The app's own files, for a program that reopens them.
+					err = f.Chown(int(id.UID), int(id.GID))
+				}
 			}
 			return f, err
 		case *os.File:
@@ -280,8 +308,19 @@ func (r *Runner) startApp(a *desired.App, c AppContext, tag string, now time.Tim
 	}
 	args := make([]string, 0, len(a.Args)+len(c.ExtraArgs))
 	args = append(append(args, a.Args...), c.ExtraArgs...)
+	path := a.Binary
+	var cred *syscall.Credential
+	switch {
+	case launcher:
+		// The launcher sets umask, limits and identity, then execs the app.
+		la := launcherArgs(a, id, a.Binary, args)
+		path, args = la[0], la[1:]
+	case id != nil:
+		cred = id.credential()
+	}
 	l, err := r.spawn(Spec{ // checked above, before any log file was made
-		Path:       a.Binary,
+		Path:       path,
+		Cred:       cred,
 		Args:       args,
 		Dir:        a.WorkingDirectory,
 		Env:        AppEnv(a, c),

@@ -40,6 +40,7 @@ var testRunner *Runner
 var exits = &exitHub{chans: map[string]chan observed.Exit{}}
 
 func TestMain(m *testing.M) {
+	Launcher()
 	if len(os.Args) > 1 && os.Args[1] == helperArg {
 		// syscall.Exit skips the race detector's exit hook, which sleeps a
 		// second in every helper of a -race build.

@@ -223,7 +223,9 @@ func (r *Runner) drop(reg *registration) {
 type Spec struct {
 	Path string   // absolute path of the executable
 	Args []string // arguments after argv[0] (argv[0] = Path)
-	Dir  string   // working directory; "" is Patrol's
+	// Cred, when set, is the user, group and groups the child runs as.
+	Cred *syscall.Credential
+	Dir  string // working directory; "" is Patrol's
 	// Env is the whole environment; nil is an empty one.
 	Env    []string
 	Stdin  *os.File // nil: /dev/null
@@ -282,7 +284,7 @@ func (r *Runner) spawn(s Spec) (observed.Launch, error) {
 		Dir:   s.Dir,
 		Env:   s.Env,
 		Files: fds,
-		Sys:   &syscall.SysProcAttr{Setpgid: true},
+		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: s.Cred},
 	}
 	argv := append([]string{s.Path}, s.Args...)
 

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/patrolhq/patrol"
 	"github.com/patrolhq/patrol/internal/testhelper"
 	"github.com/patrolhq/patrol/schema"
 )
@@ -24,6 +25,7 @@ import (
 const mainArg = "patrol-main"
 
 func TestMain(m *testing.M) {
+	patrol.Launcher()
 	testhelper.Dispatch()
 	if len(os.Args) > 1 && os.Args[1] == mainArg {
 		os.Exit(run(context.Background(), os.Args[2:], os.Stdout, os.Stderr))

@@ -21,6 +21,7 @@ import (
 )
 
 func main() {
+	patrol.Launcher() // does not return when this process is an app's launcher
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -31,6 +31,7 @@ var demoapp string
 const screenshotDir = "/tmp/patrol-screenshots"
 
 func TestMain(m *testing.M) {
+	patrol.Launcher()
 	os.Exit(run(m))
 }
 
