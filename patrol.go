@@ -51,6 +51,17 @@ func Version() string {
 // return. The patrol command calls it.
 func Launcher() { exec.Launcher() }
 
+// IdentityProblem says why app a could not start as its user and group on
+// this host now ("" when it could): a user or group that does not exist,
+// or another user while Patrol is not root. `patrol validate` warns about
+// it (a host other than the one validating may well have the user).
+func IdentityProblem(a *desired.App) string {
+	if _, err := exec.ResolveIdentity(a); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
 // LoadConfig loads and validates the config file at path: the same pipeline
 // `patrol run` uses, minus starting anything. Its error lists every problem
 // (see Problems).

@@ -73,7 +73,7 @@ func commands(ctx context.Context, o io3) []command {
 			}
 		}},
 		{"validate", "PATH...", "check config files; exit 0 if all are valid, 1 if not", func(fs *flag.FlagSet) func([]string) int {
-			strict := fs.Bool("strict", false, "treat warnings (an app's binary missing or not executable) as errors")
+			strict := fs.Bool("strict", false, "treat warnings (an app's binary missing or not executable, its user or group unknown here) as errors")
 			return func(args []string) int { return validate(o, args, *strict) }
 		}},
 		{"plan", "PATH", "show what applying a config would do, without doing it", func(fs *flag.FlagSet) func([]string) int {
@@ -348,6 +348,14 @@ func validate(o io3, paths []string, strict bool) int {
 			continue
 		}
 		warnings := 0
+		warn := func(path, msg string) {
+			warnings++
+			level := "warning"
+			if strict {
+				level, code = "error", exitFail
+			}
+			fmt.Fprintf(o.stderr, "%s: %s: %s: %s\n", p, path, level, msg)
+		}
 		for _, a := range st.Apps() {
 			why := ""
 			switch fi, err := os.Stat(a.Binary); {
@@ -358,15 +366,12 @@ func validate(o io3, paths []string, strict bool) int {
 			case fi.Mode()&0o111 == 0:
 				why = "is not executable"
 			}
-			if why == "" {
-				continue
+			if why != "" {
+				warn("apps."+a.ID+".binary", a.Binary+" "+why+" (the app will fail to start until it is there)")
 			}
-			warnings++
-			level := "warning"
-			if strict {
-				level, code = "error", exitFail
+			if why := patrol.IdentityProblem(a); why != "" {
+				warn("apps."+a.ID+".user", why+" (the app will fail to start on a host like this one)")
 			}
-			fmt.Fprintf(o.stderr, "%s: apps.%s.binary: %s: %s %s (the app will fail to start until it is there)\n", p, a.ID, level, a.Binary, why)
 		}
 		if strict && warnings > 0 {
 			continue

@@ -165,6 +165,11 @@ func TestNewcomerFixes(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "valid (1 app") || !strings.Contains(e, "apps.x.binary: warning: /nonexistent/x does not exist here") {
 		t.Errorf("validate: exit %d, stdout %q, stderr %q", code, out, e)
 	}
+	nouser := filepath.Join(dir, "nouser.json")
+	os.WriteFile(nouser, []byte(`{"apps": {"x": {"binary": "/bin/true", "user": "no-such-user-here"}}}`), 0o644)
+	if code, _, e := cli(t, "validate", nouser); code != 0 || !strings.Contains(e, `apps.x.user: warning: no user "no-such-user-here" on this host`) {
+		t.Errorf("validate an unknown user: exit %d, %q", code, e)
+	}
 	code, out, e = cli(t, "validate", "--strict", missing)
 	if code != 1 || out != "" || !strings.Contains(e, "apps.x.binary: error: ") {
 		t.Errorf("validate --strict: exit %d, stdout %q, stderr %q", code, out, e)
