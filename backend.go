@@ -16,7 +16,16 @@ type backend struct{ p *Patrol }
 
 var _ api.BatchBackend = backend{}
 
-func (b backend) Status(ctx context.Context) (*schema.Status, error) { return b.p.Status(ctx) }
+// Status is the API's status: Patrol's, with each running app's usage
+// (sampled as it is read; the loop and the fleet's status never pay for
+// it).
+func (b backend) Status(ctx context.Context) (*schema.Status, error) {
+	st, err := b.p.Status(ctx)
+	if err == nil {
+		b.p.usage.decorate(st, b.p.layout(), time.Now())
+	}
+	return st, err
+}
 func (b backend) Request(ctx context.Context, req *schema.Request, via schema.Transport) (*schema.Response, error) {
 	return b.p.Request(ctx, req, via)
 }

@@ -88,6 +88,10 @@ var (
 		"1 while the app's instance is ready (readiness passed, or none defined), 0 while it runs unready; absent without an instance.", []string{"id"}, nil)
 	descProbe = prometheus.NewDesc("patrol_app_probe_success",
 		"1 while the probe passes (after its thresholds), 0 while it fails or has not passed yet.", []string{"id", "probe"}, nil)
+	descCPU = prometheus.NewDesc("patrol_app_cpu_seconds_total",
+		"CPU time (user and system) of a running app's live processes (its process group), sampled at most every 2 s when scraped; it restarts with each instance.", []string{"id"}, nil)
+	descMemory = prometheus.NewDesc("patrol_app_memory_bytes",
+		"Resident memory of a running app's processes (its process group), sampled at most every 2 s when scraped.", []string{"id"}, nil)
 	descConfig = prometheus.NewDesc("patrol_config_info",
 		"The config in force (revision label); 1.", []string{"revision", "path"}, nil)
 	descConfigErr = prometheus.NewDesc("patrol_config_error",
@@ -101,7 +105,7 @@ var allStates = []schema.State{schema.StateRunning, schema.StateStopped, schema.
 type entryCollector struct{ p *Patrol }
 
 func (c *entryCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descState, descRestarts, descExit, descBackoff, descReady, descProbe, descConfig, descConfigErr} {
+	for _, d := range []*prometheus.Desc{descUp, descState, descRestarts, descExit, descBackoff, descReady, descProbe, descCPU, descMemory, descConfig, descConfigErr} {
 		ch <- d
 	}
 }
@@ -114,6 +118,7 @@ func (c *entryCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	layout := c.p.loop.TimestampLayout()
+	c.p.usage.decorate(st, layout, time.Now())
 	emit := func(group string, entries map[string]*schema.Response) {
 		for id, e := range entries {
 			up := 0.0
@@ -142,6 +147,10 @@ func (c *entryCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 			for probe, ps := range e.Probes {
 				ch <- prometheus.MustNewConstMetric(descProbe, prometheus.GaugeValue, boolGauge(ps.OK), id, probe)
+			}
+			if u := e.Usage; u != nil {
+				ch <- prometheus.MustNewConstMetric(descCPU, prometheus.CounterValue, u.CPUSeconds, id)
+				ch <- prometheus.MustNewConstMetric(descMemory, prometheus.GaugeValue, float64(u.MemoryBytes), id)
 			}
 		}
 	}

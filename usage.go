@@ -34,6 +34,38 @@ type usageRing struct {
 	samples []api.UsageSample
 }
 
+// decorate sets the usage of each app of st that has samples, taking a
+// new sample first when the last is usageEvery old (st is the status that
+// sample would read); layout formats the sample time.
+func (u *usageTracker) decorate(st *schema.Status, layout string, now time.Time) {
+	if st == nil || len(st.Apps) == 0 {
+		return
+	}
+	all, err := u.sample(context.Background(), func(context.Context) (*schema.Status, error) { return st, nil }, now)
+	if err != nil {
+		return
+	}
+	for id, e := range st.Apps {
+		if s := all[id]; len(s) > 0 && e.PID != 0 {
+			e.Usage = usageOf(s, layout)
+		}
+	}
+}
+
+// usageOf is the status's usage from an instance's samples.
+func usageOf(s []api.UsageSample, layout string) *schema.Usage {
+	last := s[len(s)-1]
+	u := &schema.Usage{CPUSeconds: last.CPU.Seconds(), MemoryBytes: last.RSS, Sampled: last.At.Format(layout)}
+	if n := len(s); n > 1 {
+		if dt := last.At.Sub(s[n-2].At).Seconds(); dt > 0 {
+			pct := max(0, (last.CPU-s[n-2].CPU).Seconds()/dt*100)
+			pct = float64(int(pct*10+0.5)) / 10
+			u.CPUPercent = &pct
+		}
+	}
+	return u
+}
+
 // sample returns every running app's samples, oldest first, taking a new
 // sample first when the last one is usageEvery old.
 func (u *usageTracker) sample(ctx context.Context, status func(context.Context) (*schema.Status, error), now time.Time) (map[string][]api.UsageSample, error) {

@@ -73,7 +73,7 @@ func ResolveIdentity(a *desired.App) (*Identity, error) {
 		}
 	}
 	if os.Geteuid() != 0 && (id.UID != uint32(os.Getuid()) || id.GID != uint32(os.Getgid()) || !id.KeepGroups && len(id.Groups) > 0) {
-		return nil, fmt.Errorf("Patrol runs as uid %d, not root: it cannot start an app as uid %d gid %d (run Patrol as root, or remove user and group)",
+		return nil, fmt.Errorf("running as uid %d, not root: Patrol cannot start an app as uid %d gid %d (run Patrol as root, or remove user and group)",
 			os.Getuid(), id.UID, id.GID)
 	}
 	return id, nil
@@ -180,7 +180,7 @@ var rlimitResource = map[string]int{
 // launch is the launcher: it returns only on failure.
 func launch(args []string) error {
 	if len(args) < 5 || args[3] != "--" {
-		return errors.New("usage: patrol-launch UMASK RLIMITS IDENTITY -- PATH ARGV...")
+		return errors.New("usage: patrol-launch UMASK RLIMITS IDENTITY -- PATH ARGV")
 	}
 	if args[0] != "-" {
 		m, err := strconv.ParseUint(args[0], 8, 32)

@@ -110,6 +110,24 @@ type Response struct {
 	// HealthFailureAt when it happened.
 	HealthFailure   string `json:"health-failure,omitempty"`
 	HealthFailureAt string `json:"health-failure-at,omitempty"`
+
+	// Usage is what a running app's processes use (its process group, from
+	// /proc), on the HTTP API's status and entries: sampled when read, at
+	// most every 2 s; absent when not measured.
+	Usage *Usage `json:"usage,omitempty"`
+}
+
+// Usage is an app instance's resource use.
+type Usage struct {
+	// CPUSeconds is the CPU time (user and system) of its live processes.
+	CPUSeconds float64 `json:"cpu-seconds"`
+	// CPUPercent is its share of one CPU between the last two samples
+	// (absent until there are two).
+	CPUPercent *float64 `json:"cpu-percent,omitempty"`
+	// MemoryBytes is its resident memory.
+	MemoryBytes uint64 `json:"memory-bytes"`
+	// Sampled is when it was measured.
+	Sampled string `json:"sampled,omitempty"`
 }
 
 // Override is a runtime override written by the API on top of the file.

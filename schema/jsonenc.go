@@ -146,6 +146,11 @@ func appendResponse(b []byte, r *Response, depth int) ([]byte, error) {
 	o.str("watchdog-until", r.WatchdogUntil)
 	o.str("health-failure", r.HealthFailure)
 	o.str("health-failure-at", r.HealthFailureAt)
+	if r.Usage != nil {
+		if err := o.value("usage", r.Usage); err != nil {
+			return nil, err
+		}
+	}
 	return o.end(), nil
 }
 

@@ -311,7 +311,7 @@ func printStatus(w io.Writer, st *schema.Status, now time.Time, color bool) {
 		// the tabwriter's alignment holds.
 		paint = func(s, code string) string { return "\x1b[" + code + "m" + s + "\x1b[0m" }
 	}
-	fmt.Fprintf(tw, "GROUP\tID\t%s\tHEALTH\tPID\tUPTIME\tRESTARTS\tLAST EXIT\tOVERRIDE\tREASON\n", paint("STATE", "39"))
+	fmt.Fprintf(tw, "GROUP\tID\t%s\tHEALTH\tPID\tUPTIME\tCPU/MEM\tRESTARTS\tLAST EXIT\tOVERRIDE\tREASON\n", paint("STATE", "39"))
 	for _, r := range rows {
 		e := r.e
 		if e == nil {
@@ -321,10 +321,29 @@ func printStatus(w io.Writer, st *schema.Status, now time.Time, color bool) {
 		if e.PID > 0 {
 			pid = strconv.FormatUint(uint64(e.PID), 10)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.group, r.id, paint(cmp.Or(string(e.State), "-"), stateColor(e.State)), cmp.Or(string(e.Health), "-"), pid,
-			uptime(e, now), e.Restarts, lastExit(e.History, now), overrideText(e.Override, now), reasonText(e, now))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.group, r.id, paint(cmp.Or(string(e.State), "-"), stateColor(e.State)), cmp.Or(string(e.Health), "-"), pid,
+			uptime(e, now), usageText(e.Usage), e.Restarts, lastExit(e.History, now), overrideText(e.Override, now), reasonText(e, now))
 	}
 	tw.Flush()
+}
+
+// usageText is an app's CPU share and memory: "2.5% 45MiB".
+func usageText(u *schema.Usage) string {
+	if u == nil {
+		return "-"
+	}
+	cpu := "-"
+	if u.CPUPercent != nil {
+		cpu = strconv.FormatFloat(*u.CPUPercent, 'f', 1, 64) + "%"
+	}
+	mem := u.MemoryBytes
+	switch {
+	case mem >= 10<<30:
+		return fmt.Sprintf("%s %dGiB", cpu, mem>>30)
+	case mem >= 10<<20:
+		return fmt.Sprintf("%s %dMiB", cpu, mem>>20)
+	}
+	return fmt.Sprintf("%s %.1fMiB", cpu, float64(mem)/(1<<20))
 }
 
 // stateColor is a state's ANSI colour code (two digits, all of them).

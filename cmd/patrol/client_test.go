@@ -21,7 +21,8 @@ const cannedStatus = `{
 	"apps": {
 		"web": {"name": "Web", "pid": 14511, "started": "Sun, 22 Nov 2026 10:55:00 +0000", "state": "running", "restarts": 2, "cas": 85368,
 			"health": "ready", "ready": true, "status": "serving 12 clients",
-			"history": [{"exit-code": 137, "reason": "signal", "stopped": "Sun, 22 Nov 2026 10:55:00 +0000"}]},
+			"history": [{"exit-code": 137, "reason": "signal", "stopped": "Sun, 22 Nov 2026 10:55:00 +0000"}],
+			"usage": {"cpu-seconds": 12.5, "cpu-percent": 2.5, "memory-bytes": 47185920}},
 		"api": {"state": "waiting", "reason": "waiting for web to be ready (it is starting)"},
 		"locked": {"name": "Locked", "disabled": true, "secret": true, "state": "disabled",
 			"override": {"disabled": true, "since": "Sun, 22 Nov 2026 11:00:00 +0000", "expires": "Sun, 22 Nov 2026 12:30:00 +0000"}},
@@ -110,13 +111,13 @@ func TestStatusTable(t *testing.T) {
 	}
 	want := `config revision 1a2b3c4d (/etc/patrol/config.json)
 config error since ` + isoLocal(t, "Sun, 22 Nov 2026 11:59:00 +0000") + `: apps.web.binary: required (the last good config stays in force)
-GROUP    ID      STATE     HEALTH  PID    UPTIME  RESTARTS  LAST EXIT              OVERRIDE                 REASON
-app      api     waiting   -       -      -       0         -                      -                        waiting for web to be ready (it is starting)
-app      crashy  backoff   -       -      -       7         3 (crashed) 1m0s ago   run-once                 crashed (restart in 30s)
-app      locked  disabled  -       -      -       0         -                      disabled, ends in 30m0s  -
-app      odd     running   -       7      -       0         -                      -                        -
-app      web     running   ready   14511  1h5m    2         137 (signal) 1h5m ago  -                        status: serving 12 clients
-service  db      running   -       -      2d2h    0         -                      -                        -
+GROUP    ID      STATE     HEALTH  PID    UPTIME  CPU/MEM     RESTARTS  LAST EXIT              OVERRIDE                 REASON
+app      api     waiting   -       -      -       -           0         -                      -                        waiting for web to be ready (it is starting)
+app      crashy  backoff   -       -      -       -           7         3 (crashed) 1m0s ago   run-once                 crashed (restart in 30s)
+app      locked  disabled  -       -      -       -           0         -                      disabled, ends in 30m0s  -
+app      odd     running   -       7      -       -           0         -                      -                        -
+app      web     running   ready   14511  1h5m    2.5% 45MiB  2         137 (signal) 1h5m ago  -                        status: serving 12 clients
+service  db      running   -       -      2d2h    -           0         -                      -                        -
 `
 	if out != want {
 		t.Errorf("got:\n%s\nwant:\n%s", out, want)
