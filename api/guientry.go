@@ -70,7 +70,7 @@ func reasonClass(h schema.History) string {
 // history).
 func makeEntry(group, id string, e *schema.Response, now time.Time, usage []UsageSample) *entryView {
 	v := &entryView{Group: group, ID: id, Name: cmp.Or(e.Name, id), State: cmp.Or(string(e.State), "unknown"),
-		StateClass: stateClass(e.State), StateTitle: e.Reason, Secret: e.Secret, Disabled: e.State == schema.StateDisabled,
+		StateClass: stateClass(e.State), StateTitle: e.Reason, Secret: e.Secret, Disabled: e.Disabled || e.State == schema.StateDisabled,
 		Running: running(e), Digest: digest(e)}
 	if v.Running {
 		v.Started, v.Uptime = isoTime(e.Started), since(e.Started, now)

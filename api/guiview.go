@@ -219,7 +219,7 @@ func makeRow(group, id string, e *schema.Response, now time.Time, usage []UsageS
 	r := rowView{Group: group, ID: id, Name: cmp.Or(e.Name, id), State: cmp.Or(string(e.State), "unknown"),
 		StateClass: stateClass(e.State), StateTitle: e.Reason, Health: healthShown(e), HealthTitle: healthWhy(e),
 		Restarts: e.Restarts, LastExit: lastExit(e.History), Override: overrideText(e.Override),
-		Secret: e.Secret, Disabled: e.State == schema.StateDisabled, Digest: digest(e)}
+		Secret: e.Secret, Disabled: e.Disabled || e.State == schema.StateDisabled, Digest: digest(e)}
 	if r.StateTitle == "" && e.BackoffUntil != "" {
 		r.StateTitle = "next start " + isoTime(e.BackoffUntil)
 	}
