@@ -7,7 +7,9 @@ package patrol
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -326,6 +328,17 @@ func (p *Patrol) Run(ctx context.Context) error {
 	}
 	defer store.Close()
 	p.loop.UseStore(store, persisted)
+
+	// A cgroup per app instance where the host allows it, under a
+	// directory named after the state directory (a restarted Patrol
+	// finds its instances' cgroups again).
+	sum := sha256.Sum256([]byte(stateDir))
+	if root, why := exec.DetectCgroups("", "patrol-"+hex.EncodeToString(sum[:4])); root != "" {
+		p.runner.UseCgroups(root)
+		p.log.Info("cgroups: each app instance in its own", "root", root)
+	} else {
+		p.log.Info("cgroups not used; apps are tracked by process group", "why", why)
+	}
 	p.log.Info("state", "dir", stateDir, "entries", len(persisted.Entries))
 
 	// The reaper outlives the loop: the loop needs exit events until the
@@ -415,6 +428,7 @@ func (p *Patrol) Run(ctx context.Context) error {
 	pc.Close()
 	stopRunner()
 	runErr := <-runnerDone
+	p.runner.RemoveCgroupRoot()
 	p.runner.Close()
 	return errors.Join(loopErr, httpErr, udpErr, watchErr, runErr)
 }
@@ -518,9 +532,9 @@ func (e *executor) StartApp(a *desired.App, s desired.Settings, tag string, now 
 	return p.runner.StartApp(a, p.appContext(a, s), tag, now)
 }
 
-func (e *executor) SignalGroup(pgid int, sig string) error  { return exec.SignalGroup(pgid, sig) }
+func (e *executor) SignalGroup(pgid int, sig string) error  { return e.runner.SignalGroup(pgid, sig) }
 func (e *executor) SignalProcess(pid int, sig string) error { return exec.SignalProcess(pid, sig) }
-func (e *executor) GroupAlive(pgid int) bool                { return exec.GroupAlive(pgid) }
+func (e *executor) GroupAlive(pgid int) bool                { return e.runner.GroupAlive(pgid) }
 func (e *executor) Alive(pid int) bool                      { return exec.Alive(pid) }
 func (e *executor) ReadPIDFile(path string) (int, error)    { return exec.ReadPIDFile(path) }
 func (e *executor) ProcStat(pid int) (int, uint64, error) {

@@ -321,6 +321,7 @@ func (r *Runner) startApp(a *desired.App, c AppContext, tag string, now time.Tim
 	l, err := r.spawn(Spec{ // checked above, before any log file was made
 		Path:       path,
 		Cred:       cred,
+		Cgroup:     r.cg.leafFor(tag),
 		Args:       args,
 		Dir:        a.WorkingDirectory,
 		Env:        AppEnv(a, c),

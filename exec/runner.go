@@ -61,6 +61,8 @@ type Runner struct {
 	logCap logCap
 	// notifySocks holds the instances' NOTIFY_SOCKETs (notify.go).
 	notifySocks notifySockets
+	// cg holds the instances' cgroups (cgroup.go).
+	cg cgroups
 }
 
 // registration is a process whose exit the Runner reports.
@@ -225,7 +227,11 @@ type Spec struct {
 	Args []string // arguments after argv[0] (argv[0] = Path)
 	// Cred, when set, is the user, group and groups the child runs as.
 	Cred *syscall.Credential
-	Dir  string // working directory; "" is Patrol's
+	// Cgroup, when set, is a leaf cgroup (v2) the child is started in,
+	// created if needed; a start that cannot use it starts the child
+	// without one.
+	Cgroup string
+	Dir    string // working directory; "" is Patrol's
 	// Env is the whole environment; nil is an empty one.
 	Env    []string
 	Stdin  *os.File // nil: /dev/null
@@ -287,6 +293,16 @@ func (r *Runner) spawn(s Spec) (observed.Launch, error) {
 		Sys:   &syscall.SysProcAttr{Setpgid: true, Credential: s.Cred},
 	}
 	argv := append([]string{s.Path}, s.Args...)
+	if s.Cgroup != "" {
+		fd, err := openLeaf(s.Cgroup)
+		if err != nil {
+			r.log.Warn("starting without a cgroup", "cgroup", s.Cgroup, "err", err)
+			s.Cgroup = ""
+		} else {
+			defer unix.Close(fd)
+			attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, fd
+		}
+	}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -312,8 +328,24 @@ func (r *Runner) spawn(s Spec) (observed.Launch, error) {
 		}
 	}
 	pid, _, err := syscall.StartProcess(s.Path, argv, attr)
+	if err != nil && attr.Sys.UseCgroupFD {
+		// A kernel without clone3's CLONE_INTO_CGROUP (before 5.7), or a
+		// leaf it refuses: start it without, and stop using cgroups.
+		attr.Sys.UseCgroupFD = false
+		if pid, _, err = syscall.StartProcess(s.Path, argv, attr); err == nil {
+			r.log.Warn("cgroups not usable to start apps; tracking process groups only", "cgroup", s.Cgroup)
+			os.Remove(s.Cgroup)
+			s.Cgroup = ""
+			r.cg.mu.Lock()
+			r.cg.root = ""
+			r.cg.mu.Unlock()
+		}
+	}
 	runtime.KeepAlive(files)
 	if err != nil {
+		if s.Cgroup != "" {
+			os.Remove(s.Cgroup)
+		}
 		return observed.Launch{}, fmt.Errorf("fork/exec: %w", err)
 	}
 	l := observed.Launch{PID: pid, PGID: pid, Started: time.Now()}
@@ -325,6 +357,9 @@ func (r *Runner) spawn(s Spec) (observed.Launch, error) {
 		r.log.Warn("read a new process's start time", "pid", pid, "err", err)
 	}
 	r.procs[pid] = &registration{pid: pid, tag: s.Tag, role: s.Role, exitTo: s.Done}
+	if s.Cgroup != "" {
+		r.cg.register(s.Tag, l.PGID, s.Cgroup)
+	}
 	kickWaiter()
 	return l, nil
 }

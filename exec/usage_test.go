@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,7 +18,13 @@ func burn() int {
 	for i := range mem {
 		mem[i] = byte(i)
 	}
-	for start := time.Now(); time.Since(start) < 300*time.Millisecond; {
+	// 300 ms of this process's own CPU time, however busy the machine.
+	for {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		if time.Duration(ru.Utime.Nano()+ru.Stime.Nano()) >= 300*time.Millisecond {
+			break
+		}
 	}
 	fmt.Println("burnt")
 	time.Sleep(helperLife)

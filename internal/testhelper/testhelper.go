@@ -98,6 +98,18 @@ func Run(cmd string, args []string) int {
 		p.Release()
 		WritePID(arg(0), os.Getpid())
 		select {}
+	case "setsid-child":
+		// A child that leaves the process group (setsid) and keeps
+		// running; its pid goes to arg(0); the parent stays.
+		self, _ := os.Executable()
+		p, err := os.StartProcess(self, []string{self, Arg, "sleep"},
+			&os.ProcAttr{Files: []*os.File{nil, os.Stdout, os.Stderr}, Sys: &syscall.SysProcAttr{Setsid: true}})
+		if err != nil {
+			return 3
+		}
+		WritePID(arg(0), p.Pid)
+		p.Release()
+		select {}
 	case "daemonize":
 		self, _ := os.Executable()
 		p, err := os.StartProcess(self, append([]string{self, Arg, "daemon"}, args...),
@@ -291,6 +303,7 @@ func CountFDs() int {
 // beyond maxGoroutines. It polls for up to five seconds, since cleanup runs
 // in the background. It returns the problems, empty when there are none.
 func LeakCheck(fdsBefore, maxGoroutines int) []string {
+	RemoveEmptyCgroups()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		var problems []string
@@ -361,7 +374,28 @@ func RunWithPatrol(m interface{ Run() int }, dir string, bin *string) int {
 		fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", dir, err, out)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	RemoveEmptyCgroups()
+	return code
+}
+
+// RemoveEmptyCgroups removes what Patrols killed with SIGKILL left in the
+// cgroup v2 hierarchy: empty instance cgroups under "patrol-*" and those
+// directories once empty (a Patrol that runs recreates its own). The
+// tests call it when they end.
+func RemoveEmptyCgroups() {
+	for _, mount := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		roots, _ := filepath.Glob(filepath.Join(mount, "patrol-*"))
+		for _, root := range roots {
+			leaves, _ := os.ReadDir(root)
+			for _, l := range leaves {
+				if l.IsDir() {
+					os.Remove(filepath.Join(root, l.Name())) // fails while populated
+				}
+			}
+			os.Remove(root)
+		}
+	}
 }
 
 // Buffer is a bytes.Buffer safe for a writing goroutine and a reading

@@ -1,0 +1,89 @@
+package patrol_test
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patrolhq/patrol/internal/testhelper"
+	"github.com/patrolhq/patrol/schema"
+)
+
+// TestCgroupKillsEscapedChild: an app whose child calls setsid() and
+// keeps running; disabling the app stops the child too (it is in the
+// instance's cgroup, not in its process group), within stop-timeout, and
+// the instance's cgroup is removed. Where the host has no usable cgroup
+// v2 the test is skipped outside CI, saying so.
+func TestCgroupKillsEscapedChild(t *testing.T) {
+	if _, err := os.Stat("/sys/fs/cgroup/unified/cgroup.procs"); err != nil {
+		if _, err := os.Stat("/sys/fs/cgroup/cgroup.procs"); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatal("no cgroup v2 hierarchy on this CI machine")
+			}
+			t.Skip("no cgroup v2 hierarchy mounted: the cgroup tracking cannot be tested here")
+		}
+	}
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	d := startPatrol(t, map[string]any{"apps": map[string]any{"escaper": appCfg(t, map[string]any{"stop-timeout": 2}, "setsid-child", pidFile)}})
+	e, _ := d.waitRunning(t, "escaper", 0, 10*time.Second)
+	var child int
+	deadline := time.Now().Add(10 * time.Second)
+	for child = testhelper.ReadPID(pidFile); child == 0; child = testhelper.ReadPID(pidFile) {
+		if time.Now().After(deadline) {
+			t.Fatal("the app wrote no child pid")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cg, err := os.ReadFile("/proc/" + strconv.Itoa(child) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, _ := os.ReadFile("/proc/" + strconv.Itoa(int(e.PID)) + "/cgroup")
+	line := func(b []byte) string {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "0::") {
+				return strings.TrimPrefix(l, "0::")
+			}
+		}
+		return ""
+	}
+	leaf := line(own)
+	if leaf == "" || line(cg) != leaf || !strings.Contains(leaf, "/patrol-") {
+		t.Fatalf("the app is in cgroup %q, its escaped child in %q: want both in the instance's leaf", leaf, line(cg))
+	}
+	t.Logf("the instance's cgroup: %s", leaf)
+
+	start := time.Now()
+	if _, err := d.Request(t.Context(), &schema.Request{ID: "escaper", Group: "app", Toggle: schema.ToggleDisable}, schema.TransportLibrary); err != nil {
+		t.Fatal(err)
+	}
+	for testhelper.Alive(child) || testhelper.Alive(int(e.PID)) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the escaped child %d (or the app) still runs %v after the stop", child, time.Since(start))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("app and escaped child gone %v after the stop", time.Since(start).Round(time.Millisecond))
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("the stop took %v, beyond stop-timeout (2 s)", took)
+	}
+	testhelper.ReapOrphans()
+	waitState(t, d, "escaper", schema.StateDisabled)
+	mount := "/sys/fs/cgroup/unified"
+	if _, err := os.Stat(mount + "/cgroup.procs"); err != nil {
+		mount = "/sys/fs/cgroup"
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(mount, leaf)); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the instance's cgroup %s is still there", leaf)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
