@@ -14,8 +14,8 @@ import (
 
 // TestCgroupKillsEscapedChild: an app whose child calls setsid() and
 // keeps running; disabling the app stops the child too (it is in the
-// instance's cgroup, not in its process group), within stop-timeout, and
-// the instance's cgroup is removed. Where the host has no usable cgroup
+// instance's cgroup, not in its process group), within stop-timeout; the
+// instance's cgroup is removed, and Patrol's directory at its shutdown. Where the host has no usable cgroup
 // v2 the test is skipped outside CI, saying so.
 func TestCgroupKillsEscapedChild(t *testing.T) {
 	if _, err := os.Stat("/sys/fs/cgroup/unified/cgroup.procs"); err != nil {
@@ -85,5 +85,10 @@ func TestCgroupKillsEscapedChild(t *testing.T) {
 			t.Fatalf("the instance's cgroup %s is still there", leaf)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	// Patrol's clean shutdown removes its directory.
+	d.stop(t)
+	if _, err := os.Stat(filepath.Join(mount, filepath.Dir(leaf))); !os.IsNotExist(err) {
+		t.Errorf("Patrol's cgroup directory %s is still there after its shutdown (%v)", filepath.Dir(leaf), err)
 	}
 }

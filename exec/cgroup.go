@@ -132,7 +132,9 @@ func (r *Runner) CgroupRoot() string {
 	return r.cg.root
 }
 
-// leafFor names a new instance's leaf ("" without cgroups).
+// leafFor names an instance's leaf ("" without cgroups): one per
+// instance, so that nothing aimed at an ended instance (a late SIGKILL,
+// cgroup.kill) can reach the next one.
 func (c *cgroups) leafFor(tag string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -142,10 +144,13 @@ func (c *cgroups) leafFor(tag string) string {
 	return filepath.Join(c.root, tag)
 }
 
-// open makes a leaf and opens it for clone3.
+// openLeaf opens a leaf for clone3, making it (and the root: an operator
+// or a test's clean-up may have removed it while it was empty) when it is
+// not there.
 func openLeaf(leaf string) (int, error) {
-	// The root again too: an operator (or a test's clean-up) may have
-	// removed it while it was empty.
+	if fd, err := unix.Open(leaf, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+		return fd, nil
+	}
 	if err := os.MkdirAll(filepath.Dir(leaf), 0o755); err != nil {
 		return -1, fmt.Errorf("create cgroup %s: %w", filepath.Dir(leaf), err)
 	}
