@@ -385,3 +385,40 @@ func TestKill9KeepsWatchdog(t *testing.T) {
 		t.Errorf("dog (%d) survived the graceful shutdown", before.PID)
 	}
 }
+
+// TestKill9AdoptsCgroup: after kill -9 of Patrol, the next Patrol adopts
+// an app whose child left its process group (setsid) and finds the
+// instance's cgroup again: stopping the app stops the child too.
+func TestKill9AdoptsCgroup(t *testing.T) {
+	if _, err := os.Stat("/sys/fs/cgroup/unified/cgroup.procs"); err != nil {
+		if _, err := os.Stat("/sys/fs/cgroup/cgroup.procs"); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatal("no cgroup v2 hierarchy on this CI machine")
+			}
+			t.Skip("no cgroup v2 hierarchy mounted: the cgroup tracking cannot be tested here")
+		}
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.json")
+	pidFile := filepath.Join(dir, "child.pid")
+	os.WriteFile(path, []byte(fmt.Sprintf(`{"apps": {"escaper": %s}}`, helperApp(`"stop-timeout": 2`, "setsid-child", pidFile))), 0o644)
+	p := startDaemon(t, path)
+	poll(t, "escaper running", 10*time.Second, func() bool { return pids(p.status(t))["escaper"] != 0 })
+	app := pids(p.status(t))["escaper"]
+	var child int
+	poll(t, "the child's pid", 10*time.Second, func() bool { child = testhelper.ReadPID(pidFile); return child != 0 })
+	p.kill9(t)
+
+	p2 := startDaemon(t, path)
+	poll(t, "escaper adopted", 10*time.Second, func() bool { return pids(p2.status(t))["escaper"] == app })
+	if code, _, e := cli(t, "toggle", "--server", p2.addr, "app", "escaper", "disable"); code != 0 {
+		t.Fatalf("disable: %s", e)
+	}
+	start := time.Now()
+	poll(t, "the app and its escaped child gone", 10*time.Second, func() bool {
+		return !testhelper.Alive(int(app)) && !testhelper.Alive(child)
+	})
+	t.Logf("adopted app and its escaped child gone %v after the stop", time.Since(start).Round(time.Millisecond))
+	shutdown(t, p2)
+	testhelper.ReapOrphans()
+}
