@@ -181,3 +181,15 @@ func contains(xs []string, x string) bool {
 	}
 	return false
 }
+
+// TestRlimitNames: every limit the config accepts has a resource here.
+func TestRlimitNames(t *testing.T) {
+	for _, n := range desired.RlimitNames {
+		if _, ok := rlimitResource[n]; !ok {
+			t.Errorf("rlimit %q has no resource", n)
+		}
+	}
+	if len(rlimitResource) != len(desired.RlimitNames) {
+		t.Errorf("%d resources, %d names", len(rlimitResource), len(desired.RlimitNames))
+	}
+}
