@@ -71,9 +71,6 @@ type fakeBackend struct {
 	// is returned by LogFile.
 	logs   map[string]string
 	logErr error
-	// extraHistory adds that many history entries to web's status (pids
-	// 1000, 1001, ...).
-	extraHistory int
 	// batch makes startUDP serve it as a BatchBackend (batchFake);
 	// sizes records the size of every batch.
 	batch bool
@@ -237,9 +234,6 @@ func (f *fakeBackend) Status(ctx context.Context) (*schema.Status, error) {
 	web := webEntry(true)
 	web.ID, web.Group, web.Shutdown = "", "", false
 	web.State, web.Restarts = schema.StateRunning, 2
-	for i := range f.extraHistory {
-		web.History = append(web.History, schema.History{PID: uint32(1000 + i), Reason: schema.ReasonCrashed, ExitCode: 3})
-	}
 	yes := true
 	return &schema.Status{
 		InstanceID: "9c2d7d1e-3f7a-4c51-9a51-0c2b8a1f1e11",

@@ -272,30 +272,6 @@ func (s *Server) planPage(r *http.Request, d *pageData) error {
 	return nil
 }
 
-// guiStatus is GET /gui/status, the dashboard's data: the status with each
-// entry's history cut to its last instance (the dashboard shows only the
-// last exit), compact, so that refetching it for 500 entries stays cheap.
-func (s *Server) guiStatus(r *http.Request) (any, error) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return nil, newError(http.StatusMethodNotAllowed, schema.ErrInvalidMethod, fmt.Errorf("method %s", r.Method))
-	}
-	st, err := s.backend.Status(r.Context())
-	if err != nil {
-		return nil, fmt.Errorf("gui status: %w: %w", errBackend, err)
-	}
-	for _, m := range []map[string]*schema.Response{st.Apps, st.Services} {
-		for _, e := range m {
-			if n := len(e.History); n > 1 {
-				e.History = e.History[n-1:]
-			}
-		}
-	}
-	return compactJSON{st}, nil
-}
-
-// compactJSON is a value that writeJSON writes without indentation.
-type compactJSON struct{ v any }
-
 // static is one embedded asset.
 type static struct {
 	body  []byte

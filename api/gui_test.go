@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"io/fs"
 	"regexp"
 	"strings"
@@ -158,34 +157,6 @@ func TestGUIErrors(t *testing.T) {
 	h = newTestServer(&fakeBackend{reqErr: errBackend}, "")
 	if w := do(t, h, "GET", "/app/web", ""); w.Code != 503 || !strings.Contains(w.Body.String(), schema.ErrShuttingDown) {
 		t.Errorf("backend down: %d %s", w.Code, w.Body)
-	}
-}
-
-// TestGUIStatus: the dashboard's data is the status, compact, with only
-// the last history entry of each entry.
-func TestGUIStatus(t *testing.T) {
-	f := &fakeBackend{extraHistory: 3}
-	h := newTestServer(f, "")
-	w := do(t, h, "GET", "/gui/status", "")
-	if w.Code != 200 || w.Header().Get("Content-Type") != jsonType {
-		t.Fatalf("%d %s", w.Code, w.Header().Get("Content-Type"))
-	}
-	if strings.Contains(w.Body.String(), "\t") {
-		t.Error("the dashboard's status is indented")
-	}
-	var st schema.Status
-	if err := json.Unmarshal(w.Body.Bytes(), &st); err != nil {
-		t.Fatal(err)
-	}
-	full, err := f.Status(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(st.Apps) != len(full.Apps) || len(st.Services) != len(full.Services) || st.Config.Revision != full.Config.Revision {
-		t.Errorf("got %+v", st)
-	}
-	if h := st.Apps["web"].History; len(h) != 1 || h[0].PID != 1002 {
-		t.Errorf("web's history: %+v, want only the last entry (pid 1002)", h)
 	}
 }
 

@@ -632,7 +632,7 @@ func TestProtectReads(t *testing.T) {
 		h.ServeHTTP(w, req)
 		return w.Code
 	}
-	for _, path := range []string{"/status/", "/api/?group=app&id=web", "/api/plan", "/gui/status", "/api/logs?id=web&stream=stdout"} {
+	for _, path := range []string{"/status/", "/api/?group=app&id=web", "/api/plan", "/?fragment=live", "/app/web?fragment=live", "/api/logs?id=web&stream=stdout"} {
 		if code := get(path, ""); code != 401 {
 			t.Errorf("%s without the token: %d, want 401", path, code)
 		}

@@ -130,10 +130,10 @@ type route struct {
 // JSON 405 rather than the mux's plain-text one. "/status" and "/api" are
 // redirected to the slash form with 301, as the seed's mux did (ServeMux
 // itself now answers 307). The web GUI's pages ("/" exactly, "/app/ID",
-// "/service/ID", "/plan") answer GET and HEAD with HTML, errors included;
-// its assets are under "/static/" and the dashboard's data is
-// "/gui/status". Event streams and followed logs end when Serve shuts
-// down.
+// "/service/ID", "/plan", the last also POST) answer GET and HEAD with
+// HTML, errors included (?fragment=live: the page's live part); its forms
+// post to "/gui/toggle" and its assets are under "/static/". Event streams
+// and followed logs end when Serve shuts down.
 func (s *Server) routes() []route {
 	return []route{
 		{"/status/", s.handle(s.status)},
@@ -150,7 +150,6 @@ func (s *Server) routes() []route {
 		{"/app/{id}", s.page("entry", s.entryPage, false)},
 		{"/service/{id}", s.page("entry", s.entryPage, false)},
 		{"/plan", s.page("plan", s.planPage, true)},
-		{"/gui/status", s.handle(s.guiStatus)},
 		{"/gui/toggle", http.HandlerFunc(s.guiToggle)},
 		{"/static/", http.HandlerFunc(serveStatic)},
 	}
@@ -304,7 +303,7 @@ type plainText string
 
 // handle turns a JSON route handler, which returns the value to write with
 // status 200 or an error, into an http.Handler: values are written as the
-// seed's tab-indented JSON (plainText as text, compactJSON unindented),
+// seed's tab-indented JSON (plainText as text),
 // errors by writeError. Every request body is limited to MaxBody bytes
 // here, whatever the route.
 func (s *Server) handle(fn func(r *http.Request) (any, error)) http.Handler {
@@ -372,12 +371,8 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	default:
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
-		if c, ok := v.(compactJSON); ok {
-			err = enc.Encode(c.v)
-		} else {
-			enc.SetIndent("", "\t")
-			err = enc.Encode(v)
-		}
+		enc.SetIndent("", "\t")
+		err = enc.Encode(v)
 		body = buf.Bytes()
 	}
 	if err != nil {
@@ -545,7 +540,7 @@ func (s *Server) reload(r *http.Request) (any, error) {
 // nothing by themselves), nor /healthz.
 var readRoutes = map[string]bool{
 	"/status/": true, "/api/": true, "/api/plan": true, "/api/events": true,
-	"/api/logs": true, "/gui/status": true, "/metrics": true,
+	"/api/logs": true, "/metrics": true,
 }
 
 // protectRead makes h need the token when reads are protected. The event

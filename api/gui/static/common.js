@@ -81,14 +81,6 @@
     return P.duration((now || Date.now()) - t);
   };
 
-  // between is the duration from a to b, or "-".
-  P.between = function (a, b) {
-    const ta = P.parseTime(a);
-    const tb = P.parseTime(b);
-    if (isNaN(ta) || isNaN(tb)) return "-";
-    return P.duration(tb - ta);
-  };
-
   // conn shows the live connection's state in the header.
   P.conn = function (text, kind) {
     const c = document.getElementById("conn");
@@ -150,14 +142,6 @@
       if (res.status === 401) P.showToken(true);
     }
     return out;
-  };
-
-  // getJSON fetches url and returns its JSON, or throws with the API's
-  // errors.
-  P.getJSON = async function (url) {
-    const r = await P.request("GET", url);
-    if (!r.ok || !r.json) throw new Error(r.errors.join("; ") || "HTTP " + r.status);
-    return r.json;
   };
 
   // tick updates every ticking time on the page (.tick[data-since]: an
