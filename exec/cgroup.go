@@ -29,8 +29,8 @@ import (
 type cgroups struct {
 	mu     sync.Mutex
 	root   string         // the directory of the instances' leaves; "" off
+	mount  string         // the unified hierarchy's mount point
 	byPGID map[int]string // spawn process group -> leaf
-	byTag  map[string]int // instance tag -> spawn process group
 }
 
 // DetectCgroups finds where this host lets Patrol put its apps'
@@ -107,8 +107,8 @@ func (r *Runner) UseCgroups(root string) {
 	r.cg.mu.Lock()
 	defer r.cg.mu.Unlock()
 	r.cg.root = root
+	r.cg.mount, _ = cgroup2Mount()
 	r.cg.byPGID = map[int]string{}
-	r.cg.byTag = map[string]int{}
 }
 
 // RemoveCgroupRoot removes the root of the instances' cgroups if nothing
@@ -166,14 +166,13 @@ func openLeaf(leaf string) (int, error) {
 }
 
 // register records an instance's leaf under its process group.
-func (c *cgroups) register(tag string, pgid int, leaf string) {
+func (c *cgroups) register(pgid int, leaf string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.byPGID == nil {
 		return
 	}
 	c.byPGID[pgid] = leaf
-	c.byTag[tag] = pgid
 }
 
 // leafOf is the leaf of a process group: registered at its start, or found
@@ -189,16 +188,12 @@ func (c *cgroups) leafOf(pgid int) string {
 		return leaf
 	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pgid) + "/cgroup")
-	if err != nil {
-		return ""
-	}
-	mount, err := cgroup2Mount()
-	if err != nil {
+	if err != nil || c.mount == "" {
 		return ""
 	}
 	for _, line := range strings.Split(string(b), "\n") {
 		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			leaf := filepath.Join(mount, p)
+			leaf := filepath.Join(c.mount, p)
 			if filepath.Dir(leaf) == c.root {
 				c.byPGID[pgid] = leaf
 				return leaf
@@ -213,11 +208,6 @@ func (c *cgroups) forget(pgid int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.byPGID, pgid)
-	for tag, g := range c.byTag {
-		if g == pgid {
-			delete(c.byTag, tag)
-		}
-	}
 }
 
 // leafPIDs lists a leaf's processes.

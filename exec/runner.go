@@ -358,7 +358,7 @@ func (r *Runner) spawn(s Spec) (observed.Launch, error) {
 	}
 	r.procs[pid] = &registration{pid: pid, tag: s.Tag, role: s.Role, exitTo: s.Done}
 	if s.Cgroup != "" {
-		r.cg.register(s.Tag, l.PGID, s.Cgroup)
+		r.cg.register(l.PGID, s.Cgroup)
 	}
 	kickWaiter()
 	return l, nil
