@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -213,4 +214,17 @@ func TestUDPAPI(t *testing.T) {
 			t.Errorf("%s: got a reply %s; want silence", bad, reply)
 		}
 	}
+}
+
+// TestPingGraceShown: during the start-up grace a keepalive 3 app is
+// "waiting", saying until when it waits for running instances to ping in,
+// then it starts.
+func TestPingGraceShown(t *testing.T) {
+	d := startPatrol(t, config(map[string]any{
+		"pinger": appCfg(t, map[string]any{"keepalive": 3}, "ping-http", "50ms", filepath.Join(t.TempDir(), "pinger.pid")),
+	}, map[string]any{"ping-timeout": 1}))
+	if a := d.app(t, "pinger"); a.State != schema.StateWaiting || !strings.Contains(a.Reason, "waiting for running instances to ping in, until ") {
+		t.Errorf("during the grace: %s %q", a.State, a.Reason)
+	}
+	d.waitRunning(t, "pinger", 0, 10*time.Second)
 }

@@ -421,7 +421,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	l.restoring = nil
 	var pinged []string
 	for _, a := range l.file.Apps() {
-		if oa := l.snap.Apps[a.ID]; a.Keepalive.Pinged() && oa != nil && oa.Starts == 0 {
+		if oa := l.snap.Apps[a.ID]; oa != nil && awaitsPings(l.snap, l.file, a, oa, l.started) {
 			pinged = append(pinged, a.ID)
 		}
 	}

@@ -218,7 +218,7 @@ func planApp(d *desired.State, o *observed.Snapshot, id string, removedDependent
 		a.PID = oa.Candidate.PID
 		return append(out, a)
 	}
-	if da.Keepalive.Pinged() && oa.Starts == 0 && now.Before(PingGrace(o, d)) {
+	if awaitsPings(o, d, da, oa, now) {
 		return out // an instance started before Patrol may still ping in
 	}
 	if oa.Pending == nil && oa.LastEnd != nil && oa.LastEnd.BySelf && oa.LastEnd.Fingerprint == da.Fingerprint() {
@@ -286,6 +286,13 @@ func PingDeadline(inst *observed.Instance, timeout time.Duration) time.Time {
 // instances running from before can ping in (the original's behaviour).
 func PingGrace(o *observed.Snapshot, d *desired.State) time.Time {
 	return o.Started.Add(2 * d.Settings().PingTimeout)
+}
+
+// awaitsPings reports whether app da waits for instances from before
+// Patrol's start to ping in: it pings, has not started since, and the
+// grace has not passed.
+func awaitsPings(o *observed.Snapshot, d *desired.State, da *desired.App, oa *observed.App, now time.Time) bool {
+	return da.Keepalive.Pinged() && oa.Starts == 0 && now.Before(PingGrace(o, d))
 }
 
 // BackoffDelay is the wait before the next start after the n-th

@@ -262,10 +262,8 @@ func (l *Loop) state(eff *desired.State, da *desired.App, oa *observed.App, now 
 	if u := unmet(l.snap, da); len(u) > 0 {
 		return schema.StateWaiting, waitingFor(eff, l.snap, u)
 	}
-	if da.Keepalive.Pinged() && oa.Starts == 0 && !eff.AppDisabled(da) {
-		if until := PingGrace(l.snap, eff); now.Before(until) {
-			return schema.StateWaiting, "waiting for running instances to ping in, until " + l.ts(until) + " (2 × ping-timeout after Patrol's start)"
-		}
+	if awaitsPings(l.snap, eff, da, oa, now) {
+		return schema.StateWaiting, "waiting for running instances to ping in, until " + l.ts(PingGrace(l.snap, eff)) + " (2 × ping-timeout after Patrol's start)"
 	}
 	return schema.StateStopped, ""
 }
