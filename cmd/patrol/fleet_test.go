@@ -61,6 +61,18 @@ func writer(t *testing.T, dir string) func(name, content string) {
 	}
 }
 
+// putKey writes a key to etcd and returns the revision of the write.
+func putKey(t testing.TB, cli *clientv3.Client, key, value string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	resp, err := cli.Put(ctx, key, value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Header.Revision
+}
+
 // statusKey reads a host's status from etcd.
 func statusKey(t testing.TB, cli *clientv3.Client, host string) (string, bool) {
 	t.Helper()
@@ -85,14 +97,7 @@ func TestFleetTwoHosts(t *testing.T) {
 	c := etcdtest.Start(t, 3)
 	cli := etcdClient(t, c)
 	app := func(arg string) string { return helperApp("", "sleep", arg) }
-	put := func(key, value string) int64 {
-		t.Helper()
-		resp, err := cli.Put(t.Context(), key, value)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.Header.Revision
-	}
+	put := func(key, value string) int64 { t.Helper(); return putKey(t, cli, key, value) }
 	put("/fleet/common/config.json", fmt.Sprintf(`{"apps": {"shared": %s}}`, app("")))
 	put("/fleet/hosts/a/config.json", fmt.Sprintf(`{"apps": {"only-a": %s}}`, app("")))
 	put("/fleet/hosts/b/config.json", fmt.Sprintf(`{"apps": {"only-b": %s}}`, app("")))
@@ -184,14 +189,7 @@ func TestFleetTwoHosts(t *testing.T) {
 func TestFleetDisconnected(t *testing.T) {
 	c := etcdtest.Start(t, 3)
 	cli := etcdClient(t, c)
-	put := func(cli *clientv3.Client, key, value string) {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		defer cancel()
-		if _, err := cli.Put(ctx, key, value); err != nil {
-			t.Fatal(err)
-		}
-	}
+	put := func(cli *clientv3.Client, key, value string) { t.Helper(); putKey(t, cli, key, value) }
 	web := helperApp(`"backoff": {"reset-after": 0}`, "sleep")
 	apps := func(kv ...string) string {
 		var b strings.Builder

@@ -225,10 +225,20 @@ func TestColor(t *testing.T) {
 	if useColor(&bytes.Buffer{}, env()) {
 		t.Error("colour into a buffer")
 	}
-	if tty, err := os.OpenFile("/dev/tty", os.O_WRONLY, 0); err == nil {
-		defer tty.Close()
-		if !useColor(tty, env("TERM", "xterm")) || useColor(tty, env("NO_COLOR", "1")) || useColor(tty, env("TERM", "dumb")) {
-			t.Error("a terminal: colour unless NO_COLOR or TERM=dumb")
+	// A character device stands for a terminal (there may be no /dev/tty
+	// where the tests run).
+	dev, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	if !useColor(dev, env("TERM", "xterm")) || useColor(dev, env("NO_COLOR", "1")) || useColor(dev, env("TERM", "dumb")) {
+		t.Error("a terminal: colour unless NO_COLOR or TERM=dumb")
+	}
+	if f, err := os.Create(filepath.Join(t.TempDir(), "out")); err == nil {
+		defer f.Close()
+		if useColor(f, env("TERM", "xterm")) {
+			t.Error("colour into a regular file")
 		}
 	}
 	var st schema.Status
