@@ -144,17 +144,19 @@ func (c *cgroups) leafFor(tag string) string {
 	return filepath.Join(c.root, tag)
 }
 
-// openLeaf opens a leaf for clone3, making it (and the root: an operator
-// or a test's clean-up may have removed it while it was empty) when it is
-// not there.
+// openLeaf makes an instance's leaf and opens it for clone3: one mkdir
+// and one open (each leaf is new); the root is made again only when the
+// mkdir finds it gone (an operator or a test's clean-up may remove it while
+// it is empty).
 func openLeaf(leaf string) (int, error) {
-	if fd, err := unix.Open(leaf, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
-		return fd, nil
+	err := unix.Mkdir(leaf, 0o755)
+	if errors.Is(err, unix.ENOENT) {
+		if err := os.MkdirAll(filepath.Dir(leaf), 0o755); err != nil {
+			return -1, fmt.Errorf("create cgroup %s: %w", filepath.Dir(leaf), err)
+		}
+		err = unix.Mkdir(leaf, 0o755)
 	}
-	if err := os.MkdirAll(filepath.Dir(leaf), 0o755); err != nil {
-		return -1, fmt.Errorf("create cgroup %s: %w", filepath.Dir(leaf), err)
-	}
-	if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return -1, fmt.Errorf("create cgroup %s: %w", leaf, err)
 	}
 	fd, err := unix.Open(leaf, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -267,8 +269,8 @@ func (r *Runner) SignalGroup(pgid int, sig string) error {
 }
 
 // GroupAlive reports whether process group pgid, or the cgroup of its
-// instance, still has a live process. An instance's leaf is removed once
-// nothing is left in it.
+// instance, still has a live process. An instance's leaf is removed (in
+// the background) once nothing is left in it.
 func (r *Runner) GroupAlive(pgid int) bool {
 	alive := GroupAlive(pgid)
 	leaf := r.cg.leafOf(pgid)
@@ -279,9 +281,11 @@ func (r *Runner) GroupAlive(pgid int) bool {
 		return true
 	}
 	if !alive {
-		if err := os.Remove(leaf); err == nil || errors.Is(err, os.ErrNotExist) {
-			r.cg.forget(pgid)
-		}
+		// The rmdir (tens of microseconds on cgroupfs) is not the loop's
+		// to wait for; one that fails leaves an empty leaf, which
+		// RemoveCgroupRoot (and the next Patrol's start) removes.
+		r.cg.forget(pgid)
+		go os.Remove(leaf)
 	}
 	return alive
 }
