@@ -248,7 +248,7 @@ func (d *dispatcher) call(e Entry, ev schema.Event) {
 // instance ended without Patrol asking it to.
 var crashReasons = []schema.Reason{schema.ReasonExited, schema.ReasonCrashed, schema.ReasonSignal,
 	schema.ReasonPIDGone, schema.ReasonPingTimeout, schema.ReasonStartFailed,
-	schema.ReasonLivenessFailed, schema.ReasonStartupFailed, schema.ReasonWatchdog}
+	schema.ReasonLivenessFailed, schema.ReasonStartupFailed, schema.ReasonWatchdog, schema.ReasonOOMKilled}
 
 // stopReasons are the ends a config's on-stop hook runs for: Patrol
 // stopped the instance.

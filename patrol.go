@@ -13,11 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -216,6 +218,8 @@ func New(opts Options) (*Patrol, error) {
 	p.loop = reconcile.New(lo, st)
 	p.runner = exec.NewRunner(log, p.loop.Notify)
 	p.runner.OnNotify(p.loop.NotifyMessage)
+	p.runner.OnEmpty(p.loop.Wake)
+	p.usage.measure = p.runner.Usage
 	p.lines = exec.NewLineWatcher(p.loop.NotifyMessage)
 	p.hooks = &dispatcher{p: p, hooks: opts.Hooks, queues: map[Entry]*hookQueueState{}}
 	return p, nil
@@ -333,11 +337,19 @@ func (p *Patrol) Run(ctx context.Context) error {
 	// directory named after the state directory (a restarted Patrol
 	// finds its instances' cgroups again).
 	sum := sha256.Sum256([]byte(stateDir))
-	if root, why := exec.DetectCgroups("", "patrol-"+hex.EncodeToString(sum[:4])); root != "" {
-		p.runner.UseCgroups(root)
-		p.log.Info("cgroups: each app instance in its own", "root", root)
+	cg := exec.DetectCgroups(p.state.Settings().CgroupRoot, "patrol-"+hex.EncodeToString(sum[:4]))
+	p.runner.UseCgroups(cg)
+	p.loop.UseLimits(cg.NotEnforced)
+	if cg.Root != "" {
+		p.log.Info("cgroups: each app instance in its own", "root", cg.Root)
 	} else {
-		p.log.Info("cgroups not used; apps are tracked by process group", "why", why)
+		p.log.Info("cgroups not used; apps are tracked by process group", "why", cg.RootWhy)
+	}
+	p.log.Info("cgroup limits", "v2", slices.Sorted(maps.Keys(cg.V2)), "v1", slices.Sorted(maps.Keys(cg.V1)))
+	for _, k := range desired.LimitKeys {
+		if why := cg.NotEnforced[k]; why != "" {
+			p.log.Info("cgroup limit not enforced on this host", "limit", k, "why", why)
+		}
 	}
 	p.log.Info("state", "dir", stateDir, "entries", len(persisted.Entries))
 
@@ -488,7 +500,29 @@ func PlanFile(path string) (*schema.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	return reconcile.PlanEmpty(st, time.Now()), nil
+	return reconcile.NoteLimits(reconcile.PlanEmpty(st, time.Now()), st, exec.CgroupSupport(st.Settings().CgroupRoot)), nil
+}
+
+// LimitsProblems says, by config path ("apps.web.memory-max"), which
+// limits of st a Patrol on this host could not enforce, and why. `patrol
+// validate` warns about them (an error with --strict).
+func LimitsProblems(st *desired.State) map[string]string {
+	out := map[string]string{}
+	var why map[string]string
+	for _, a := range st.Apps() {
+		if !a.Limits.Any() {
+			continue
+		}
+		if why == nil {
+			why = exec.CgroupSupport(st.Settings().CgroupRoot)
+		}
+		for _, k := range desired.LimitKeys {
+			if a.Limits.Set(k) && why[k] != "" {
+				out["apps."+a.ID+"."+k] = why[k]
+			}
+		}
+	}
+	return out
 }
 
 // Events returns Patrol's lifecycle events from now on, until ctx ends;
@@ -535,8 +569,12 @@ func (e *executor) StartApp(a *desired.App, s desired.Settings, tag string, now 
 func (e *executor) SignalGroup(pgid int, sig string) error  { return e.runner.SignalGroup(pgid, sig) }
 func (e *executor) SignalProcess(pid int, sig string) error { return exec.SignalProcess(pid, sig) }
 func (e *executor) GroupAlive(pgid int) bool                { return e.runner.GroupAlive(pgid) }
-func (e *executor) Alive(pid int) bool                      { return exec.Alive(pid) }
-func (e *executor) ReadPIDFile(path string) (int, error)    { return exec.ReadPIDFile(path) }
+func (e *executor) SetLimits(pgid int, l desired.Limits) error {
+	return e.runner.SetLimits(pgid, l)
+}
+func (e *executor) WatchEmpty(pgid int) bool             { return e.runner.WatchEmpty(pgid) }
+func (e *executor) Alive(pid int) bool                   { return exec.Alive(pid) }
+func (e *executor) ReadPIDFile(path string) (int, error) { return exec.ReadPIDFile(path) }
 func (e *executor) ProcStat(pid int) (int, uint64, error) {
 	pgid, st, _, err := exec.ProcStat(pid)
 	return pgid, st, err

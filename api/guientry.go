@@ -60,7 +60,7 @@ func reasonClass(h schema.History) string {
 		return "stopped"
 	case h.Reason == schema.ReasonCrashed:
 		return "crashed"
-	case h.Reason == schema.ReasonSignal:
+	case h.Reason == schema.ReasonSignal, h.Reason == schema.ReasonOOMKilled:
 		return "signal"
 	}
 	return "failed" // probes, watchdog, timeouts, start failures, pid gone

@@ -229,7 +229,7 @@ func addrString(a net.Addr) string {
 func UDPReply(resp *schema.Response) ([]byte, error) {
 	r := *resp
 	r.History, r.KeyValue, r.Errors = nil, nil, nil
-	r.Probes, r.StatusText, r.HealthFailure, r.HealthFailureAt, r.WatchdogUntil, r.ReadySince = nil, "", "", "", "", ""
+	r.Probes, r.StatusText, r.HealthFailure, r.HealthFailureAt, r.WatchdogUntil, r.ReadySince, r.Limits = nil, "", "", "", "", "", ""
 	b, err := schema.AppendResponseCompactJSON(nil, &r)
 	if err != nil {
 		return nil, fmt.Errorf("encode udp reply: %w", err)

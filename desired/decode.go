@@ -260,6 +260,7 @@ var (
 	rawMessageType = reflect.TypeFor[json.RawMessage]()
 	dependencyType = reflect.TypeFor[schema.Dependency]()
 	rlimitType     = reflect.TypeFor[schema.RlimitSpec]()
+	quantityType   = reflect.TypeFor[schema.Quantity]()
 )
 
 // decode stores n into v (settable), recording type mismatches and unknown
@@ -277,7 +278,7 @@ func (d *decoder) decode(n *node, v reflect.Value, path string) {
 		v.SetBytes(raw)
 		return
 	}
-	if v.Type() == rlimitType && n.kind == kindNumber {
+	if (v.Type() == rlimitType || v.Type() == quantityType) && n.kind == kindNumber {
 		// A JSON number is one value for both limits.
 		v.SetString(n.text)
 		return

@@ -57,6 +57,9 @@ type Settings struct {
 	UDPListen   string
 	// InitdDirectory is where management 2 finds init scripts.
 	InitdDirectory string
+	// CgroupRoot is the configured cgroup v2 directory of the apps'
+	// cgroups, relative to the unified hierarchy ("": under Patrol's own).
+	CgroupRoot string
 	// LogRetentionDays and LogRetentionBytes bound app log files; 0 is no
 	// bound.
 	LogRetentionDays  int
@@ -102,6 +105,9 @@ type App struct {
 	SupplementaryGroups []string
 	Umask               string // three octal digits; "": Patrol's own
 	Rlimits             []Rlimit
+	// Limits are the app's cgroup limits (memory-max, memory-high,
+	// cpu-max, pids-max).
+	Limits Limits
 	StdMerge            bool
 	StopSignal          string // canonical, such as "SIGTERM"
 	StopTimeout         time.Duration

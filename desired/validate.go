@@ -75,6 +75,9 @@ var validate = sync.OnceValue(func() *validator.Validate {
 		"exitcodes":   func(fl validator.FieldLevel) bool { return exitCodesProblem(fl.Field().Interface().([]int)) == "" },
 		"account":     func(fl validator.FieldLevel) bool { return accountProblem(fl.Field().String()) == "" },
 		"umask":       func(fl validator.FieldLevel) bool { return umaskProblem(fl.Field().String()) == "" },
+		"bytesize":    func(fl validator.FieldLevel) bool { _, err := ParseBytes(fl.Field().String()); return err == nil },
+		"cpumax":      func(fl validator.FieldLevel) bool { _, _, err := ParseCPUMax(fl.Field().String()); return err == nil },
+		"pidsmax":     func(fl validator.FieldLevel) bool { _, err := ParsePIDsMax(fl.Field().String()); return err == nil },
 	}
 	for tag, fn := range rules {
 		if err := v.RegisterValidation(tag, fn); err != nil {
@@ -296,6 +299,15 @@ func message(fe validator.FieldError) string {
 		return accountProblem(s)
 	case "umask":
 		return umaskProblem(s)
+	case "bytesize":
+		_, err := ParseBytes(s)
+		return errText(err)
+	case "cpumax":
+		_, _, err := ParseCPUMax(s)
+		return errText(err)
+	case "pidsmax":
+		_, err := ParsePIDsMax(s)
+		return errText(err)
 	case "oneof":
 		return oneOfMessage(fe, s)
 	}

@@ -189,9 +189,17 @@ func (r *Runner) startApp(a *desired.App, c AppContext, tag string, now time.Tim
 			return observed.Launch{}, fmt.Errorf("env-file %s: %w", a.EnvFile, err)
 		}
 	}
-	launcher := a.Umask != "" || len(a.Rlimits) > 0
+	// Its cgroups with their limits, made before the log files: a limit
+	// that cannot be set fails the start with the reason.
+	v1, err := r.cg.prepare(tag, a.Limits)
+	if err != nil {
+		removeCgroups(r.cg.leafFor(tag), v1)
+		return observed.Launch{}, err
+	}
+	launcher := a.Umask != "" || len(a.Rlimits) > 0 || len(v1) > 0
 	if launcher && !launcherEnabled {
-		return observed.Launch{}, errors.New("umask and rlimits need Patrol's launcher: call patrol.Launcher() first thing in main (the patrol command does)")
+		removeCgroups(r.cg.leafFor(tag), v1)
+		return observed.Launch{}, errors.New("umask, rlimits and cgroup v1 limits need Patrol's launcher: call patrol.Launcher() first thing in main (the patrol command does)")
 	}
 	var (
 		outPath, errPath string
@@ -209,6 +217,7 @@ func (r *Runner) startApp(a *desired.App, c AppContext, tag string, now time.Tim
 		for _, f := range cleanup {
 			f.Close()
 		}
+		removeCgroups(r.cg.leafFor(tag), v1)
 		return observed.Launch{}, err
 	}
 	if c.Stdout == nil || c.Stderr == nil {
@@ -313,7 +322,7 @@ func (r *Runner) startApp(a *desired.App, c AppContext, tag string, now time.Tim
 	switch {
 	case launcher:
 		// The launcher sets umask, limits and identity, then execs the app.
-		la := launcherArgs(a, id, a.Binary, args)
+		la := launcherArgs(a, id, v1, a.Binary, args)
 		path, args = la[0], la[1:]
 	case id != nil:
 		cred = id.credential()
@@ -322,6 +331,7 @@ func (r *Runner) startApp(a *desired.App, c AppContext, tag string, now time.Tim
 		Path:       path,
 		Cred:       cred,
 		Cgroup:     r.cg.leafFor(tag),
+		CgroupsV1:  v1,
 		Args:       args,
 		Dir:        a.WorkingDirectory,
 		Env:        AppEnv(a, c),

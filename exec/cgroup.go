@@ -28,22 +28,85 @@ import (
 // cgroups is a Runner's cgroup state.
 type cgroups struct {
 	mu     sync.Mutex
-	root   string         // the directory of the instances' leaves; "" off
-	mount  string         // the unified hierarchy's mount point
-	byPGID map[int]string // spawn process group -> leaf
+	root   string              // the directory of the instances' leaves; "" off
+	mount  string              // the unified hierarchy's mount point
+	v2     map[string]bool     // controllers enabled for the leaves
+	v1     map[string]string   // controller -> cgroup v1 directory of the instances'
+	v1m    map[string]string   // controller -> its v1 mount point
+	byPGID map[int]*instCgroup // spawn process group -> its cgroups
 }
 
-// DetectCgroups finds where this host lets Patrol put its apps'
-// cgroups: root (a configured directory) when given, else the directory
-// name under Patrol's own cgroup in the unified hierarchy (a name stable
+// instCgroup is one instance's cgroups.
+type instCgroup struct {
+	leaf string            // its cgroup v2 leaf ("": none)
+	v1   map[string]string // controller -> its cgroup v1 directory
+}
+
+// tagDir is a directory of the instance named after its tag.
+func (ic *instCgroup) tagDir() string {
+	if ic.leaf != "" {
+		return ic.leaf
+	}
+	for _, d := range ic.v1 {
+		return d
+	}
+	return ""
+}
+
+// remove removes the instance's cgroups (rmdir: only when empty).
+func (ic *instCgroup) remove() {
+	if ic.leaf != "" {
+		os.Remove(ic.leaf)
+	}
+	for _, d := range ic.v1 {
+		os.Remove(d)
+	}
+}
+
+// DetectCgroups finds where this host lets Patrol put its apps' cgroups
+// and enforce their limits: root (a configured directory, relative to
+// the unified hierarchy's mount) when given, else the directory name
+// under Patrol's own cgroup in the unified hierarchy (a name stable
 // across Patrol's restarts, so that a new Patrol finds its instances'
-// cgroups). It returns the directory, created, or "" and why not.
-func DetectCgroups(root, name string) (string, string) {
-	if root == "" {
-		mount, err := cgroup2Mount()
-		if err != nil {
-			return "", err.Error()
+// cgroups), and for the limits' controllers what limits.go describes.
+// The directories are created; empty instance cgroups left by an earlier
+// Patrol are removed.
+func DetectCgroups(root, name string) Cgroups {
+	var c Cgroups
+	c.Root, c.RootWhy = detectV2(root, name)
+	c.V2, c.V1 = map[string]bool{}, map[string]string{}
+	why := map[string]string{}
+	mount, _ := cgroup2Mount()
+	mounts, own := v1Mounts(), ownV1Cgroups("self")
+	for _, ctl := range limitControllers {
+		w2 := c.RootWhy
+		if c.Root != "" {
+			if w2 = enableV2(mount, c.Root, ctl); w2 == "" {
+				c.V2[ctl] = true
+				continue
+			}
 		}
+		dir, w1 := detectV1(mounts, own, ctl, name)
+		if dir != "" {
+			c.V1[ctl] = dir
+			continue
+		}
+		why[ctl] = w2 + "; " + w1
+	}
+	c.notEnforced(why)
+	return c
+}
+
+// detectV2 is DetectCgroups for the unified hierarchy: the root, or ""
+// and why not.
+func detectV2(root, name string) (string, string) {
+	mount, err := cgroup2Mount()
+	if err != nil {
+		return "", err.Error()
+	}
+	if root != "" {
+		root = filepath.Join(mount, root)
+	} else {
 		own, err := ownCgroup()
 		if err != nil {
 			return "", err.Error()
@@ -102,13 +165,16 @@ func ownCgroup() (string, error) {
 }
 
 // UseCgroups makes the Runner start each app instance in a leaf under
-// root (from DetectCgroups; "" leaves it tracking process groups only).
-func (r *Runner) UseCgroups(root string) {
+// c.Root ("" leaves it tracking process groups only) and enforce limits
+// as c found possible.
+func (r *Runner) UseCgroups(c Cgroups) {
 	r.cg.mu.Lock()
 	defer r.cg.mu.Unlock()
-	r.cg.root = root
+	r.cg.root = c.Root
 	r.cg.mount, _ = cgroup2Mount()
-	r.cg.byPGID = map[int]string{}
+	r.cg.v2, r.cg.v1 = c.V2, c.V1
+	r.cg.v1m = v1Mounts()
+	r.cg.byPGID = map[int]*instCgroup{}
 }
 
 // RemoveCgroupRoot removes the root of the instances' cgroups if nothing
@@ -122,6 +188,13 @@ func (r *Runner) RemoveCgroupRoot() {
 			}
 		}
 		os.Remove(root)
+	}
+	r.cg.mu.Lock()
+	v1 := r.cg.v1
+	r.cg.mu.Unlock()
+	for _, d := range v1 {
+		removeEmptyChildren(d)
+		os.Remove(d)
 	}
 }
 
@@ -167,45 +240,92 @@ func openLeaf(leaf string) (int, error) {
 	return fd, nil
 }
 
-// register records an instance's leaf under its process group.
-func (c *cgroups) register(pgid int, leaf string) {
+// register records an instance's cgroups under its process group.
+func (c *cgroups) register(pgid int, leaf string, v1 []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.byPGID == nil {
 		return
 	}
-	c.byPGID[pgid] = leaf
-}
-
-// leafOf is the leaf of a process group: registered at its start, or found
-// through its leader's /proc/PID/cgroup (an instance adopted after
-// Patrol's restart) when that is a leaf under root.
-func (c *cgroups) leafOf(pgid int) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.root == "" || pgid <= 1 {
-		return ""
-	}
-	if leaf, ok := c.byPGID[pgid]; ok {
-		return leaf
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pgid) + "/cgroup")
-	if err != nil || c.mount == "" {
-		return ""
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			leaf := filepath.Join(c.mount, p)
-			if filepath.Dir(leaf) == c.root {
-				c.byPGID[pgid] = leaf
-				return leaf
+	ic := &instCgroup{leaf: leaf}
+	for _, d := range v1 {
+		for ctl, root := range c.v1 {
+			if filepath.Dir(d) == root {
+				if ic.v1 == nil {
+					ic.v1 = map[string]string{}
+				}
+				ic.v1[ctl] = d
 			}
 		}
+	}
+	c.byPGID[pgid] = ic
+}
+
+// addV1 records that an instance is in a cgroup v1 directory now.
+func (c *cgroups) addV1(pgid int, ctl, dir string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ic := c.byPGID[pgid]; ic != nil {
+		if ic.v1 == nil {
+			ic.v1 = map[string]string{}
+		}
+		ic.v1[ctl] = dir
+	}
+}
+
+// leafOf is the cgroup v2 leaf of a process group ("": none).
+func (c *cgroups) leafOf(pgid int) string {
+	if ic := c.of(pgid); ic != nil {
+		return ic.leaf
 	}
 	return ""
 }
 
-// forget drops a leaf from the registry.
+// of is the cgroups of a process group: registered at its start, or found
+// through its leader's /proc/PID/cgroup (an instance adopted after
+// Patrol's restart) when they are under Patrol's roots. nil: none.
+func (c *cgroups) of(pgid int) *instCgroup {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if (c.root == "" && len(c.v1) == 0) || pgid <= 1 || c.byPGID == nil {
+		return nil
+	}
+	if ic, ok := c.byPGID[pgid]; ok {
+		return ic
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pgid) + "/cgroup")
+	if err != nil {
+		return nil
+	}
+	ic := &instCgroup{}
+	for line := range strings.Lines(string(b)) {
+		f := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		if f[0] == "0" && f[1] == "" {
+			if leaf := filepath.Join(c.mount, f[2]); c.root != "" && c.mount != "" && filepath.Dir(leaf) == c.root {
+				ic.leaf = leaf
+			}
+			continue
+		}
+		for _, ctl := range strings.Split(f[1], ",") {
+			if root := c.v1[ctl]; root != "" && filepath.Dir(filepath.Join(c.v1m[ctl], f[2])) == root {
+				if ic.v1 == nil {
+					ic.v1 = map[string]string{}
+				}
+				ic.v1[ctl] = filepath.Join(c.v1m[ctl], f[2])
+			}
+		}
+	}
+	if ic.leaf == "" && ic.v1 == nil {
+		return nil
+	}
+	c.byPGID[pgid] = ic
+	return ic
+}
+
+// forget drops an instance's cgroups from the registry.
 func (c *cgroups) forget(pgid int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -269,23 +389,23 @@ func (r *Runner) SignalGroup(pgid int, sig string) error {
 }
 
 // GroupAlive reports whether process group pgid, or the cgroup of its
-// instance, still has a live process. An instance's leaf is removed (in
-// the background) once nothing is left in it.
+// instance, still has a live process. An instance's cgroups are removed
+// (in the background) once nothing is left in them.
 func (r *Runner) GroupAlive(pgid int) bool {
 	alive := GroupAlive(pgid)
-	leaf := r.cg.leafOf(pgid)
-	if leaf == "" {
+	ic := r.cg.of(pgid)
+	if ic == nil {
 		return alive
 	}
-	if populated(leaf) {
+	if ic.leaf != "" && populated(ic.leaf) {
 		return true
 	}
 	if !alive {
-		// The rmdir (tens of microseconds on cgroupfs) is not the loop's
-		// to wait for; one that fails leaves an empty leaf, which
+		// The rmdirs (tens of microseconds each on cgroupfs) are not the
+		// loop's to wait for; one that fails leaves an empty cgroup, which
 		// RemoveCgroupRoot (and the next Patrol's start) removes.
 		r.cg.forget(pgid)
-		go os.Remove(leaf)
+		go ic.remove()
 	}
 	return alive
 }

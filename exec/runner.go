@@ -63,6 +63,8 @@ type Runner struct {
 	notifySocks notifySockets
 	// cg holds the instances' cgroups (cgroup.go).
 	cg cgroups
+	// ew tells when an instance's cgroup has emptied (cgwatch.go).
+	ew emptyWatch
 }
 
 // registration is a process whose exit the Runner reports.
@@ -84,6 +86,11 @@ type registration struct {
 // ever blocking, and otherwise to notify. The caller does not hold mu.
 func (r *Runner) deliver(reg *registration, ex observed.Exit) {
 	if reg.exitTo == nil {
+		if ex.Role == observed.RoleLeader && (ex.Signal != 0 || ex.Code != 0) {
+			// Read before the loop learns of the end: its cgroups are
+			// removed after that.
+			ex.OOMKilled = r.cg.oomKilled(ex.PID)
+		}
 		r.notify(ex)
 		return
 	}
@@ -231,6 +238,10 @@ type Spec struct {
 	// created if needed; a start that cannot use it starts the child
 	// without one.
 	Cgroup string
+	// CgroupsV1 are cgroup v1 directories the child joins (through the
+	// launcher, which Path and Args must run) and that are registered
+	// with the instance; removed when the start fails.
+	CgroupsV1 []string
 	Dir    string // working directory; "" is Patrol's
 	// Env is the whole environment; nil is an empty one.
 	Env    []string
@@ -346,6 +357,9 @@ func (r *Runner) spawn(s Spec) (observed.Launch, error) {
 		if s.Cgroup != "" {
 			os.Remove(s.Cgroup)
 		}
+		for _, d := range s.CgroupsV1 {
+			os.Remove(d)
+		}
 		return observed.Launch{}, fmt.Errorf("fork/exec: %w", err)
 	}
 	l := observed.Launch{PID: pid, PGID: pid, Started: time.Now()}
@@ -357,8 +371,8 @@ func (r *Runner) spawn(s Spec) (observed.Launch, error) {
 		r.log.Warn("read a new process's start time", "pid", pid, "err", err)
 	}
 	r.procs[pid] = &registration{pid: pid, tag: s.Tag, role: s.Role, exitTo: s.Done}
-	if s.Cgroup != "" {
-		r.cg.register(l.PGID, s.Cgroup)
+	if s.Cgroup != "" || len(s.CgroupsV1) > 0 {
+		r.cg.register(l.PGID, s.Cgroup, s.CgroupsV1)
 	}
 	kickWaiter()
 	return l, nil
@@ -431,6 +445,9 @@ func (r *Runner) Watch(pid int, tag string, role observed.Role) (startTime uint6
 	st, err := r.watch(pid, tag, role)
 	if err != nil {
 		return 0, fmt.Errorf("watch process %d: %w", pid, err)
+	}
+	if role == observed.RoleLeader {
+		r.cg.of(pid) // its cgroups, found while /proc/PID still tells
 	}
 	return st, nil
 }
@@ -522,6 +539,7 @@ func (r *Runner) collect(reg *registration) (observed.Exit, bool) {
 	if c, err := waitPidfd(reg.pidfd, unix.WEXITED|unix.WNOHANG); err == nil && c.pid != 0 {
 		ex.Code, ex.Signal = c.exit()
 	}
+
 	ex.Ended = time.Now()
 	r.drop(reg)
 	return ex, true
@@ -592,6 +610,7 @@ func (r *Runner) Close() {
 			Code: observed.CodeUnknown, Ended: time.Now()})
 	}
 	r.closeAllNotify()
+	r.ew.close()
 	r.watchers.Wait()
 	r.spares.close()
 	r.logCap.wait()

@@ -2,7 +2,9 @@ package exec
 
 import (
 	"bytes"
+	"maps"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -88,4 +90,54 @@ func parseUsage(b []byte) (pgid int, cpu time.Duration, rss uint64, ok bool) {
 		return 0, 0, 0, false
 	}
 	return pgid, time.Duration(ut+st) * clockTick, rss, true
+}
+
+// Usage is GroupUsage from the instances' cgroups where they have them:
+// CPU from the leaf's cpu.stat (every process the instance ever ran,
+// ended ones too), memory from memory.current (cgroup v2 with the memory
+// controller) or memory.usage_in_bytes (a cgroup v1 memory directory),
+// else the resident memory of the leaf's processes; leaders without a
+// cgroup are summed over their process group from /proc.
+func (r *Runner) Usage(leaders []int) map[int]Usage {
+	out := map[int]Usage{}
+	var rest []int
+	r.cg.mu.Lock()
+	v2mem := r.cg.v2["memory"]
+	r.cg.mu.Unlock()
+	page := uint64(os.Getpagesize())
+	for _, pid := range leaders {
+		ic := r.cg.of(pid)
+		if ic == nil || ic.leaf == "" {
+			rest = append(rest, pid)
+			continue
+		}
+		var u Usage
+		for line := range strings.Lines(readSmallFile(filepath.Join(ic.leaf, "cpu.stat"))) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "usage_usec "); ok {
+				n, _ := strconv.ParseUint(v, 10, 64)
+				u.CPU = time.Duration(n) * time.Microsecond
+			}
+		}
+		mem := ""
+		switch {
+		case v2mem:
+			mem = readSmallFile(filepath.Join(ic.leaf, "memory.current"))
+		case ic.v1["memory"] != "":
+			mem = readSmallFile(filepath.Join(ic.v1["memory"], "memory.usage_in_bytes"))
+		}
+		if n, err := strconv.ParseUint(strings.TrimSpace(mem), 10, 64); err == nil {
+			u.RSS = n
+		} else {
+			for _, p := range leafPIDs(ic.leaf) {
+				if b, err := readSmall("/proc/" + strconv.Itoa(p) + "/stat"); err == nil {
+					if _, _, rss, ok := parseUsage(b); ok {
+						u.RSS += rss * page
+					}
+				}
+			}
+		}
+		out[pid] = u
+	}
+	maps.Copy(out, GroupUsage(rest))
+	return out
 }

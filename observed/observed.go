@@ -43,6 +43,9 @@ type Exit struct {
 	// Signal is the signal that killed the process, 0 if it exited.
 	Signal int
 	Ended  time.Time
+	// OOMKilled: the kernel's OOM killer killed a process of the
+	// instance's cgroup (memory-max).
+	OOMKilled bool
 }
 
 // Launch describes a process Patrol started.
@@ -270,6 +273,9 @@ type Leftover struct {
 	Since    time.Time
 	Deadline time.Time
 	Killed   bool
+	// Watched: exec wakes the loop when the group's cgroup empties (no
+	// polling needed).
+	Watched bool
 }
 
 // End is how an instance ended.

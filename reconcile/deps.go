@@ -89,6 +89,8 @@ func dependencyDoing(oa *observed.App) string {
 		return fmt.Sprintf("it %s with code %d", oa.LastEnd.Reason, oa.LastEnd.Exit.Code)
 	case oa.LastEnd != nil && oa.LastEnd.Exit != nil && oa.LastEnd.Reason == schema.ReasonSignal:
 		return fmt.Sprintf("it was killed by a signal, code %d", oa.LastEnd.Exit.Code)
+	case oa.LastEnd != nil && oa.LastEnd.Reason == schema.ReasonOOMKilled:
+		return "it was killed for using more than its memory-max"
 	case oa.LastEnd != nil:
 		return "it ended: " + string(oa.LastEnd.Reason)
 	}

@@ -50,6 +50,9 @@ func (l *Loop) execute(a Action, now time.Time) {
 		oa.Instance.App = a.App
 		oa.Instance.Revision = l.file.Revision()
 		l.updateProbes(a.ID, oa.Instance, old, now)
+		if old.Limits != a.App.Limits {
+			l.setLimits(oa.Instance)
+		}
 		l.emit(schema.Event{Event: schema.EventUpdated, Group: schema.GroupApp, ID: a.ID, PID: oa.Instance.PID,
 			InstanceID: oa.Instance.ID, Reason: a.Reason, Message: strings.Join(fmtChanges(a.Changes), "; ")})
 	case KindKill:
@@ -445,6 +448,10 @@ func (l *Loop) closeInstance(oa *observed.App, ev *observed.Exit, now time.Time,
 	case ev == nil:
 	case ev.Code == observed.CodeUnknown:
 		reason = schema.ReasonPIDGone
+	case ev.OOMKilled && (ev.Signal != 0 || ev.Code != 0):
+		// The kernel killed a process of it (its leader, or one whose end
+		// made it fail) for using more than its memory-max.
+		reason = schema.ReasonOOMKilled
 	case ev.Signal != 0:
 		reason = schema.ReasonSignal
 	case ev.Code == 0 && inst.PID > 0:
@@ -502,7 +509,7 @@ func (l *Loop) closeInstance(oa *observed.App, ev *observed.Exit, now time.Time,
 		l.disableAfterRunOnce(key, d.Disabled, d.Fingerprint(), now)
 	}
 	if inst.Signalable && inst.PGID > 0 && (inst.PGID == inst.PID || inst.PGID == inst.SpawnPGID) && l.exec.GroupAlive(inst.PGID) {
-		lo := &observed.Leftover{PGID: inst.PGID, Since: now}
+		lo := &observed.Leftover{PGID: inst.PGID, Since: now, Watched: l.exec.WatchEmpty(inst.PGID)}
 		if inst.Stopping != nil {
 			lo.Deadline, lo.Killed = inst.Stopping.Deadline, inst.Stopping.Killed
 		}
@@ -512,7 +519,7 @@ func (l *Loop) closeInstance(oa *observed.App, ev *observed.Exit, now time.Time,
 	delete(l.tags, inst.ID)
 	oa.Instance = nil
 	lvl := l.log.Info
-	if reason == schema.ReasonCrashed || reason == schema.ReasonSignal || reason == schema.ReasonPIDGone || reason == schema.ReasonStartFailed {
+	if reason == schema.ReasonCrashed || reason == schema.ReasonSignal || reason == schema.ReasonOOMKilled || reason == schema.ReasonPIDGone || reason == schema.ReasonStartFailed {
 		lvl = l.log.Warn
 	}
 	args := []any{"app", oa.ID, "pid", inst.PID, "code", code, "reason", string(reason),
@@ -560,4 +567,15 @@ func fmtChanges(cs []desired.Change) []string {
 func (l *Loop) disabled(id string) bool {
 	d, ok := l.file.App(id)
 	return ok && l.effective().AppDisabled(d)
+}
+
+// setLimits writes a running instance's limits into its cgroups (a change
+// in place, or an adopted instance's).
+func (l *Loop) setLimits(inst *observed.Instance) {
+	if inst.PGID <= 0 || !inst.Signalable {
+		return
+	}
+	if err := l.exec.SetLimits(inst.PGID, inst.App.Limits); err != nil {
+		l.log.Warn("limits not applied to the running instance", "app", inst.App.ID, "pid", inst.PID, "err", err)
+	}
 }

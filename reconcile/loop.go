@@ -34,6 +34,12 @@ type Executor interface {
 	// SignalProcess sends a signal to one process.
 	SignalProcess(pid int, sig string) error
 	GroupAlive(pgid int) bool
+	// WatchEmpty arranges a Wake when process group pgid's instance
+	// cgroup empties; false when it cannot (the loop then polls).
+	WatchEmpty(pgid int) bool
+	// SetLimits applies an app's cgroup limits to its running instance
+	// (process group pgid) in place.
+	SetLimits(pgid int, l desired.Limits) error
 	Alive(pid int) bool
 	ReadPIDFile(path string) (int, error)
 	ProcStat(pid int) (pgid int, startTime uint64, err error)
@@ -112,6 +118,9 @@ type Loop struct {
 	exec       Executor
 	now        func() time.Time
 	instanceID string
+	// notEnforced maps limit keys this host cannot enforce to why (set
+	// before Run, read only).
+	notEnforced map[string]string
 
 	// Owned by the loop goroutine.
 	file   *desired.State
@@ -235,6 +244,14 @@ func New(opts Options, initial *desired.State) *Loop {
 
 // Notify queues a process exit for the loop. It never blocks; package exec
 // calls it from its reaper.
+// Wake makes the loop look again at what it watches (exec calls it when
+// an instance's cgroup has emptied). It never blocks.
+func (l *Loop) Wake() { l.poke() }
+
+// UseLimits tells the loop which limits this host cannot enforce, and
+// why (by limit key), for status and plans. Call it before Run.
+func (l *Loop) UseLimits(notEnforced map[string]string) { l.notEnforced = notEnforced }
+
 func (l *Loop) Notify(ev observed.Exit) {
 	l.mu.Lock()
 	l.exits = append(l.exits, ev)
@@ -830,7 +847,9 @@ func (l *Loop) nextWake(now time.Time) time.Time {
 	const poll = 25 * time.Millisecond
 	for id, oa := range l.snap.Apps {
 		if lo := oa.Leftover; lo != nil {
-			soon(now.Add(poll)) // watch the group empty
+			if !lo.Watched {
+				soon(now.Add(poll)) // watch the group empty
+			}
 			if !lo.Killed && !lo.Deadline.IsZero() {
 				soon(lo.Deadline)
 			}

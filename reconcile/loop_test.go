@@ -127,6 +127,8 @@ func (f *fakeExec) SignalProcess(pid int, sig string) error {
 	return nil
 }
 
+func (f *fakeExec) WatchEmpty(int) bool                 { return false }
+func (f *fakeExec) SetLimits(int, desired.Limits) error { return nil }
 func (f *fakeExec) GroupAlive(pgid int) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -144,7 +144,7 @@ func (l *Loop) restoreInstance(oa *observed.App, pi *observed.PersistedInstance,
 		l.appendHistory(oa, rec)
 		oa.LastEnd = &observed.End{Reason: schema.ReasonPIDGone, At: now, Fingerprint: pi.Fingerprint, BySelf: true}
 		if pi.PGID > 0 && (pi.PGID == pi.PID || pi.PGID == pi.SpawnPGID) && pi.Signalable && l.exec.GroupAlive(pi.PGID) {
-			oa.Leftover = &observed.Leftover{PGID: pi.PGID, Since: now}
+			oa.Leftover = &observed.Leftover{PGID: pi.PGID, Since: now, Watched: l.exec.WatchEmpty(pi.PGID)}
 		}
 		l.log.Warn("an instance that ran before Patrol restarted is gone", "app", oa.ID, "pid", pi.PID, "instance", pi.ID)
 		return
@@ -157,6 +157,11 @@ func (l *Loop) restoreInstance(oa *observed.App, pi *observed.PersistedInstance,
 	}
 	if inFile && pi.Fingerprint != da.Fingerprint() {
 		inst.Stale = true // the config changed while Patrol was down
+	}
+	if inFile {
+		// Its cgroups kept their limits; the file may have changed them
+		// while Patrol was down.
+		l.setLimits(inst)
 	}
 	oa.Instance = inst
 	l.tags[pi.ID] = oa.ID

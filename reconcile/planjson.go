@@ -69,7 +69,20 @@ func (l *Loop) planFor(st *desired.State, now time.Time) *schema.Plan {
 		}
 	}
 	p := ToPlan(Plan(st.WithOverrides(ov), l.snap, now))
-	return noteDropped(p, dropped)
+	return NoteLimits(noteEntries(p, dropped, schema.ReasonOverride), st, l.notEnforced)
+}
+
+// NoteLimits adds "limits: not enforced (why)" to the plan of every app of
+// st whose limits this host cannot enforce (notEnforced: by limit key, as
+// exec detected): on the app's action, else as a note of its own.
+func NoteLimits(p *schema.Plan, st *desired.State, notEnforced map[string]string) *schema.Plan {
+	notes := map[desired.Key]string{}
+	for _, a := range st.Apps() {
+		if why := a.Limits.Unenforced(notEnforced); why != "" {
+			notes[desired.Key{Group: schema.GroupApp, ID: a.ID}] = "limits: " + why
+		}
+	}
+	return noteEntries(p, notes, schema.ReasonLimits)
 }
 
 // PlanEmpty is the plan of st against an empty observed state: what a new
@@ -78,9 +91,9 @@ func PlanEmpty(st *desired.State, now time.Time) *schema.Plan {
 	return ToPlan(Plan(st, observed.NewSnapshot(), now))
 }
 
-// noteDropped attaches the dropped-override notes to the entries' actions,
-// or adds a note where the entry has none.
-func noteDropped(p *schema.Plan, dropped map[desired.Key]string) *schema.Plan {
+// noteEntries attaches notes (such as dropped overrides) to the entries'
+// actions, or adds a note with reason where the entry has none.
+func noteEntries(p *schema.Plan, dropped map[desired.Key]string, reason schema.Reason) *schema.Plan {
 	if len(dropped) == 0 {
 		return p
 	}
@@ -96,7 +109,7 @@ func noteDropped(p *schema.Plan, dropped map[desired.Key]string) *schema.Plan {
 		}
 	}
 	for _, k := range sortedKeys(dropped) {
-		p.Actions = append(p.Actions, schema.PlanAction{Group: k.Group, ID: k.ID, Action: schema.ActionKeep, Reason: schema.ReasonOverride, Note: dropped[k]})
+		p.Actions = append(p.Actions, schema.PlanAction{Group: k.Group, ID: k.ID, Action: schema.ActionKeep, Reason: reason, Note: dropped[k]})
 		p.Summary.Kept++
 	}
 	return p

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -97,6 +98,7 @@ func (l *Loop) appResponse(eff *desired.State, id string, now time.Time, history
 		r.Secret = da.Secret != ""
 		r.Disabled = eff.AppDisabled(da)
 		r.ConfigDisabled = da.Disabled
+		r.Limits = l.limitsText(da.Limits)
 	}
 	r.Override = l.override(eff, desired.Key{Group: schema.GroupApp, ID: id})
 	r.RunOnce = r.Override != nil && r.Override.RunOnce != nil
@@ -288,4 +290,13 @@ func backoffWhy(oa *observed.App) string {
 		return fmt.Sprintf("crash loop: %s, %d times in a row; restart delayed", what, n)
 	}
 	return what + "; restart delayed"
+}
+
+// limitsText says whether this host enforces an app's cgroup limits:
+// "enforced", "not enforced (why)", or "" for an app without limits.
+func (l *Loop) limitsText(lim desired.Limits) string {
+	if !lim.Any() {
+		return ""
+	}
+	return cmp.Or(lim.Unenforced(l.notEnforced), "enforced")
 }

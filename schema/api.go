@@ -111,6 +111,11 @@ type Response struct {
 	HealthFailure   string `json:"health-failure,omitempty"`
 	HealthFailureAt string `json:"health-failure-at,omitempty"`
 
+	// Limits says whether this host enforces the app's cgroup limits
+	// (memory-max, memory-high, cpu-max, pids-max): "enforced", or "not
+	// enforced (LIMIT: why; ...)"; absent for an app without limits.
+	Limits string `json:"limits,omitempty"`
+
 	// Usage is what a running app's processes use (its process group, from
 	// /proc), on the HTTP API's status and entries: sampled when read, at
 	// most every 2 s; absent when not measured.

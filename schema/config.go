@@ -63,6 +63,14 @@ type Config struct {
 	// config.json. Must be a clean path.
 	InitdDirectory string `json:"initd-directory,omitempty" validate:"nonul,cleanpath" default:"/etc/init.d"`
 
+	// CgroupRoot is the cgroup v2 directory, relative to the unified
+	// hierarchy's mount ("/patrol.service/apps"), under which Patrol puts
+	// a cgroup per app instance; Patrol creates it and enables the memory,
+	// cpu and pids controllers on the way when it may. Default: a
+	// directory under Patrol's own cgroup. Read at Patrol's start: a
+	// change takes effect at the next start.
+	CgroupRoot string `json:"cgroup-root,omitempty" validate:"omitempty,nonul,cleanpath"`
+
 	// LogRetention bounds the log files Patrol keeps for its apps.
 	LogRetention *LogRetention `json:"log-retention,omitempty"`
 
@@ -278,6 +286,29 @@ type App struct {
 	// and a file that cannot be read fails the start.
 	EnvFile string `json:"env-file,omitempty" validate:"omitempty,nonul,cleanpath"`
 
+	// MemoryMax caps the memory the app's processes use together (its
+	// cgroup's memory.max; memory.limit_in_bytes on cgroup v1): bytes, or
+	// a number with K, M, G or T (powers of 1024: "512M"; "MiB" and "MB"
+	// read the same), or "max" for none. Beyond it the kernel reclaims,
+	// then kills a process of the app: the history says "oom-killed".
+	// Changing it applies to the running instance in place.
+	MemoryMax Quantity `json:"memory-max,omitempty" validate:"omitempty,bytesize"`
+
+	// MemoryHigh throttles the app's processes and reclaims their memory
+	// hard above this much (memory.high; cgroup v2 only: v1 has no such
+	// limit). Same units as memory-max; at most memory-max. In place.
+	MemoryHigh Quantity `json:"memory-high,omitempty" validate:"omitempty,bytesize"`
+
+	// CPUMax caps the app's CPU time: "50%" of one CPU ("200%": two), or
+	// "QUOTA PERIOD" in microseconds ("50000 100000", cgroup v2's cpu.max),
+	// or "max" for none. In place.
+	CPUMax Quantity `json:"cpu-max,omitempty" validate:"omitempty,cpumax"`
+
+	// PIDsMax caps the app's processes and threads together (pids.max): a
+	// fork beyond it fails in the app, nothing else on the host is
+	// affected. A number (at least 1) or "max". In place.
+	PIDsMax Quantity `json:"pids-max,omitempty" validate:"omitempty,pidsmax"`
+
 	// StdMerge writes stdout and stderr into one .stdmerge.log file.
 	StdMerge bool `json:"std-merge,omitempty"`
 
@@ -352,6 +383,10 @@ type App struct {
 	// X is free-form data, never interpreted.
 	X json.RawMessage `json:"x,omitempty"`
 }
+
+// Quantity is a limit written as a JSON number or a string ("512M",
+// "50%", "max").
+type Quantity string
 
 // RlimitSpec is one resource limit of an app: "SOFT:HARD" or one value
 // for both, each a non-negative number or "infinity" (or "unlimited").

@@ -199,6 +199,7 @@ const (
 	ReasonLivenessFailed  Reason = "liveness-failed"   // Failed its liveness probe failure-threshold times.
 	ReasonStartupFailed   Reason = "startup-failed"    // Failed its startup probe failure-threshold times.
 	ReasonWatchdog        Reason = "watchdog"          // Sent no WATCHDOG=1 within watchdog seconds.
+	ReasonOOMKilled       Reason = "oom-killed"        // Killed by the kernel for using more than memory-max.
 )
 
 // Why an action is planned.
@@ -209,6 +210,7 @@ const (
 	ReasonDisabled Reason = "disabled"
 	ReasonEnabled  Reason = "enabled"
 	ReasonOverride Reason = "override"
+	ReasonLimits   Reason = "limits" // a note: the host does not enforce the app's limits
 	ReasonRestart  Reason = "restart"
 	ReasonRunOnce  Reason = "run-once"
 	ReasonAdopted  Reason = "adopted"

@@ -146,6 +146,7 @@ func appendResponse(b []byte, r *Response, depth int) ([]byte, error) {
 	o.str("watchdog-until", r.WatchdogUntil)
 	o.str("health-failure", r.HealthFailure)
 	o.str("health-failure-at", r.HealthFailureAt)
+	o.str("limits", r.Limits)
 	if r.Usage != nil {
 		if err := o.value("usage", r.Usage); err != nil {
 			return nil, err

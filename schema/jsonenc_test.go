@@ -85,7 +85,7 @@ func randResponse(r *rand.Rand) *Response {
 		ready := r.IntN(2) == 0
 		resp.Ready = &ready
 		resp.ReadySince, resp.StatusText, resp.WatchdogUntil = randString(r), randString(r), randString(r)
-		resp.HealthFailure, resp.HealthFailureAt = randString(r), randString(r)
+		resp.HealthFailure, resp.HealthFailureAt, resp.Limits = randString(r), randString(r), randString(r)
 		if r.IntN(2) == 0 {
 			resp.Probes = map[string]*ProbeStatus{"liveness": {OK: true, Last: r.IntN(2) == 0, Message: randString(r), At: randString(r), Failures: r.IntN(3)},
 				"readiness": {Successes: r.IntN(3)}}

@@ -215,6 +215,12 @@ func statusEntry(ctx context.Context, o io3, c *client, token, id string, asJSON
 		line("health", string(e.Health))
 	}
 	line("restarts", strconv.Itoa(e.Restarts))
+	if e.Usage != nil {
+		line("cpu/mem", usageText(e.Usage))
+	}
+	if e.Limits != "" {
+		line("limits", e.Limits)
+	}
 	line("last exit", lastExit(e.History, now))
 	line("override", overrideText(e.Override, now))
 	tw.Flush()
@@ -325,6 +331,11 @@ func printStatus(w io.Writer, st *schema.Status, now time.Time, color bool) {
 			uptime(e, now), usageText(e.Usage), e.Restarts, lastExit(e.History, now), overrideText(e.Override, now), reasonText(e, now))
 	}
 	tw.Flush()
+	for _, r := range rows {
+		if r.e != nil && strings.HasPrefix(r.e.Limits, "not ") {
+			fmt.Fprintf(w, "%s %s: limits: %s\n", r.group, r.id, r.e.Limits)
+		}
+	}
 }
 
 // usageText is an app's CPU share and memory: "2.5% 45MiB".

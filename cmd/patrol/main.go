@@ -11,9 +11,11 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/patrolhq/patrol"
@@ -372,6 +374,10 @@ func validate(o io3, paths []string, strict bool) int {
 			if why := patrol.IdentityProblem(a); why != "" {
 				warn("apps."+a.ID+".user", why+" (the app will fail to start on a host like this one)")
 			}
+		}
+		limits := patrol.LimitsProblems(st)
+		for _, path := range slices.Sorted(maps.Keys(limits)) {
+			warn(path, "limits: not enforced on a host like this one ("+limits[path]+")")
 		}
 		if strict && warnings > 0 {
 			continue

@@ -304,6 +304,9 @@ func (g *generator) fieldSchema(f field) object {
 		}
 	case t.Kind() == reflect.Map:
 		s = object{"type": "object"}
+	case t == reflect.TypeFor[schema.Quantity]():
+		// A limit: a string ("512M", "50%", "max") or a number.
+		s = object{"anyOf": []any{object{"type": "string", "minLength": 1}, object{"type": "integer", "minimum": 1}}}
 	case t == reflect.TypeFor[[]schema.Dependency]():
 		// An app id, or the object form.
 		s = object{"type": "array", "items": object{"anyOf": []any{
@@ -535,6 +538,8 @@ func typeName(t reflect.Type) string {
 		return "object of " + defName(t.Elem().Elem())
 	case t == reflect.TypeFor[map[string]schema.RlimitSpec]():
 		return "object of limits"
+	case t == reflect.TypeFor[schema.Quantity]():
+		return "string or integer"
 	case t.Kind() == reflect.Map:
 		return "object"
 	case t == reflect.TypeFor[[]schema.Dependency]():

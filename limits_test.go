@@ -1,0 +1,206 @@
+package patrol_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patrolhq/patrol/internal/testhelper"
+	"github.com/patrolhq/patrol/schema"
+)
+
+// cgroupFile is the file name of process pid's cgroup for controller ctl
+// ("memory", "pids", "cpu"): its cgroup v2 leaf when the controller is on
+// v2 (memory.max ...), else its cgroup v1 directory. It fails the test
+// when the process is in no cgroup of Patrol's for it within 5 s (on v1
+// the launcher joins the directories after the start, before it execs
+// the app).
+func cgroupFile(t *testing.T, pid int, ctl, v2name, v1name string) string {
+	t.Helper()
+	var p string
+	var b []byte
+	deadline := time.Now().Add(5 * time.Second)
+	for p == "" && time.Now().Before(deadline) {
+		var err error
+		if b, err = os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup"); err != nil {
+			t.Fatal(err)
+		}
+		if p = findCgroupFile(b, ctl, v2name, v1name); p == "" {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if p == "" {
+		t.Fatalf("process %d is in no cgroup of Patrol's for %s:\n%s", pid, ctl, b)
+	}
+	return p
+}
+
+// findCgroupFile is cgroupFile's search in a /proc/PID/cgroup.
+func findCgroupFile(b []byte, ctl, v2name, v1name string) string {
+	for line := range strings.Lines(string(b)) {
+		f := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(f) != 3 || !strings.Contains(f[2], "/patrol-") {
+			continue
+		}
+		if f[0] == "0" {
+			for _, m := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+				if p := filepath.Join(m, f[2], v2name); fileExists(p) {
+					return p
+				}
+			}
+		}
+		for _, c := range strings.Split(f[1], ",") {
+			if c == ctl {
+				return filepath.Join("/sys/fs/cgroup", f[1], f[2], v1name)
+			}
+		}
+	}
+	return ""
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// readTrim reads a small file, trimmed.
+func readTrim(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// requireLimits skips (outside CI) where this host cannot enforce the
+// limit keys given, saying why; in CI it fails.
+func requireLimits(t *testing.T, d *daemon, id string) {
+	t.Helper()
+	if l := d.app(t, id).Limits; l != "enforced" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("limits of %s on this CI machine: %s", id, l)
+		}
+		t.Skipf("this host cannot enforce the limits: %s", l)
+	}
+}
+
+// TestMemoryMaxOOM: an app that allocates 64 MiB under memory-max 32 MiB
+// is killed by the kernel, recorded "oom-killed" and restarted; raising
+// memory-max in the file is an update in place (the plan says so, the pid
+// stays, the cgroup's limit is the new one), after which the same
+// allocation succeeds in the same process.
+func TestMemoryMaxOOM(t *testing.T) {
+	dir := t.TempDir()
+	trigger := filepath.Join(dir, "allocate")
+	if err := os.WriteFile(trigger, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	app := func(limit string) map[string]any {
+		return appCfg(t, map[string]any{"memory-max": limit, "backoff": map[string]any{"initial": 0.05, "max": 0.05}}, "alloc", trigger, "64")
+	}
+	cfg := config(map[string]any{"hog": app("32M")}, nil)
+	d := startPatrol(t, cfg)
+	requireLimits(t, d, "hog")
+
+	var oom *schema.History
+	waitFor(t, "an oom-killed instance in history", 20*time.Second, func() bool {
+		for _, h := range d.app(t, "hog").History {
+			if h.Reason == schema.ReasonOOMKilled {
+				oom = &h
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("history: pid %d ended %s, exit code %d", oom.PID, oom.Reason, oom.ExitCode)
+	if oom.ExitCode != 128+9 {
+		t.Errorf("oom-killed exit code %d, want 137", oom.ExitCode)
+	}
+	// Restarted per policy: a new instance runs (or is about to).
+	os.Remove(trigger)
+	e, _ := d.waitRunning(t, "hog", oom.PID, 20*time.Second)
+	pid := int(e.PID)
+	limitFile := cgroupFile(t, pid, "memory", "memory.max", "memory.limit_in_bytes")
+	if got := readTrim(t, limitFile); got != strconv.Itoa(32<<20) {
+		t.Fatalf("%s = %s, want %d", limitFile, got, 32<<20)
+	}
+
+	// The plan of the raised limit: an update in place.
+	cfg["apps"].(map[string]any)["hog"] = app("128M")
+	raw, _ := json.Marshal(cfg)
+	plan, err := d.Plan(t.Context(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Actions) != 1 || plan.Actions[0].Action != schema.ActionUpdate || len(plan.Actions[0].Changes) != 1 ||
+		plan.Actions[0].Changes[0].Field != "memory-max" || plan.Actions[0].Changes[0].Restart {
+		t.Fatalf("plan of memory-max 32M -> 128M:\n%s", plan.Text())
+	}
+	if !strings.Contains(plan.Text(), `~ app     hog  update   (memory-max: "32M" -> "128M")`) || !strings.Contains(plan.Text(), "1 to update in place") {
+		t.Errorf("plan text:\n%s", plan.Text())
+	}
+	writeConfig(t, d.config, cfg)
+	waitFor(t, "memory-max 128M in the cgroup", 10*time.Second, func() bool { return readTrim(t, limitFile) == strconv.Itoa(128<<20) })
+	if now := d.app(t, "hog"); int(now.PID) != pid {
+		t.Fatalf("pid %d -> %d: the limit change restarted the app", pid, now.PID)
+	}
+	// The same process can now allocate the 64 MiB.
+	if err := os.WriteFile(trigger, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the app to allocate 64 MiB", 10*time.Second, func() bool {
+		logs, _ := filepath.Glob(filepath.Join(d.dir, "logs", "hog", "*", "*", "*", "*.stdout.log"))
+		for _, f := range logs {
+			if b, _ := os.ReadFile(f); strings.Contains(string(b), "allocated 64") {
+				return true
+			}
+		}
+		return false
+	})
+	if now := d.app(t, "hog"); int(now.PID) != pid || now.State != schema.StateRunning {
+		t.Fatalf("after the allocation: pid %d, state %s (was pid %d)", now.PID, now.State, pid)
+	}
+}
+
+// TestPIDsMaxContainsForkBomb: a (bounded) fork bomb under pids-max 10
+// never has more than 10 processes; the kernel refuses its other forks,
+// and the rest of the host goes on: another app is restarted at once,
+// Patrol answers.
+func TestPIDsMaxContainsForkBomb(t *testing.T) {
+	bomb := map[string]any{"keepalive": 1, "binary": "/bin/sh", "pids-max": 10, "stop-timeout": 2,
+		"args": []string{"-c", `i=0; while [ $i -lt 60 ]; do (sleep 120 &) 2>/dev/null; i=$((i+1)); done; echo done; exec sleep 120`}}
+	d := startPatrol(t, config(map[string]any{"bomb": bomb, "bystander": appCfg(t, nil, "sleep")}, nil))
+	requireLimits(t, d, "bomb")
+	e, _ := d.waitRunning(t, "bomb", 0, 10*time.Second)
+	current := cgroupFile(t, int(e.PID), "pids", "pids.current", "pids.current")
+	events := filepath.Join(filepath.Dir(current), "pids.events")
+	waitFor(t, "forks refused by pids.max", 20*time.Second, func() bool {
+		if n, _ := strconv.Atoi(readTrim(t, current)); n > 10 {
+			t.Fatalf("pids.current %d above pids-max 10", n)
+		}
+		return strings.Contains(readTrim(t, events), "max ") && !strings.HasSuffix(readTrim(t, events), "max 0")
+	})
+	t.Logf("%s: %s; %s", current, readTrim(t, current), readTrim(t, events))
+	if max := readTrim(t, filepath.Join(filepath.Dir(current), "pids.max")); max != "10" {
+		t.Errorf("pids.max %s", max)
+	}
+	// The rest of the host is unaffected: another app restarts at once.
+	by := d.app(t, "bystander")
+	if _, err := d.Request(t.Context(), &schema.Request{ID: "bystander", Group: "app", Toggle: schema.ToggleRestart}, schema.TransportLibrary); err != nil {
+		t.Fatal(err)
+	}
+	d.waitRunning(t, "bystander", by.PID, 10*time.Second)
+	// Stopping the bomb ends all of it (its cgroup).
+	leaf := filepath.Dir(current)
+	if _, err := d.Request(t.Context(), &schema.Request{ID: "bomb", Group: "app", Toggle: schema.ToggleDisable}, schema.TransportLibrary); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, d, "bomb", schema.StateDisabled)
+	waitFor(t, "the bomb's processes gone", 10*time.Second, func() bool {
+		b, err := os.ReadFile(filepath.Join(leaf, "cgroup.procs"))
+		return err != nil || strings.TrimSpace(string(b)) == ""
+	})
+	testhelper.ReapOrphans()
+}
