@@ -107,14 +107,14 @@ type App struct {
 	Rlimits             []Rlimit
 	// Limits are the app's cgroup limits (memory-max, memory-high,
 	// cpu-max, pids-max).
-	Limits Limits
-	StdMerge            bool
-	StopSignal          string // canonical, such as "SIGTERM"
-	StopTimeout         time.Duration
-	RestartPolicy       schema.RestartPolicy
-	Backoff             Backoff
-	StartTimeout        time.Duration
-	DependsOn           []Dependency // sorted by id
+	Limits        Limits
+	StdMerge      bool
+	StopSignal    string // canonical, such as "SIGTERM"
+	StopTimeout   time.Duration
+	RestartPolicy schema.RestartPolicy
+	Backoff       Backoff
+	StartTimeout  time.Duration
+	DependsOn     []Dependency // sorted by id
 	// Startup, Liveness and Readiness are the app's probes (nil: none).
 	Startup   *Probe
 	Liveness  *Probe

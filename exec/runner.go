@@ -242,7 +242,7 @@ type Spec struct {
 	// launcher, which Path and Args must run) and that are registered
 	// with the instance; removed when the start fails.
 	CgroupsV1 []string
-	Dir    string // working directory; "" is Patrol's
+	Dir       string // working directory; "" is Patrol's
 	// Env is the whole environment; nil is an empty one.
 	Env    []string
 	Stdin  *os.File // nil: /dev/null
