@@ -14,55 +14,15 @@ import (
 )
 
 // cgroupFile is the file name of process pid's cgroup for controller ctl
-// ("memory", "pids", "cpu"): its cgroup v2 leaf when the controller is on
-// v2 (memory.max ...), else its cgroup v1 directory. It fails the test
-// when the process is in no cgroup of Patrol's for it within 5 s (on v1
-// the launcher joins the directories after the start, before it execs
-// the app).
+// (see testhelper.CgroupFile).
 func cgroupFile(t *testing.T, pid int, ctl, v2name, v1name string) string {
 	t.Helper()
-	var p string
-	var b []byte
-	deadline := time.Now().Add(5 * time.Second)
-	for p == "" && time.Now().Before(deadline) {
-		var err error
-		if b, err = os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup"); err != nil {
-			t.Fatal(err)
-		}
-		if p = findCgroupFile(b, ctl, v2name, v1name); p == "" {
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	if p == "" {
-		t.Fatalf("process %d is in no cgroup of Patrol's for %s:\n%s", pid, ctl, b)
+	p, err := testhelper.WaitCgroupFile(pid, ctl, v2name, v1name, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return p
 }
-
-// findCgroupFile is cgroupFile's search in a /proc/PID/cgroup.
-func findCgroupFile(b []byte, ctl, v2name, v1name string) string {
-	for line := range strings.Lines(string(b)) {
-		f := strings.SplitN(strings.TrimSpace(line), ":", 3)
-		if len(f) != 3 || !strings.Contains(f[2], "/patrol-") {
-			continue
-		}
-		if f[0] == "0" {
-			for _, m := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
-				if p := filepath.Join(m, f[2], v2name); fileExists(p) {
-					return p
-				}
-			}
-		}
-		for _, c := range strings.Split(f[1], ",") {
-			if c == ctl {
-				return filepath.Join("/sys/fs/cgroup", f[1], f[2], v1name)
-			}
-		}
-	}
-	return ""
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // readTrim reads a small file, trimmed.
 func readTrim(t *testing.T, p string) string {

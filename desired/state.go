@@ -140,6 +140,7 @@ type App struct {
 	// (derived, not part of the fingerprint).
 	logsShared  bool
 	fingerprint string
+	shape       string // the fingerprint of the restart keys only
 }
 
 // Backoff is an app's crash-loop backoff.
@@ -239,6 +240,11 @@ func (s *State) Dependents(id string) []string { return s.dependents[strings.ToL
 // the same fingerprint exactly when nothing about them differs.
 func (a *App) Fingerprint() string { return a.fingerprint }
 
+// Shape fingerprints only the keys whose change restarts a running
+// instance: two configs with the same Shape run the same process, and
+// differ at most in what is applied in place.
+func (a *App) Shape() string { return a.shape }
+
 // LogsShared reports whether other apps of its config write their logs to
 // a's LogDirectory too.
 func (a *App) LogsShared() bool { return a.logsShared }
@@ -284,6 +290,7 @@ func newState(path string, settings Settings, apps map[string]*App, services map
 	byLogDir := make(map[string]int, len(apps))
 	for _, a := range apps {
 		a.fingerprint = fingerprint(a)
+		a.shape = fingerprint(restartValues(a))
 		byLogDir[a.LogDirectory]++
 	}
 	for _, a := range apps {

@@ -268,7 +268,7 @@ func (c *cgroups) prepare(tag string, l desired.Limits) ([]string, error) {
 			on2 = append(on2, ctl)
 		case v1[ctl] != "":
 			dir := filepath.Join(v1[ctl], tag)
-			if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return dirs, fmt.Errorf("create cgroup %s: %w", dir, pathErr(err))
 			}
 			dirs = append(dirs, dir)
@@ -278,7 +278,7 @@ func (c *cgroups) prepare(tag string, l desired.Limits) ([]string, error) {
 		}
 	}
 	if leaf := c.leafFor(tag); leaf != "" && len(on2) > 0 {
-		if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		if err := os.MkdirAll(leaf, 0o755); err != nil {
 			return dirs, fmt.Errorf("create cgroup %s: %w", leaf, pathErr(err))
 		}
 		if err := writeLimits(leaf, limitFiles(2, on2, l)); err != nil {
@@ -329,7 +329,7 @@ func (r *Runner) SetLimits(pgid int, l desired.Limits) error {
 					continue // never limited there, nothing to lift
 				}
 				dir = filepath.Join(v1[ctl], filepath.Base(ic.tagDir()))
-				if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+				if err := os.MkdirAll(dir, 0o755); err != nil {
 					errs = append(errs, fmt.Errorf("create cgroup %s: %w", dir, pathErr(err)))
 					continue
 				}

@@ -97,8 +97,10 @@ type PersistedInstance struct {
 	Adopted    bool
 	Signalable bool
 	Revision   string
-	// Fingerprint is the entry's config fingerprint.
+	// Fingerprint is the entry's config fingerprint; Shape that of its
+	// restart keys only ("" when written by an older Patrol).
 	Fingerprint    string
+	Shape          string
 	Stdout, Stderr string
 }
 
@@ -965,6 +967,7 @@ type instanceJSON struct {
 	Signalable  bool      `json:"signalable,omitempty"`
 	Revision    string    `json:"revision,omitempty"`
 	Fingerprint string    `json:"fingerprint,omitempty"`
+	Shape       string    `json:"shape,omitempty"`
 	Stdout      string    `json:"stdout,omitempty"`
 	Stderr      string    `json:"stderr,omitempty"`
 }
@@ -1023,7 +1026,7 @@ func (l *journalLine) identity() bool {
 		}
 		i := c.Instance
 		return i == nil || utf8.ValidString(i.ID) && utf8.ValidString(i.Revision) &&
-			utf8.ValidString(i.Fingerprint) && utf8.ValidString(i.Stdout) && utf8.ValidString(i.Stderr) &&
+			utf8.ValidString(i.Fingerprint) && utf8.ValidString(i.Shape) && utf8.ValidString(i.Stdout) && utf8.ValidString(i.Stderr) &&
 			plainUTC(i.Started) && plainUTC(i.LastSeen)
 	}
 	return false
@@ -1209,6 +1212,7 @@ func instanceToJSON(i *PersistedInstance) *instanceJSON {
 		Signalable:  i.Signalable,
 		Revision:    i.Revision,
 		Fingerprint: i.Fingerprint,
+		Shape:       i.Shape,
 		Stdout:      i.Stdout,
 		Stderr:      i.Stderr,
 	}
@@ -1239,6 +1243,7 @@ func (i *instanceJSON) model() *PersistedInstance {
 		Signalable:  i.Signalable,
 		Revision:    i.Revision,
 		Fingerprint: i.Fingerprint,
+		Shape:       i.Shape,
 		Stdout:      i.Stdout,
 		Stderr:      i.Stderr,
 	}

@@ -155,8 +155,15 @@ func (l *Loop) restoreInstance(oa *observed.App, pi *observed.PersistedInstance,
 		Adopted: true, Signalable: pi.Signalable, Stdout: pi.Stdout, Stderr: pi.Stderr,
 		PIDFromPing: app.Keepalive.Pinged() && pi.PID > 0,
 	}
-	if inFile && pi.Fingerprint != da.Fingerprint() {
-		inst.Stale = true // the config changed while Patrol was down
+	switch {
+	case !inFile:
+	case pi.Shape != "":
+		// The config changed while Patrol was down in a key that needs a
+		// restart; a change of only in-place keys is applied to the
+		// adopted instance (it runs with the file's config from now on).
+		inst.Stale = pi.Shape != da.Shape()
+	default:
+		inst.Stale = pi.Fingerprint != da.Fingerprint() // written by an older Patrol
 	}
 	if inFile {
 		// Its cgroups kept their limits; the file may have changed them
@@ -272,7 +279,7 @@ func appInstance(oa *observed.App) *observed.PersistedInstance {
 		ID: inst.ID, PID: inst.PID, PGID: inst.PGID, SpawnPGID: inst.SpawnPGID, StartTime: inst.StartTime,
 		Started: inst.Started, LastSeen: inst.LastSeen, Keepalive: int(inst.App.Keepalive), RunOnce: inst.RunOnce,
 		Adopted: inst.Adopted, Signalable: inst.Signalable, Revision: inst.Revision, Fingerprint: inst.App.Fingerprint(),
-		Stdout: inst.Stdout, Stderr: inst.Stderr,
+		Shape: inst.App.Shape(), Stdout: inst.Stdout, Stderr: inst.Stderr,
 	}
 }
 
@@ -369,7 +376,7 @@ func (l *Loop) writeIntents(actions []Action, now time.Time) {
 		}
 		changes = append(changes, observed.SetInstance(desired.Key{Group: schema.GroupApp, ID: a.ID}, &observed.PersistedInstance{
 			ID: a.Instance, Started: now, LastSeen: now, Keepalive: int(a.App.Keepalive), Signalable: true,
-			Revision: l.file.Revision(), Fingerprint: a.App.Fingerprint(),
+			Revision: l.file.Revision(), Fingerprint: a.App.Fingerprint(), Shape: a.App.Shape(),
 		}))
 	}
 	if len(changes) == 0 {

@@ -422,3 +422,63 @@ func TestKill9AdoptsCgroup(t *testing.T) {
 	shutdown(t, p2)
 	testhelper.ReapOrphans()
 }
+
+// TestKill9KeepsLimits: after a kill -9 of Patrol the adopted instance is
+// still in its cgroups with its limits in force; a limit changed in the
+// file while Patrol was down is written at the adoption, and one changed
+// afterwards in place, both to the same process.
+func TestKill9KeepsLimits(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.json")
+	write := func(mem string, pidsMax int) {
+		cfg := fmt.Sprintf(`{"apps": {"capped": %s}}`, helperApp(fmt.Sprintf(`"memory-max": %q, "pids-max": %d`, mem, pidsMax), "sleep"))
+		if err := os.WriteFile(path+".tmp", []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("64M", 10)
+	p := startDaemon(t, path)
+	poll(t, "capped running", 10*time.Second, func() bool { return pids(p.status(t))["capped"] != 0 })
+	if l := p.status(t).Apps["capped"].Limits; l != "enforced" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("limits on this CI machine: %s", l)
+		}
+		t.Skipf("this host cannot enforce the limits: %s", l)
+	}
+	app := int(pids(p.status(t))["capped"])
+	pidsMax, err := testhelper.WaitCgroupFile(app, "pids", "pids.max", "pids.max", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	memMax, err := testhelper.WaitCgroupFile(app, "memory", "memory.max", "memory.limit_in_bytes", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(f string) string { b, _ := os.ReadFile(f); return strings.TrimSpace(string(b)) }
+	p.kill9(t)
+	write("96M", 10) // changed while Patrol is down
+
+	p2 := startDaemon(t, path)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for len(p2.logs) > 0 {
+				t.Log(<-p2.logs)
+			}
+		}
+	})
+	poll(t, "capped adopted", 10*time.Second, func() bool { return int(pids(p2.status(t))["capped"]) == app })
+	if got := read(pidsMax); got != "10" {
+		t.Errorf("pids.max after the adoption: %q", got)
+	}
+	poll(t, "memory-max 96M written at the adoption", 10*time.Second, func() bool { return read(memMax) == strconv.Itoa(96<<20) })
+	write("96M", 20) // changed in place, on the adopted instance
+	poll(t, "pids-max 20 in place", 10*time.Second, func() bool { return read(pidsMax) == "20" })
+	if now := int(pids(p2.status(t))["capped"]); now != app {
+		t.Errorf("pid %d -> %d", app, now)
+	}
+	shutdown(t, p2)
+	testhelper.ReapOrphans()
+}

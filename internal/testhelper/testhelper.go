@@ -400,23 +400,73 @@ func RunWithPatrol(m interface{ Run() int }, dir string, bin *string) int {
 }
 
 // RemoveEmptyCgroups removes what Patrols killed with SIGKILL left in the
-// cgroup v2 hierarchy: empty instance cgroups under "patrol-*" and those
+// cgroup hierarchies (v2, and v1 where limits were): empty instance cgroups under "patrol-*" and those
 // directories once empty (a Patrol that runs recreates its own). The
 // tests call it when they end.
 func RemoveEmptyCgroups() {
-	for _, mount := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
-		roots, _ := filepath.Glob(filepath.Join(mount, "patrol-*"))
-		for _, root := range roots {
-			leaves, _ := os.ReadDir(root)
-			for _, l := range leaves {
-				if l.IsDir() {
-					os.Remove(filepath.Join(root, l.Name())) // fails while populated
-				}
+	var roots []string
+	for _, pattern := range []string{"unified/patrol-*", "patrol-*", "*/patrol-*", "*/*/patrol-*", "*/*/*/patrol-*"} {
+		m, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", pattern))
+		roots = append(roots, m...)
+	}
+	for _, root := range roots {
+		leaves, _ := os.ReadDir(root)
+		for _, l := range leaves {
+			if l.IsDir() {
+				os.Remove(filepath.Join(root, l.Name())) // fails while populated
 			}
-			os.Remove(root)
 		}
+		os.Remove(root)
 	}
 }
+
+// CgroupFile finds, in a process's /proc/PID/cgroup (b), the file v2name
+// of its Patrol cgroup v2 leaf when that has it (the controller ctl is on
+// v2), else the file v1name of its Patrol cgroup v1 directory for ctl; ""
+// when it is in no Patrol cgroup for ctl.
+func CgroupFile(b []byte, ctl, v2name, v1name string) string {
+	for line := range strings.Lines(string(b)) {
+		f := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(f) != 3 || !strings.Contains(f[2], "/patrol-") {
+			continue
+		}
+		if f[0] == "0" {
+			for _, m := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+				if p := filepath.Join(m, f[2], v2name); exists(p) {
+					return p
+				}
+			}
+		}
+		for _, c := range strings.Split(f[1], ",") {
+			if c == ctl {
+				return filepath.Join("/sys/fs/cgroup", f[1], f[2], v1name)
+			}
+		}
+	}
+	return ""
+}
+
+// WaitCgroupFile is CgroupFile for process pid, waiting up to wait for it
+// to be in the cgroup (on cgroup v1 the launcher joins the directories
+// after the start, before it execs the app).
+func WaitCgroupFile(pid int, ctl, v2name, v1name string, wait time.Duration) (string, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+		if err != nil {
+			return "", err
+		}
+		if p := CgroupFile(b, ctl, v2name, v1name); p != "" {
+			return p, nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("process %d is in no cgroup of Patrol's for %s:\n%s", pid, ctl, b)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // Buffer is a bytes.Buffer safe for a writing goroutine and a reading
 // test.
