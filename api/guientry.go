@@ -135,6 +135,9 @@ func makeEntry(group, id string, e *schema.Response, now time.Time, usage []Usag
 		}
 		add("Last health failure", f, "detail-health-failure")
 	}
+	if e.Limits != "" {
+		add("Limits (cgroup)", e.Limits, "detail-limits")
+	}
 	if v.Flapping {
 		add("Flapping", fmt.Sprintf("%d failures in the last %s", v.Flaps, duration(flapWindow)), "detail-flapping")
 	}

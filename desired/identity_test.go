@@ -45,3 +45,28 @@ func FuzzEnvFile(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLimits: no input makes the limit parsers panic; what they accept is
+// in the kernel's range, and a memory limit reads back the same from its
+// text.
+func FuzzLimits(f *testing.F) {
+	for _, s := range []string{"512M", "1GiB", "33554432", "max", "50%", "0.1%", "50000 100000", "10", "4T", "9999999999999999999T", " 7 k ", "1e3%"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if n, err := ParseBytes(s); err == nil && n != 0 {
+			if n < minMemory {
+				t.Errorf("%q: %d bytes accepted", s, n)
+			}
+			if back, err := ParseBytes(bytesText(n)); err != nil || back != n {
+				t.Errorf("%q: %d -> %q -> %d, %v", s, n, bytesText(n), back, err)
+			}
+		}
+		if q, p, err := ParseCPUMax(s); err == nil && q != 0 && (p < 1000 || p > 1000000 || q < 100) {
+			t.Errorf("%q: quota %d period %d accepted", s, q, p)
+		}
+		if n, err := ParsePIDsMax(s); err == nil && n > 1<<22 {
+			t.Errorf("%q: %d pids accepted", s, n)
+		}
+	})
+}

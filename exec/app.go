@@ -196,10 +196,10 @@ func (r *Runner) startApp(a *desired.App, c AppContext, tag string, now time.Tim
 		removeCgroups(r.cg.leafFor(tag), v1)
 		return observed.Launch{}, err
 	}
-	launcher := a.Umask != "" || len(a.Rlimits) > 0 || len(v1) > 0
+	launcher := a.Umask != "" || len(a.Rlimits) > 0
 	if launcher && !launcherEnabled {
 		removeCgroups(r.cg.leafFor(tag), v1)
-		return observed.Launch{}, errors.New("umask, rlimits and cgroup v1 limits need Patrol's launcher: call patrol.Launcher() first thing in main (the patrol command does)")
+		return observed.Launch{}, errors.New("umask and rlimits need Patrol's launcher: call patrol.Launcher() first thing in main (the patrol command does)")
 	}
 	var (
 		outPath, errPath string
@@ -322,7 +322,7 @@ func (r *Runner) startApp(a *desired.App, c AppContext, tag string, now time.Tim
 	switch {
 	case launcher:
 		// The launcher sets umask, limits and identity, then execs the app.
-		la := launcherArgs(a, id, v1, a.Binary, args)
+		la := launcherArgs(a, id, a.Binary, args)
 		path, args = la[0], la[1:]
 	case id != nil:
 		cred = id.credential()

@@ -33,6 +33,7 @@ type cgroups struct {
 	v2     map[string]bool     // controllers enabled for the leaves
 	v1     map[string]string   // controller -> cgroup v1 directory of the instances'
 	v1m    map[string]string   // controller -> its v1 mount point
+	v1home map[string]string   // controller -> Patrol\'s own v1 cgroup
 	byPGID map[int]*instCgroup // spawn process group -> its cgroups
 }
 
@@ -174,6 +175,11 @@ func (r *Runner) UseCgroups(c Cgroups) {
 	r.cg.mount, _ = cgroup2Mount()
 	r.cg.v2, r.cg.v1 = c.V2, c.V1
 	r.cg.v1m = v1Mounts()
+	r.cg.v1home = map[string]string{}
+	own := ownV1Cgroups("self")
+	for ctl := range c.V1 {
+		r.cg.v1home[ctl] = filepath.Join(r.cg.v1m[ctl], own[ctl])
+	}
 	r.cg.byPGID = map[int]*instCgroup{}
 }
 

@@ -142,9 +142,8 @@ func Launcher() {
 }
 
 // launcherArgs encodes what the launcher must do: "umask", "rlimits",
-// "identity", "cgroups" (v1 directories to join), then "--", the path and
-// argv.
-func launcherArgs(a *desired.App, id *Identity, cgroups []string, path string, argv []string) []string {
+// "identity", then "--", the path and argv.
+func launcherArgs(a *desired.App, id *Identity, path string, argv []string) []string {
 	umask := "-"
 	if a.Umask != "" {
 		umask = a.Umask
@@ -165,11 +164,7 @@ func launcherArgs(a *desired.App, id *Identity, cgroups []string, path string, a
 		}
 		ident = fmt.Sprintf("%d:%d:%s", id.UID, id.GID, groups)
 	}
-	cg := "-"
-	if len(cgroups) > 0 {
-		cg = strings.Join(cgroups, ":")
-	}
-	out := []string{"/proc/self/exe", LauncherArg, umask, strings.Join(limits, ","), ident, cg, "--", path}
+	out := []string{"/proc/self/exe", LauncherArg, umask, strings.Join(limits, ","), ident, "--", path}
 	return append(out, argv...)
 }
 
@@ -184,15 +179,8 @@ var rlimitResource = map[string]int{
 
 // launch is the launcher: it returns only on failure.
 func launch(args []string) error {
-	if len(args) < 6 || args[4] != "--" {
-		return errors.New("usage: patrol-launch UMASK RLIMITS IDENTITY CGROUPS -- PATH ARGV")
-	}
-	// First the cgroups (v1 directories; still root), so that nothing the
-	// app does runs outside them.
-	if args[3] != "-" {
-		if err := joinCgroups(strings.Split(args[3], ":")); err != nil {
-			return err
-		}
+	if len(args) < 5 || args[3] != "--" {
+		return errors.New("usage: patrol-launch UMASK RLIMITS IDENTITY -- PATH ARGV")
 	}
 	if args[0] != "-" {
 		m, err := strconv.ParseUint(args[0], 8, 32)
@@ -253,7 +241,7 @@ func launch(args []string) error {
 			return fmt.Errorf("setuid %d: %w", uid, err)
 		}
 	}
-	return syscall.Exec(args[5], args[5:], os.Environ())
+	return syscall.Exec(args[4], args[4:], os.Environ())
 }
 
 func limitText(n uint64) string {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -153,17 +154,44 @@ func TestNotEnforced(t *testing.T) {
 	}
 }
 
-// TestLauncherJoinsCgroups: the launcher's arguments carry the v1
-// directories, which it joins before it execs the app.
-func TestLauncherJoinsCgroups(t *testing.T) {
-	a := &desired.App{Umask: "027"}
-	args := launcherArgs(a, nil, []string{"/c/memory/x", "/c/pids/x"}, "/bin/true", []string{"-v"})
-	want := []string{"/proc/self/exe", LauncherArg, "027", "", "-", "/c/memory/x:/c/pids/x", "--", "/bin/true", "-v"}
-	if !slices.Equal(args, want) {
-		t.Errorf("launcher args %q", args)
+// TestForkInV1: a child forked by forkInV1 is born in the given cgroup
+// v1 directory (on this host's real pids hierarchy) and Patrol's threads
+// stay in Patrol's own; a directory that cannot be joined fails the start
+// and leaves no thread behind.
+func TestForkInV1(t *testing.T) {
+	mount := v1Mounts()["pids"]
+	if mount == "" || os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("no writable cgroup v1 pids hierarchy on this CI machine")
+		}
+		t.Skip("needs root and a cgroup v1 pids hierarchy (hybrid hosts)")
 	}
-	if err := joinCgroups([]string{filepath.Join(t.TempDir(), "missing")}); err == nil || !strings.Contains(err.Error(), "join cgroup") {
-		t.Errorf("join of a missing cgroup: %v", err)
+	home := filepath.Join(mount, ownV1Cgroups("self")["pids"])
+	root := filepath.Join(home, "patrol-test-forkinv1")
+	dir := filepath.Join(root, "inst")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(dir); os.Remove(root) })
+	c := &cgroups{v1: map[string]string{"pids": root}, v1home: map[string]string{"pids": home}}
+	tag, _ := subscribe(t)
+	s := helperSpec(t, tag, "sleep")
+	pid, err := c.forkInV1([]string{dir}, func() (int, error) {
+		l, err := testRunner.Start(s)
+		return l.PGID, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	killGroupAtCleanup(t, pid)
+	if got := readSmallFile(filepath.Join(dir, "cgroup.procs")); strings.TrimSpace(got) != strconv.Itoa(pid) {
+		t.Errorf("%s/cgroup.procs = %q, want the child %d", dir, got, pid)
+	}
+	if got := readSmallFile(filepath.Join(dir, "tasks")); strings.Contains(got, strconv.Itoa(os.Getpid())) || strings.Count(got, "\n") != 1 {
+		t.Errorf("%s/tasks = %q: a thread of Patrol stayed in it", dir, got)
+	}
+	if _, err := c.forkInV1([]string{filepath.Join(root, "missing")}, func() (int, error) { t.Fatal("forked"); return 0, nil }); err == nil {
+		t.Error("joined a missing cgroup")
 	}
 }
 

@@ -238,9 +238,9 @@ type Spec struct {
 	// created if needed; a start that cannot use it starts the child
 	// without one.
 	Cgroup string
-	// CgroupsV1 are cgroup v1 directories the child joins (through the
-	// launcher, which Path and Args must run) and that are registered
-	// with the instance; removed when the start fails.
+	// CgroupsV1 are cgroup v1 directories the child is started in (see
+	// forkInV1) and that are registered with the instance; removed when
+	// the start fails.
 	CgroupsV1 []string
 	Dir       string // working directory; "" is Patrol's
 	// Env is the whole environment; nil is an empty one.
@@ -338,7 +338,16 @@ func (r *Runner) spawn(s Spec) (observed.Launch, error) {
 			fds[i] = ^uintptr(0) // closed in the child
 		}
 	}
-	pid, _, err := syscall.StartProcess(s.Path, argv, attr)
+	var pid int
+	var err error
+	if len(s.CgroupsV1) > 0 {
+		pid, err = r.cg.forkInV1(s.CgroupsV1, func() (int, error) {
+			pid, _, err := syscall.StartProcess(s.Path, argv, attr)
+			return pid, err
+		})
+	} else {
+		pid, _, err = syscall.StartProcess(s.Path, argv, attr)
+	}
 	if err != nil && attr.Sys.UseCgroupFD {
 		// A kernel without clone3's CLONE_INTO_CGROUP (before 5.7), or a
 		// leaf it refuses: start it without, and stop using cgroups.

@@ -2,7 +2,6 @@ package exec
 
 import (
 	"bytes"
-	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -92,52 +91,55 @@ func parseUsage(b []byte) (pgid int, cpu time.Duration, rss uint64, ok bool) {
 	return pgid, time.Duration(ut+st) * clockTick, rss, true
 }
 
-// Usage is GroupUsage from the instances' cgroups where they have them:
-// CPU from the leaf's cpu.stat (every process the instance ever ran,
-// ended ones too), memory from memory.current (cgroup v2 with the memory
-// controller) or memory.usage_in_bytes (a cgroup v1 memory directory),
-// else the resident memory of the leaf's processes; leaders without a
-// cgroup are summed over their process group from /proc.
+// Usage is GroupUsage with what the instances' cgroups know better: CPU
+// from the leaf's cpu.stat (every process the instance ran, ended ones
+// and those that left the process group too), memory from memory.current
+// (cgroup v2 with the memory controller) or memory.usage_in_bytes (a
+// cgroup v1 memory directory) where the instance is in a memory cgroup.
+// It costs one /proc scan plus a read or two per instance.
 func (r *Runner) Usage(leaders []int) map[int]Usage {
-	out := map[int]Usage{}
-	var rest []int
+	out := GroupUsage(leaders)
 	r.cg.mu.Lock()
 	v2mem := r.cg.v2["memory"]
 	r.cg.mu.Unlock()
-	page := uint64(os.Getpagesize())
-	for _, pid := range leaders {
+	for pid, u := range out {
 		ic := r.cg.of(pid)
-		if ic == nil || ic.leaf == "" {
-			rest = append(rest, pid)
+		if ic == nil {
 			continue
 		}
-		var u Usage
-		for line := range strings.Lines(readSmallFile(filepath.Join(ic.leaf, "cpu.stat"))) {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "usage_usec "); ok {
-				n, _ := strconv.ParseUint(v, 10, 64)
-				u.CPU = time.Duration(n) * time.Microsecond
+		if ic.leaf != "" {
+			if b, err := readSmall(filepath.Join(ic.leaf, "cpu.stat")); err == nil {
+				if n, ok := statField(b, "usage_usec"); ok {
+					u.CPU = time.Duration(n) * time.Microsecond
+				}
 			}
 		}
 		mem := ""
 		switch {
-		case v2mem:
-			mem = readSmallFile(filepath.Join(ic.leaf, "memory.current"))
+		case v2mem && ic.leaf != "":
+			mem = filepath.Join(ic.leaf, "memory.current")
 		case ic.v1["memory"] != "":
-			mem = readSmallFile(filepath.Join(ic.v1["memory"], "memory.usage_in_bytes"))
+			mem = filepath.Join(ic.v1["memory"], "memory.usage_in_bytes")
 		}
-		if n, err := strconv.ParseUint(strings.TrimSpace(mem), 10, 64); err == nil {
-			u.RSS = n
-		} else {
-			for _, p := range leafPIDs(ic.leaf) {
-				if b, err := readSmall("/proc/" + strconv.Itoa(p) + "/stat"); err == nil {
-					if _, _, rss, ok := parseUsage(b); ok {
-						u.RSS += rss * page
-					}
+		if mem != "" {
+			if b, err := readSmall(mem); err == nil {
+				if n, err := strconv.ParseUint(string(bytes.TrimSpace(b)), 10, 64); err == nil {
+					u.RSS = n
 				}
 			}
 		}
 		out[pid] = u
 	}
-	maps.Copy(out, GroupUsage(rest))
 	return out
+}
+
+// statField reads "name N" from a flat-keyed cgroup file (cpu.stat).
+func statField(b []byte, name string) (uint64, bool) {
+	for line := range bytes.Lines(b) {
+		if v, ok := bytes.CutPrefix(line, []byte(name+" ")); ok {
+			n, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }

@@ -29,12 +29,16 @@ const sleepArg = 100000
 // makes every restart immediate: the benchmarks measure the restart path,
 // not the crash-loop backoff.
 func (e *env) sleepApp(arg int) *schema.App {
-	return &schema.App{
+	a := &schema.App{
 		Binary:  "/bin/sleep",
 		Args:    []string{strconv.Itoa(arg)},
 		Env:     []string{e.marker()},
 		Backoff: &schema.Backoff{ResetAfter: schema.Seconds(0).Ptr()},
 	}
+	if e.limits {
+		a.MemoryMax, a.PIDsMax, a.CPUMax = "256M", "64", "100%"
+	}
+	return a
 }
 
 // scaleConfig is n /bin/sleep apps, app-0 ... app-(n-1); app-0's argument

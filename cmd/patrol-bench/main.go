@@ -80,6 +80,7 @@ type options struct {
 	jsonFile     string
 	quick        bool
 	only         map[string]bool
+	limits       bool
 	sizes        []int
 	editSize     int
 	probeApps    int
@@ -115,6 +116,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.settle, "settle", 3*time.Second, "wait after a start before the idle window")
 	fs.DurationVar(&o.pingDuration, "ping-duration", 0, "duration of each ping throughput run (default 5s; --quick 2s)")
 	fs.IntVar(&o.workers, "workers", 8, "concurrent clients of the ping benchmarks")
+	fs.BoolVar(&o.limits, "limits", false, "give every Patrol app cgroup limits (memory-max 256M, pids-max 64, cpu-max 100%): their cost per start")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs) for inspection")
 	fs.StringVar(&o.dir, "dir", "", "`DIR` to make the run's temporary directory in (default: $TMPDIR or /tmp). Patrol's apps' log\n"+
 		"files are created there and the baseline writes none, so its file system's cost of creating files\n"+
@@ -305,7 +307,7 @@ func run(ctx context.Context, cancel context.CancelFunc, args []string, stdout, 
 	rep.Machine.FileSystem = fileSystem(tmp)
 	var tok [8]byte
 	_, _ = rand.Read(tok[:])
-	e := &env{patrol: o.patrol, self: self, tmp: tmp, token: hex.EncodeToString(tok[:]), log: stderr,
+	e := &env{patrol: o.patrol, self: self, tmp: tmp, limits: o.limits, token: hex.EncodeToString(tok[:]), log: stderr,
 		supers: map[int]*super{}}
 	defer func() {
 		e.stopAll()

@@ -37,6 +37,7 @@ type env struct {
 	token  string // unique per run; tags every process the run starts
 	log    io.Writer
 	logMu  sync.Mutex
+	limits bool // apps get cgroup limits (--limits)
 
 	mu     sync.Mutex
 	supers map[int]*super // running supervisors, by pid
