@@ -1,13 +1,16 @@
 package patrol_test
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/patrolhq/patrol"
 	"github.com/patrolhq/patrol/internal/testhelper"
 	"github.com/patrolhq/patrol/schema"
 )
@@ -90,5 +93,38 @@ func TestCgroupKillsEscapedChild(t *testing.T) {
 	d.stop(t)
 	if _, err := os.Stat(filepath.Join(mount, filepath.Dir(leaf))); !os.IsNotExist(err) {
 		t.Errorf("Patrol's cgroup directory %s is still there after its shutdown (%v)", filepath.Dir(leaf), err)
+	}
+}
+
+// TestCgroupsUnavailableFallback: where Patrol cannot make its cgroups (a
+// cgroup-root it cannot create: here under a file), it logs why and
+// tracks process groups, as the README documents: the app runs and stops
+// with its process group, and a child that left the group with setsid()
+// is not stopped with it.
+func TestCgroupsUnavailableFallback(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	var log testhelper.Buffer
+	d := startPatrolWith(t, map[string]any{"cgroup-root": "/cgroup.procs/patrol", "apps": map[string]any{
+		"escaper": appCfg(t, map[string]any{"stop-timeout": 1}, "setsid-child", pidFile)}},
+		patrol.Options{Log: slog.New(slog.NewTextHandler(&log, nil))})
+	e, _ := d.waitRunning(t, "escaper", 0, 10*time.Second)
+	if !strings.Contains(log.String(), "cgroups not used; apps are tracked by process group") {
+		t.Errorf("no fallback in the log:\n%s", log.String())
+	}
+	var child int
+	waitFor(t, "the child's pid", 10*time.Second, func() bool { child = testhelper.ReadPID(pidFile); return child != 0 })
+	t.Cleanup(func() { syscall.Kill(child, syscall.SIGKILL); testhelper.ReapOrphans() })
+	if b, _ := os.ReadFile("/proc/" + strconv.Itoa(int(e.PID)) + "/cgroup"); strings.Contains(string(b), "/patrol-") {
+		t.Errorf("the app is in a Patrol cgroup:\n%s", b)
+	}
+	if _, err := d.Request(t.Context(), &schema.Request{ID: "escaper", Group: "app", Toggle: schema.ToggleDisable}, schema.TransportLibrary); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, d, "escaper", schema.StateDisabled)
+	if testhelper.Alive(int(e.PID)) {
+		t.Error("the app still runs")
+	}
+	if !testhelper.Alive(child) {
+		t.Error("the escaped child was stopped: without cgroups it should have been out of reach (the README says so)")
 	}
 }

@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -247,3 +248,45 @@ func TestWatchEmpty(t *testing.T) {
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// BenchmarkSpawnCgroup: a start (fork, exec of /bin/true) without a
+// cgroup, into a new cgroup v2 leaf, and with cgroup v1 limits (a
+// directory per controller, the fork from a thread in them): the cost per
+// start of each.
+func BenchmarkSpawnCgroup(b *testing.B) {
+	c := DetectCgroups("", "patrol-bench-spawn")
+	if c.Root == "" {
+		b.Skip(c.RootWhy)
+	}
+	r := NewRunner(slog.New(slog.DiscardHandler), func(observed.Exit) {})
+	r.UseCgroups(c)
+	defer r.RemoveCgroupRoot()
+	lim := desired.Limits{MemoryMax: 256 << 20, PIDsMax: 64}
+	for _, mode := range []string{"none", "v2 leaf", "v1 limits"} {
+		b.Run(mode, func(b *testing.B) {
+			for i := range b.N {
+				tag := fmt.Sprintf("b%d", i)
+				s := Spec{Path: "/bin/true", Tag: tag, Role: observed.RoleLeader}
+				if mode != "none" {
+					s.Cgroup = r.cg.leafFor(tag)
+				}
+				if mode == "v1 limits" {
+					dirs, err := r.cg.prepare(tag, lim)
+					if err != nil {
+						b.Fatal(err)
+					}
+					s.CgroupsV1 = dirs
+				}
+				l, err := r.Start(s)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				for r.GroupAlive(l.PGID) {
+					time.Sleep(100 * time.Microsecond)
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}

@@ -71,7 +71,7 @@ func main() {
 }
 
 // benchNames are the benchmarks --only can select.
-var benchNames = []string{"crash", "start", "idle", "status", "edit", "ping", "probes"}
+var benchNames = []string{"crash", "start", "idle", "status", "edit", "ping", "probes", "usage"}
 
 // options are the command line.
 type options struct {
@@ -107,7 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	only := fs.String("only", "", "run only the benchmarks `NAMES` (comma-separated: "+strings.Join(benchNames, ", ")+")")
 	sizes := fs.String("sizes", "", "`LIST` of app counts for start, idle and status (default 100,500,1000; --quick 100,500)")
 	fs.IntVar(&o.editSize, "edit-size", 500, "`N` apps in the edit benchmark")
-	fs.IntVar(&o.probeApps, "probe-apps", 0, "`N` apps with a 1 s TCP probe in the probes benchmark (default 1000; --quick 200)")
+	fs.IntVar(&o.probeApps, "probe-apps", 0, "`N` apps with a 1 s TCP probe in the probes benchmark, and apps of the usage benchmark (default 1000; --quick 200)")
 	fs.IntVar(&o.crashReps, "crash-reps", 0, "SIGKILLs per app and supervisor (default 200; --quick 10)")
 	fs.IntVar(&o.startReps, "start-reps", 0, "starts per size and supervisor (default 5; --quick 3)")
 	fs.IntVar(&o.editReps, "edit-reps", 0, "config edits per supervisor (default 50; --quick 5)")

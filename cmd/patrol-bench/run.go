@@ -60,6 +60,9 @@ func (b *bencher) all(ctx context.Context) {
 	if o.only["probes"] && ctx.Err() == nil {
 		b.probes(ctx)
 	}
+	if o.only["usage"] && ctx.Err() == nil {
+		b.usage(ctx)
+	}
 }
 
 func (b *bencher) crash(ctx context.Context) {
