@@ -3,6 +3,7 @@ package patrol_test
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -46,19 +47,39 @@ func requireLimits(t *testing.T, d *daemon, id string) {
 	}
 }
 
+// allocScript waits for the file argv[1], then allocates and touches
+// argv[2] MiB, says so and sleeps (python: the race-instrumented test
+// binary alone needs more memory than the limits under test).
+const allocScript = `import os, sys, time
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.02)
+data = b"x" * (int(sys.argv[2]) << 20)
+print("allocated", sys.argv[2], flush=True)
+while True:
+    time.sleep(3600)
+`
+
 // TestMemoryMaxOOM: an app that allocates 64 MiB under memory-max 32 MiB
 // is killed by the kernel, recorded "oom-killed" and restarted; raising
 // memory-max in the file is an update in place (the plan says so, the pid
 // stays, the cgroup's limit is the new one), after which the same
 // allocation succeeds in the same process.
 func TestMemoryMaxOOM(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("python3 is missing (.ci/run installs it)")
+		}
+		t.Skip("python3 is not installed: the OOM test's app needs it")
+	}
 	dir := t.TempDir()
 	trigger := filepath.Join(dir, "allocate")
 	if err := os.WriteFile(trigger, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	app := func(limit string) map[string]any {
-		return appCfg(t, map[string]any{"memory-max": limit, "backoff": map[string]any{"initial": 0.05, "max": 0.05}}, "alloc", trigger, "64")
+		return map[string]any{"keepalive": 1, "binary": py, "args": []string{"-c", allocScript, trigger, "64"},
+			"memory-max": limit, "backoff": map[string]any{"initial": 0.05, "max": 0.05}}
 	}
 	cfg := config(map[string]any{"hog": app("32M")}, nil)
 	d := startPatrol(t, cfg)

@@ -33,7 +33,7 @@ type cgroups struct {
 	v2     map[string]bool     // controllers enabled for the leaves
 	v1     map[string]string   // controller -> cgroup v1 directory of the instances'
 	v1m    map[string]string   // controller -> its v1 mount point
-	v1home map[string]string   // controller -> Patrol\'s own v1 cgroup
+	v1home map[string]string   // controller -> Patrol's own v1 cgroup
 	byPGID map[int]*instCgroup // spawn process group -> its cgroups
 }
 

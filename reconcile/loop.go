@@ -174,6 +174,7 @@ type Loop struct {
 	vetoes   []veto
 	config   *desired.State
 	failed   *string // a failed load to report
+	woken    bool    // Wake was called: observe again
 	wake     chan struct{}
 	requests chan request
 	force    chan struct{}
@@ -242,16 +243,21 @@ func New(opts Options, initial *desired.State) *Loop {
 	return l
 }
 
-// Notify queues a process exit for the loop. It never blocks; package exec
-// calls it from its reaper.
-// Wake makes the loop look again at what it watches (exec calls it when
-// an instance's cgroup has emptied). It never blocks.
-func (l *Loop) Wake() { l.poke() }
+// Wake makes the loop observe and plan again (exec calls it when an
+// instance's cgroup has emptied). It never blocks.
+func (l *Loop) Wake() {
+	l.mu.Lock()
+	l.woken = true
+	l.mu.Unlock()
+	l.poke()
+}
 
 // UseLimits tells the loop which limits this host cannot enforce, and
 // why (by limit key), for status and plans. Call it before Run.
 func (l *Loop) UseLimits(notEnforced map[string]string) { l.notEnforced = notEnforced }
 
+// Notify queues a process exit for the loop. It never blocks; package exec
+// calls it from its reaper.
 func (l *Loop) Notify(ev observed.Exit) {
 	l.mu.Lock()
 	l.exits = append(l.exits, ev)
@@ -565,6 +571,8 @@ func (l *Loop) drain() (pass bool) {
 	l.config = nil
 	failed := l.failed
 	l.failed = nil
+	woken := l.woken
+	l.woken = false
 	l.mu.Unlock()
 	for _, ev := range exits {
 		l.applyExit(ev)
@@ -599,7 +607,7 @@ func (l *Loop) drain() (pass bool) {
 		l.configErr, l.configErrSince = "", time.Time{}
 		l.applyConfig(cfg)
 	}
-	return pass || len(exits) > 0 || len(results) > 0 || len(vetoes) > 0 || failed != nil || cfg != nil
+	return pass || woken || len(exits) > 0 || len(results) > 0 || len(vetoes) > 0 || failed != nil || cfg != nil
 }
 
 func (l *Loop) applyConfig(st *desired.State) {

@@ -38,6 +38,9 @@ type fakeExec struct {
 	// start); exitOnSignal makes a signalled process exit at once.
 	watchable    map[int]bool
 	exitOnSignal bool
+	// watchEmpty makes WatchEmpty accept every group: the loop then waits
+	// for Wake instead of polling a leftover group.
+	watchEmpty bool
 	// services is the fake OS's services: name -> running; commands
 	// records every service command line; statusCode, when set, is what a
 	// running service's status exits with; hang makes status commands run
@@ -127,7 +130,11 @@ func (f *fakeExec) SignalProcess(pid int, sig string) error {
 	return nil
 }
 
-func (f *fakeExec) WatchEmpty(int) bool                 { return false }
+func (f *fakeExec) WatchEmpty(int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.watchEmpty
+}
 func (f *fakeExec) SetLimits(int, desired.Limits) error { return nil }
 func (f *fakeExec) GroupAlive(pgid int) bool {
 	f.mu.Lock()
@@ -415,5 +422,47 @@ func TestLoopShutdownWaits(t *testing.T) {
 		f.alive[pb] = false
 		f.mu.Unlock()
 		<-stopped
+	})
+}
+
+// TestLeftoverWatched: a leftover process group that exec watches (its
+// cgroup) is not polled: the loop looks again when Wake says it emptied,
+// at once, and the app starts again then; not before, however long.
+func TestLeftoverWatched(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake()
+		f.watchEmpty = true
+		l, stop := runLoop(t, `{"tick-every": 120, "apps": {"a": {"binary": "/x", "backoff": {"reset-after": 0}}}}`, f)
+		synctest.Wait()
+		pa := int(appStatus(t, l, "a").PID)
+		defer func() {
+			f.mu.Lock()
+			f.alive[pa] = false
+			f.exitOnSignal = true
+			f.mu.Unlock()
+			l.Wake()
+			stop()
+		}()
+		// The leader crashes; a process of its group lives on.
+		f.mu.Lock()
+		f.alive[pa] = true
+		f.mu.Unlock()
+		f.loop.Notify(observed.Exit{Tag: f.tags[pa], Role: observed.RoleLeader, PID: pa, Code: 1, Ended: time.Now()})
+		synctest.Wait()
+		time.Sleep(30 * time.Second) // no poll, no start while the group lives
+		synctest.Wait()
+		if starts, _ := f.snapshot(); len(starts) != 1 {
+			t.Fatalf("%d starts while the leftover group lived", len(starts))
+		}
+		f.mu.Lock()
+		f.alive[pa] = false
+		f.mu.Unlock()
+		start := time.Now()
+		l.Wake()
+		synctest.Wait()
+		starts, _ := f.snapshot()
+		if len(starts) != 2 || !starts[1].Equal(start) {
+			t.Fatalf("after Wake: starts %v, want a second one at once (%v)", starts, start)
+		}
 	})
 }

@@ -166,6 +166,9 @@ func (l *Loop) restoreInstance(oa *observed.App, pi *observed.PersistedInstance,
 		inst.Stale = pi.Fingerprint != da.Fingerprint() // written by an older Patrol
 	}
 	if inFile {
+		if !inst.Stale && pi.Fingerprint != da.Fingerprint() {
+			inst.Revision = l.file.Revision() // it runs with the file's in-place keys now
+		}
 		// Its cgroups kept their limits; the file may have changed them
 		// while Patrol was down.
 		l.setLimits(inst)

@@ -23,9 +23,6 @@ import (
 	"time"
 )
 
-// allocated keeps the alloc helper's memory in use.
-var allocated []byte
-
 // Arg is the first argument that makes a test binary run as a helper.
 const Arg = "patrol-helper"
 
@@ -59,9 +56,6 @@ func Dispatch() {
 //	ping-http INTERVAL [PIDFILE] ping $PATROL_HTTP's /api/ as $PATROL_ID,
 //	                          with our pid, every INTERVAL; write our pid
 //	ping-udp INTERVAL [PIDFILE]  the same over $PATROL_UDP
-//	alloc TRIGGER MIB         once the file TRIGGER exists, allocate and
-//	                          touch MIB MiB, write "allocated MIB" to
-//	                          stdout, sleep forever
 //
 // and the health helpers of runHealth.
 func Run(cmd string, args []string) int {
@@ -134,20 +128,6 @@ func Run(cmd string, args []string) int {
 		return 4
 	case "daemon":
 		WritePID(os.Getenv("PATROL_PID"), os.Getpid())
-		select {}
-	case "alloc":
-		mib, _ := strconv.Atoi(arg(1))
-		for {
-			if _, err := os.Stat(arg(0)); err == nil {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		allocated = make([]byte, mib<<20)
-		for i := 0; i < len(allocated); i += 4096 {
-			allocated[i] = 1
-		}
-		fmt.Println("allocated", mib)
 		select {}
 	case "ping-http", "ping-udp":
 		every, _ := time.ParseDuration(arg(0))
