@@ -185,3 +185,55 @@ func TestPIDsMaxContainsForkBomb(t *testing.T) {
 	})
 	testhelper.ReapOrphans()
 }
+
+// TestLimitNotApplied: on cgroup v1 a memory-max lowered below what the
+// app uses cannot be written (the kernel cannot reclaim anonymous memory
+// without swap): the app runs on with its pid, and its status says the
+// change was not applied, and why; raising it again clears that. (On
+// cgroup v2 the kernel reclaims or OOM-kills instead: nothing fails.)
+func TestLimitNotApplied(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("python3 is missing (.ci/run installs it)")
+		}
+		t.Skip("python3 is not installed: the test's app needs it")
+	}
+	trigger := filepath.Join(t.TempDir(), "allocate")
+	if err := os.WriteFile(trigger, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	app := func(limit string) map[string]any {
+		return map[string]any{"keepalive": 1, "binary": py, "args": []string{"-c", allocScript, trigger, "64"}, "memory-max": limit}
+	}
+	cfg := config(map[string]any{"big": app("256M")}, nil)
+	d := startPatrol(t, cfg)
+	requireLimits(t, d, "big")
+	e, _ := d.waitRunning(t, "big", 0, 10*time.Second)
+	if f := cgroupFile(t, int(e.PID), "memory", "memory.max", "memory.limit_in_bytes"); filepath.Base(f) != "memory.limit_in_bytes" {
+		t.Skipf("memory is on cgroup v2 here (%s): lowering memory.max reclaims or OOM-kills, it does not fail", f)
+	}
+	waitFor(t, "the app to allocate 64 MiB", 10*time.Second, func() bool {
+		logs, _ := filepath.Glob(filepath.Join(d.dir, "logs", "big", "*", "*", "*", "*.stdout.log"))
+		for _, f := range logs {
+			if b, _ := os.ReadFile(f); strings.Contains(string(b), "allocated 64") {
+				return true
+			}
+		}
+		return false
+	})
+	cfg["apps"].(map[string]any)["big"] = app("16M")
+	writeConfig(t, d.config, cfg)
+	var now *schema.Response
+	waitFor(t, "status to say the change was not applied", 20*time.Second, func() bool {
+		now = d.app(t, "big")
+		return strings.HasPrefix(now.Limits, "not applied to the running instance (")
+	})
+	t.Logf("limits: %s", now.Limits)
+	if now.PID != e.PID || now.State != schema.StateRunning {
+		t.Errorf("pid %d -> %d, state %s", e.PID, now.PID, now.State)
+	}
+	cfg["apps"].(map[string]any)["big"] = app("512M")
+	writeConfig(t, d.config, cfg)
+	waitFor(t, "status enforced again", 10*time.Second, func() bool { return d.app(t, "big").Limits == "enforced" })
+}

@@ -241,6 +241,10 @@ type Instance struct {
 	// config changed meanwhile: what changed is unknown, so it is
 	// restarted.
 	Stale bool
+	// LimitsError is why the instance's cgroup limits could not be
+	// (re)written, such as memory-max lowered below what the app uses on
+	// cgroup v1 ("" when they were).
+	LimitsError string
 	// RunOnce is set when this instance consumed a run-once.
 	RunOnce bool
 	// Stopping is set once Patrol asked the instance to stop.

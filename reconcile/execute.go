@@ -575,7 +575,9 @@ func (l *Loop) setLimits(inst *observed.Instance) {
 	if inst.PGID <= 0 || !inst.Signalable {
 		return
 	}
+	inst.LimitsError = ""
 	if err := l.exec.SetLimits(inst.PGID, inst.App.Limits); err != nil {
+		inst.LimitsError = err.Error()
 		l.log.Warn("limits not applied to the running instance", "app", inst.App.ID, "pid", inst.PID, "err", err)
 	}
 }

@@ -100,6 +100,9 @@ func (l *Loop) appResponse(eff *desired.State, id string, now time.Time, history
 		r.ConfigDisabled = da.Disabled
 		r.Limits = l.limitsText(da.Limits)
 	}
+	if inst := oa.Instance; inst != nil && inst.LimitsError != "" {
+		r.Limits = "not applied to the running instance (" + inst.LimitsError + ")"
+	}
 	r.Override = l.override(eff, desired.Key{Group: schema.GroupApp, ID: id})
 	r.RunOnce = r.Override != nil && r.Override.RunOnce != nil
 	if inst := oa.Instance; inst != nil {

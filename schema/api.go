@@ -112,8 +112,11 @@ type Response struct {
 	HealthFailureAt string `json:"health-failure-at,omitempty"`
 
 	// Limits says whether this host enforces the app's cgroup limits
-	// (memory-max, memory-high, cpu-max, pids-max): "enforced", or "not
-	// enforced (LIMIT: why; ...)"; absent for an app without limits.
+	// (memory-max, memory-high, cpu-max, pids-max): "enforced", "not
+	// enforced (LIMIT: why; ...)", or "not applied to the running instance
+	// (why)" when a change could not be written to it (such as memory-max
+	// lowered below what the app uses, on cgroup v1); absent for an app
+	// without limits.
 	Limits string `json:"limits,omitempty"`
 
 	// Usage is what a running app's processes use (its process group, from
