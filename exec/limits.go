@@ -336,7 +336,7 @@ func (c *cgroups) forkInV1(dirs []string, fork func() (int, error)) (int, error)
 				if moveBack(i) {
 					runtime.UnlockOSThread()
 				}
-				done <- result{0, fmt.Errorf("join cgroup %s: %w", d, err)}
+				done <- result{0, &joinError{d, err}}
 				return
 			}
 		}
@@ -349,6 +349,15 @@ func (c *cgroups) forkInV1(dirs []string, fork func() (int, error)) (int, error)
 	r := <-done
 	return r.pid, r.err
 }
+
+// joinError is a cgroup v1 directory the forking thread could not join.
+type joinError struct {
+	dir string
+	err error
+}
+
+func (e *joinError) Error() string { return fmt.Sprintf("join cgroup %s: %v", e.dir, e.err) }
+func (e *joinError) Unwrap() error { return e.err }
 
 // SetLimits applies l to the running instance whose process group is
 // pgid, in place: the files of its cgroups are rewritten ("max" where a

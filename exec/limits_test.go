@@ -290,3 +290,37 @@ func BenchmarkSpawnCgroup(b *testing.B) {
 		})
 	}
 }
+
+// TestJoinFailureKeepsV2: a start whose cgroup v1 directory cannot be
+// joined fails with that reason and leaves no v2 leaf; the Runner goes on
+// using cgroup v2.
+func TestJoinFailureKeepsV2(t *testing.T) {
+	c := DetectCgroups("", "patrol-test-joinfailure")
+	if c.Root == "" || c.V1["pids"] == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("this CI machine should be hybrid: v2 %q (%s), v1 %v", c.Root, c.RootWhy, c.V1)
+		}
+		t.Skip("needs a hybrid host (cgroup v2 and the v1 pids hierarchy)")
+	}
+	r := NewRunner(slog.New(slog.DiscardHandler), func(observed.Exit) {})
+	r.UseCgroups(c)
+	t.Cleanup(r.RemoveCgroupRoot)
+	tag := "join-failure"
+	dirs, err := r.cg.prepare(tag, desired.Limits{PIDsMax: 5})
+	if err != nil || len(dirs) != 1 {
+		t.Fatalf("prepare: %v %v", dirs, err)
+	}
+	if err := os.Remove(dirs[0]); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Start(Spec{Path: "/bin/true", Tag: tag, Role: observed.RoleLeader, Cgroup: r.cg.leafFor(tag), CgroupsV1: dirs})
+	if err == nil || !strings.Contains(err.Error(), "join cgroup "+dirs[0]) {
+		t.Fatalf("start with a missing v1 directory: %v", err)
+	}
+	if r.CgroupRoot() == "" {
+		t.Error("a failed v1 join turned cgroup v2 off")
+	}
+	if fileExists(r.cg.leafFor(tag)) {
+		t.Error("the failed start's v2 leaf is left")
+	}
+}

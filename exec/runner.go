@@ -338,21 +338,23 @@ func (r *Runner) spawn(s Spec) (observed.Launch, error) {
 			fds[i] = ^uintptr(0) // closed in the child
 		}
 	}
-	var pid int
-	var err error
-	if len(s.CgroupsV1) > 0 {
-		pid, err = r.cg.forkInV1(s.CgroupsV1, func() (int, error) {
+	startProcess := func() (int, error) {
+		fork := func() (int, error) {
 			pid, _, err := syscall.StartProcess(s.Path, argv, attr)
 			return pid, err
-		})
-	} else {
-		pid, _, err = syscall.StartProcess(s.Path, argv, attr)
+		}
+		if len(s.CgroupsV1) > 0 {
+			return r.cg.forkInV1(s.CgroupsV1, fork)
+		}
+		return fork()
 	}
-	if err != nil && attr.Sys.UseCgroupFD {
+	pid, err := startProcess()
+	var je *joinError
+	if err != nil && attr.Sys.UseCgroupFD && !errors.As(err, &je) {
 		// A kernel without clone3's CLONE_INTO_CGROUP (before 5.7), or a
-		// leaf it refuses: start it without, and stop using cgroups.
+		// leaf it refuses: start it without, and stop using cgroups v2.
 		attr.Sys.UseCgroupFD = false
-		if pid, _, err = syscall.StartProcess(s.Path, argv, attr); err == nil {
+		if pid, err = startProcess(); err == nil {
 			r.log.Warn("cgroups not usable to start apps; tracking process groups only", "cgroup", s.Cgroup)
 			os.Remove(s.Cgroup)
 			s.Cgroup = ""
