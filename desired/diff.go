@@ -67,6 +67,8 @@ var appFields = []appField{
 	{"listen-udp", true, false, func(a *App) any { return a.ListenUDP }},
 	{"ready", true, false, func(a *App) any { return a.Ready }},
 	{"watchdog", true, false, func(a *App) any { return secs(a.Watchdog) }},
+	{"replicas", false, false, func(a *App) any { return a.Replicas }},
+	{"rolling", false, false, func(a *App) any { return a.Rolling }},
 	{"memory-max", false, false, func(a *App) any { return a.Limits.Text("memory-max") }},
 	{"memory-high", false, false, func(a *App) any { return a.Limits.Text("memory-high") }},
 	{"cpu-max", false, false, func(a *App) any { return a.Limits.Text("cpu-max") }},

@@ -313,6 +313,8 @@ func fromConfig(c *schema.Config, opts Options, errs *problems) (*State, error) 
 		}
 	}
 
+	expandReplicas(c, apps, errs)
+
 	services := make(map[string]*Service, len(c.Services))
 	for key, s := range c.Services {
 		if s == nil {

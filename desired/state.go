@@ -107,7 +107,14 @@ type App struct {
 	Rlimits             []Rlimit
 	// Limits are the app's cgroup limits (memory-max, memory-high,
 	// cpu-max, pids-max).
-	Limits        Limits
+	Limits Limits
+	// ReplicaOf is the id of the app this entry is a replica of (replica
+	// 0's own id) when the app has replicas, else ""; Replica is its
+	// index, Replicas their number; Rolling restarts them one at a time.
+	ReplicaOf     string
+	Replica       int
+	Replicas      int
+	Rolling       bool
 	StdMerge      bool
 	StopSignal    string // canonical, such as "SIGTERM"
 	StopTimeout   time.Duration

@@ -101,6 +101,8 @@ func TestFingerprintSeesEveryAppKey(t *testing.T) {
 		"supplementary-groups": `"supplementary-groups": ["adm"]`,
 		"umask":                `"umask": "027"`,
 		"rlimits":              `"rlimits": {"nofile": 256}`,
+		"replicas":             `"replicas": 2`,
+		"rolling":              `"replicas": 1, "rolling": false`,
 		"memory-max":           `"memory-max": "64M"`,
 		"memory-high":          `"memory-high": 33554432`,
 		"cpu-max":              `"cpu-max": "50%"`,

@@ -53,7 +53,8 @@ type AppContext struct {
 // AppEnv builds an app's environment (DESIGN §5.2): Patrol's environment
 // first if a.EnvParent; then a.Env; then c.ExtraEnv; then PATROL_ID=<id>,
 // PATROL_KEEPALIVE=<1..4>, PATROL_PID=<absolute pid path> (only when
-// a.PIDPath is set), PATROL_HTTP and PATROL_UDP (compact JSON arrays such as
+// a.PIDPath is set), PATROL_REPLICA and PATROL_REPLICAS (only for an app
+// with replicas), PATROL_HTTP and PATROL_UDP (compact JSON arrays such as
 // ["127.0.0.1:8421"], only when not empty). When a variable appears more than
 // once the last occurrence wins and the earlier ones are removed, so the
 // PATROL_ variables win; the order is otherwise kept.
@@ -71,6 +72,9 @@ func AppEnv(a *desired.App, c AppContext) []string {
 	)
 	if a.PIDPath != "" {
 		env = append(env, "PATROL_PID="+a.PIDPath)
+	}
+	if a.ReplicaOf != "" {
+		env = append(env, "PATROL_REPLICA="+strconv.Itoa(a.Replica), "PATROL_REPLICAS="+strconv.Itoa(a.Replicas))
 	}
 	if len(c.ListenHTTP) > 0 {
 		env = append(env, "PATROL_HTTP="+jsonList(c.ListenHTTP))

@@ -156,6 +156,11 @@ func planApp(d *desired.State, o *observed.Snapshot, id string, removedDependent
 			a := act(KindUpdate, schema.ReasonChanged)
 			if desired.NeedsRestart(changes) {
 				a.Kind = KindRestart
+				if after := rollingWait(d, o, da); after != "" {
+					// One replica at a time: the plan shows it, nothing
+					// is done yet.
+					a.Kind, a.Reason, a.Note = KindKeep, schema.ReasonRolling, "restart waits: "+after+" (rolling)"
+				}
 			}
 			a.Changes = changes
 			out = append(out, a)
@@ -307,4 +312,36 @@ func BackoffDelay(b desired.Backoff, n int) time.Duration {
 		d *= 2
 	}
 	return min(d, b.Max)
+}
+
+// rollingWait says what a replica's restart waits for when its app
+// restarts replicas one at a time ("" when nothing): a sibling being
+// restarted (stopping, or stopped and not started again), one running
+// but not ready yet, or one with a lower index that needs the same
+// restart (it goes first).
+func rollingWait(d *desired.State, o *observed.Snapshot, da *desired.App) string {
+	if da.ReplicaOf == "" || !da.Rolling || da.Replicas < 2 {
+		return ""
+	}
+	for j := range da.Replicas {
+		sid := desired.ReplicaID(da.ReplicaOf, j)
+		sd, ok := d.App(sid)
+		so := o.Apps[sid]
+		if j == da.Replica || !ok || so == nil || d.AppDisabled(sd) {
+			continue
+		}
+		inst := so.Instance
+		switch {
+		case inst != nil && inst.Stopping != nil, inst == nil && so.Pending != nil:
+			return sid + " is restarting"
+		case inst != nil && !inst.Health.Ready:
+			return sid + " is not ready yet"
+		case inst != nil && j < da.Replica && !inst.Stale && inst.App.Fingerprint() != sd.Fingerprint() &&
+			desired.NeedsRestart(desired.DiffApps(inst.App, sd)):
+			return sid + " restarts first"
+		case inst != nil && j < da.Replica && inst.Stale:
+			return sid + " restarts first"
+		}
+	}
+	return ""
 }

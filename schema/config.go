@@ -286,6 +286,20 @@ type App struct {
 	// and a file that cannot be read fails the start.
 	EnvFile string `json:"env-file,omitempty" validate:"omitempty,nonul,cleanpath"`
 
+	// Replicas runs this many instances of the app, each an entry of its
+	// own: replica 0 keeps the app's id, replica i is "ID-i" (so going from
+	// 1 to N keeps the running one). Each has its own process group, log
+	// files, history and pid, PATROL_REPLICA=i and PATROL_REPLICAS=N in its
+	// environment (N as when it started), and "{replica}" replaced by i in
+	// args, env, pid-path and log-directory. Changing it starts or stops
+	// the highest replicas only. Default 1.
+	Replicas int `json:"replicas,omitempty" validate:"omitempty,rng=1:1000"`
+
+	// Rolling restarts replicas one at a time when a change needs a
+	// restart: the next once the previous is running again and ready.
+	// false restarts them all at once. Default true.
+	Rolling *bool `json:"rolling,omitempty"`
+
 	// MemoryMax caps the memory the app's processes use together (its
 	// cgroup's memory.max; memory.limit_in_bytes on cgroup v1): bytes, or
 	// a number with K, M, G or T (powers of 1024: "512M"; "MiB" and "MB"

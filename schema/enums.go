@@ -210,7 +210,8 @@ const (
 	ReasonDisabled Reason = "disabled"
 	ReasonEnabled  Reason = "enabled"
 	ReasonOverride Reason = "override"
-	ReasonLimits   Reason = "limits" // a note: the host does not enforce the app's limits
+	ReasonLimits   Reason = "limits"  // a note: the host does not enforce the app's limits
+	ReasonRolling  Reason = "rolling" // a note: a replica's restart waits for its turn
 	ReasonRestart  Reason = "restart"
 	ReasonRunOnce  Reason = "run-once"
 	ReasonAdopted  Reason = "adopted"
