@@ -69,23 +69,24 @@ func TestReplicasScale(t *testing.T) {
 	}
 	cfg["apps"].(map[string]any)["web"] = web(2)
 	writeConfig(t, d.config, cfg)
-	waitFor(t, "replicas 2-4 gone", 10*time.Second, func() bool {
+	var st *schema.Status
+	waitFor(t, "replicas 2-4 stopped", 10*time.Second, func() bool {
 		for _, pid := range high {
 			if alive(int(pid)) {
 				return false
 			}
 		}
+		var err error
+		if st, err = d.Status(t.Context()); err != nil {
+			return false
+		}
+		for id := range high {
+			if e := st.Apps[id]; e != nil && e.PID != 0 {
+				return false // its end not processed yet
+			}
+		}
 		return true
 	})
-	st, err := d.Status(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for id := range high {
-		if e := st.Apps[id]; e != nil && e.PID != 0 {
-			t.Errorf("%s still runs: %+v", id, e)
-		}
-	}
 	for _, id := range replicaIDs(2) {
 		if got := st.Apps[id]; got == nil || got.PID != pids[id] || got.State != schema.StateRunning {
 			t.Errorf("%s after scaling down: %+v (pid was %d)", id, got, pids[id])
