@@ -185,13 +185,7 @@ func (d *daemon) layout(t *testing.T) string { return time.RFC1123Z }
 // TestNotifyReadyPython: a python app that sends READY=1 with the
 // socket module, as any sd_notify client does, is ready at once.
 func TestNotifyReadyPython(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("python3 is missing (.ci/run installs it)")
-		}
-		t.Skip("python3 is not installed: the sd_notify test with a python app needs it")
-	}
+	py := python3(t, "the sd_notify test with a python app needs it")
 	script := `import os, socket, time
 addr = os.environ["NOTIFY_SOCKET"]
 if addr.startswith("@"):

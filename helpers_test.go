@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -190,4 +191,31 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Helper()
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// python3 is the path of python3, for tests whose app is a python script
+// (why says what for); missing, it fails the test in CI and skips it
+// elsewhere, saying so.
+func python3(t *testing.T, why string) string {
+	t.Helper()
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("python3 is missing (.ci/run installs it)")
+		}
+		t.Skip("python3 is not installed: " + why)
+	}
+	return py
+}
+
+// logsContain reports whether a stdout log file of app id
+// holds text.
+func (d *daemon) logsContain(id, text string) bool {
+	logs, _ := filepath.Glob(filepath.Join(d.dir, "logs", id, "*", "*", "*", "*.stdout.log"))
+	for _, f := range logs {
+		if b, _ := os.ReadFile(f); strings.Contains(string(b), text) {
+			return true
+		}
+	}
+	return false
 }

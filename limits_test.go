@@ -3,7 +3,6 @@ package patrol_test
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -65,13 +64,7 @@ while True:
 // stays, the cgroup's limit is the new one), after which the same
 // allocation succeeds in the same process.
 func TestMemoryMaxOOM(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("python3 is missing (.ci/run installs it)")
-		}
-		t.Skip("python3 is not installed: the OOM test's app needs it")
-	}
+	py := python3(t, "the OOM test's app needs it")
 	dir := t.TempDir()
 	trigger := filepath.Join(dir, "allocate")
 	if err := os.WriteFile(trigger, nil, 0o644); err != nil {
@@ -131,15 +124,7 @@ func TestMemoryMaxOOM(t *testing.T) {
 	if err := os.WriteFile(trigger, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the app to allocate 64 MiB", 10*time.Second, func() bool {
-		logs, _ := filepath.Glob(filepath.Join(d.dir, "logs", "hog", "*", "*", "*", "*.stdout.log"))
-		for _, f := range logs {
-			if b, _ := os.ReadFile(f); strings.Contains(string(b), "allocated 64") {
-				return true
-			}
-		}
-		return false
-	})
+	waitFor(t, "the app to allocate 64 MiB", 10*time.Second, func() bool { return d.logsContain("hog", "allocated 64") })
 	if now := d.app(t, "hog"); int(now.PID) != pid || now.State != schema.StateRunning {
 		t.Fatalf("after the allocation: pid %d, state %s (was pid %d)", now.PID, now.State, pid)
 	}
@@ -192,13 +177,7 @@ func TestPIDsMaxContainsForkBomb(t *testing.T) {
 // change was not applied, and why; raising it again clears that. (On
 // cgroup v2 the kernel reclaims or OOM-kills instead: nothing fails.)
 func TestLimitNotApplied(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("python3 is missing (.ci/run installs it)")
-		}
-		t.Skip("python3 is not installed: the test's app needs it")
-	}
+	py := python3(t, "the test's app needs it")
 	trigger := filepath.Join(t.TempDir(), "allocate")
 	if err := os.WriteFile(trigger, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -213,15 +192,7 @@ func TestLimitNotApplied(t *testing.T) {
 	if f := cgroupFile(t, int(e.PID), "memory", "memory.max", "memory.limit_in_bytes"); filepath.Base(f) != "memory.limit_in_bytes" {
 		t.Skipf("memory is on cgroup v2 here (%s): lowering memory.max reclaims or OOM-kills, it does not fail", f)
 	}
-	waitFor(t, "the app to allocate 64 MiB", 10*time.Second, func() bool {
-		logs, _ := filepath.Glob(filepath.Join(d.dir, "logs", "big", "*", "*", "*", "*.stdout.log"))
-		for _, f := range logs {
-			if b, _ := os.ReadFile(f); strings.Contains(string(b), "allocated 64") {
-				return true
-			}
-		}
-		return false
-	})
+	waitFor(t, "the app to allocate 64 MiB", 10*time.Second, func() bool { return d.logsContain("big", "allocated 64") })
 	cfg["apps"].(map[string]any)["big"] = app("16M")
 	writeConfig(t, d.config, cfg)
 	var now *schema.Response

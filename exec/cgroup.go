@@ -1,12 +1,13 @@
 package exec
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,115 +56,7 @@ func (ic *instCgroup) tagDir() string {
 }
 
 // remove removes the instance's cgroups (rmdir: only when empty).
-func (ic *instCgroup) remove() {
-	if ic.leaf != "" {
-		os.Remove(ic.leaf)
-	}
-	for _, d := range ic.v1 {
-		os.Remove(d)
-	}
-}
-
-// DetectCgroups finds where this host lets Patrol put its apps' cgroups
-// and enforce their limits: root (a configured directory, relative to
-// the unified hierarchy's mount) when given, else the directory name
-// under Patrol's own cgroup in the unified hierarchy (a name stable
-// across Patrol's restarts, so that a new Patrol finds its instances'
-// cgroups), and for the limits' controllers what limits.go describes.
-// The directories are created; empty instance cgroups left by an earlier
-// Patrol are removed.
-func DetectCgroups(root, name string) Cgroups {
-	var c Cgroups
-	c.Root, c.RootWhy = detectV2(root, name)
-	c.V2, c.V1 = map[string]bool{}, map[string]string{}
-	why := map[string]string{}
-	mount, _ := cgroup2Mount()
-	mounts, own := v1Mounts(), ownV1Cgroups("self")
-	for _, ctl := range limitControllers {
-		w2 := c.RootWhy
-		if c.Root != "" {
-			if w2 = enableV2(mount, c.Root, ctl); w2 == "" {
-				c.V2[ctl] = true
-				continue
-			}
-		}
-		dir, w1 := detectV1(mounts, own, ctl, name)
-		if dir != "" {
-			c.V1[ctl] = dir
-			continue
-		}
-		why[ctl] = w2 + "; " + w1
-	}
-	c.notEnforced(why)
-	return c
-}
-
-// detectV2 is DetectCgroups for the unified hierarchy: the root, or ""
-// and why not.
-func detectV2(root, name string) (string, string) {
-	mount, err := cgroup2Mount()
-	if err != nil {
-		return "", err.Error()
-	}
-	if root != "" {
-		root = filepath.Join(mount, root)
-	} else {
-		own, err := ownCgroup()
-		if err != nil {
-			return "", err.Error()
-		}
-		root = filepath.Join(mount, own, name)
-	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return "", fmt.Sprintf("cannot create %s: %v", root, err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "cgroup.procs")); err != nil {
-		return "", fmt.Sprintf("%s is not a cgroup v2 directory", root)
-	}
-	// Leaves of instances that ended while no Patrol watched them (after
-	// a kill -9) are empty: remove them. A populated one is an instance
-	// this Patrol is about to adopt.
-	entries, _ := os.ReadDir(root)
-	for _, e := range entries {
-		if leaf := filepath.Join(root, e.Name()); e.IsDir() && !populated(leaf) {
-			os.Remove(leaf)
-		}
-	}
-	return root, ""
-}
-
-// cgroup2Mount is the mount point of the unified hierarchy.
-func cgroup2Mount() (string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return "", fmt.Errorf("no cgroup v2: %w", err)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		// ... mount-point ... - fstype source options
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		f := strings.Fields(pre)
-		if ok && len(f) >= 5 && strings.HasPrefix(post, "cgroup2 ") {
-			return f[4], nil
-		}
-	}
-	return "", errors.New("no cgroup v2 (unified) hierarchy is mounted")
-}
-
-// ownCgroup is this process's cgroup in the unified hierarchy ("/" at
-// its root).
-func ownCgroup() (string, error) {
-	b, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		return "", err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if p, ok := strings.CutPrefix(line, "0::"); ok {
-			return p, nil
-		}
-	}
-	return "", errors.New("this process has no cgroup v2 membership")
-}
+func (ic *instCgroup) remove() { removeCgroups(ic.leaf, slices.Collect(maps.Values(ic.v1))) }
 
 // UseCgroups makes the Runner start each app instance in a leaf under
 // c.Root ("" leaves it tracking process groups only) and enforce limits
@@ -172,13 +65,12 @@ func (r *Runner) UseCgroups(c Cgroups) {
 	r.cg.mu.Lock()
 	defer r.cg.mu.Unlock()
 	r.cg.root = c.Root
-	r.cg.mount, _ = cgroup2Mount()
+	r.cg.mount = c.mounts.v2
 	r.cg.v2, r.cg.v1 = c.V2, c.V1
-	r.cg.v1m = v1Mounts()
+	r.cg.v1m = c.mounts.v1
 	r.cg.v1home = map[string]string{}
-	own := ownV1Cgroups("self")
 	for ctl := range c.V1 {
-		r.cg.v1home[ctl] = filepath.Join(r.cg.v1m[ctl], own[ctl])
+		r.cg.v1home[ctl] = filepath.Join(c.mounts.v1[ctl], c.own.v1[ctl])
 	}
 	r.cg.byPGID = map[int]*instCgroup{}
 }
@@ -187,12 +79,7 @@ func (r *Runner) UseCgroups(c Cgroups) {
 // is left in it (at Patrol's clean shutdown).
 func (r *Runner) RemoveCgroupRoot() {
 	if root := r.CgroupRoot(); root != "" {
-		entries, _ := os.ReadDir(root)
-		for _, e := range entries {
-			if e.IsDir() {
-				os.Remove(filepath.Join(root, e.Name())) // empty leaves only
-			}
-		}
+		removeEmptyChildren(root)
 		os.Remove(root)
 	}
 	r.cg.mu.Lock()
@@ -209,6 +96,14 @@ func (r *Runner) CgroupRoot() string {
 	r.cg.mu.Lock()
 	defer r.cg.mu.Unlock()
 	return r.cg.root
+}
+
+// layout is the controllers the instances' limits use: on cgroup v2, and
+// the v1 directories (maps set once by UseCgroups, read-only after).
+func (c *cgroups) layout() (v2 map[string]bool, v1 map[string]string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.v2, c.v1
 }
 
 // leafFor names an instance's leaf ("" without cgroups): one per
@@ -303,25 +198,17 @@ func (c *cgroups) of(pgid int) *instCgroup {
 	if err != nil {
 		return nil
 	}
+	p := parseCgroupFile(b)
 	ic := &instCgroup{}
-	for line := range strings.Lines(string(b)) {
-		f := strings.SplitN(strings.TrimSpace(line), ":", 3)
-		if len(f) != 3 {
-			continue
-		}
-		if f[0] == "0" && f[1] == "" {
-			if leaf := filepath.Join(c.mount, f[2]); c.root != "" && c.mount != "" && filepath.Dir(leaf) == c.root {
-				ic.leaf = leaf
+	if leaf := filepath.Join(c.mount, p.v2); p.hasV2 && c.root != "" && c.mount != "" && filepath.Dir(leaf) == c.root {
+		ic.leaf = leaf
+	}
+	for ctl, path := range p.v1 {
+		if root := c.v1[ctl]; root != "" && filepath.Dir(filepath.Join(c.v1m[ctl], path)) == root {
+			if ic.v1 == nil {
+				ic.v1 = map[string]string{}
 			}
-			continue
-		}
-		for _, ctl := range strings.Split(f[1], ",") {
-			if root := c.v1[ctl]; root != "" && filepath.Dir(filepath.Join(c.v1m[ctl], f[2])) == root {
-				if ic.v1 == nil {
-					ic.v1 = map[string]string{}
-				}
-				ic.v1[ctl] = filepath.Join(c.v1m[ctl], f[2])
-			}
+			ic.v1[ctl] = filepath.Join(c.v1m[ctl], path)
 		}
 	}
 	if ic.leaf == "" && ic.v1 == nil {

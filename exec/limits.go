@@ -1,8 +1,6 @@
 package exec
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -10,7 +8,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -46,161 +43,6 @@ import (
 
 // limitControllers are the controllers limits need, in detection order.
 var limitControllers = []string{"memory", "cpu", "pids"}
-
-// Cgroups is what DetectCgroups found.
-type Cgroups struct {
-	// Root is the directory of the instances' cgroup v2 leaves; "" when
-	// cgroup v2 is not used, and RootWhy says why.
-	Root    string
-	RootWhy string
-	// V2 are the controllers enabled for the leaves; V1 the cgroup v1
-	// directories (per controller) of the instances' directories.
-	V2 map[string]bool
-	V1 map[string]string
-	// NotEnforced maps a limit key ("memory-max") this host cannot enforce
-	// to why.
-	NotEnforced map[string]string
-}
-
-// enableV2 makes controller c available to root's children: it enables it
-// on the way down from the highest of root's ancestors (up to the
-// hierarchy's mount) that has it. It returns why not.
-func enableV2(mount, root, c string) string {
-	if !hasWord(readSmallFile(filepath.Join(root, "cgroup.controllers")), c) {
-		var chain []string // root's ancestors below the mount, nearest last
-		for d := filepath.Dir(root); strings.HasPrefix(d, mount) && d != mount; d = filepath.Dir(d) {
-			chain = append([]string{d}, chain...)
-		}
-		chain = append([]string{mount}, chain...)
-		from := -1
-		for i, d := range chain {
-			if hasWord(readSmallFile(filepath.Join(d, "cgroup.controllers")), c) {
-				from = i
-				break
-			}
-		}
-		if from < 0 {
-			return fmt.Sprintf("no cgroup v2 %s controller (not in %s)", c, filepath.Join(mount, "cgroup.controllers"))
-		}
-		for _, d := range chain[from:] {
-			if hasWord(readSmallFile(filepath.Join(d, "cgroup.subtree_control")), c) {
-				continue
-			}
-			if err := os.WriteFile(filepath.Join(d, "cgroup.subtree_control"), []byte("+"+c), 0); err != nil {
-				if errors.Is(err, unix.EBUSY) {
-					return fmt.Sprintf("cannot enable the cgroup v2 %s controller below %s: it has processes of its own (run Patrol in a cgroup of its own, such as systemd's DelegateSubgroup=, or set cgroup-root)", c, d)
-				}
-				return fmt.Sprintf("cannot enable the cgroup v2 %s controller below %s: %v", c, d, err)
-			}
-		}
-	}
-	if err := os.WriteFile(filepath.Join(root, "cgroup.subtree_control"), []byte("+"+c), 0); err != nil {
-		return fmt.Sprintf("cannot enable the cgroup v2 %s controller in %s: %v", c, root, err)
-	}
-	return ""
-}
-
-// hasWord reports whether the space-separated list s has w.
-func hasWord(s, w string) bool { return slices.Contains(strings.Fields(s), w) }
-
-// readSmallFile reads a small file ("" when it cannot).
-func readSmallFile(path string) string {
-	b, _ := readSmall(path)
-	return string(b)
-}
-
-// v1Mounts maps each cgroup v1 controller to its hierarchy's mount point.
-func v1Mounts() map[string]string {
-	out := map[string]string{}
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return out
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		// ... mount-point ... - cgroup cgroup rw,memory
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		f, p := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(f) < 5 || len(p) < 3 || p[0] != "cgroup" {
-			continue
-		}
-		for _, o := range strings.Split(p[2], ",") {
-			if slices.Contains(limitControllers, o) {
-				out[o] = f[4]
-			}
-		}
-	}
-	return out
-}
-
-// ownV1Cgroups maps each cgroup v1 controller to this process's cgroup in
-// its hierarchy.
-func ownV1Cgroups(pid string) map[string]string {
-	out := map[string]string{}
-	b, err := os.ReadFile("/proc/" + pid + "/cgroup")
-	if err != nil {
-		return out
-	}
-	for line := range strings.Lines(string(b)) {
-		// 4:memory:/path, or 1:cpu,cpuacct:/path
-		f := strings.SplitN(strings.TrimSpace(line), ":", 3)
-		if len(f) != 3 || f[1] == "" {
-			continue
-		}
-		for _, c := range strings.Split(f[1], ",") {
-			out[c] = f[2]
-		}
-	}
-	return out
-}
-
-// v1Probe is a file every cgroup v1 directory of a controller has.
-var v1Probe = map[string]string{"memory": "memory.limit_in_bytes", "cpu": "cpu.cfs_quota_us", "pids": "pids.max"}
-
-// detectV1 finds the cgroup v1 directory (created) for controller c under
-// this process's own cgroup, or says why there is none.
-func detectV1(mounts, own map[string]string, c, name string) (string, string) {
-	mount, ok := mounts[c]
-	if !ok {
-		return "", fmt.Sprintf("no cgroup v1 %s hierarchy is mounted", c)
-	}
-	dir := filepath.Join(mount, own[c], name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Sprintf("cannot create %s: %v", dir, pathErr(err))
-	}
-	if _, err := os.Stat(filepath.Join(dir, v1Probe[c])); err != nil {
-		return "", fmt.Sprintf("%s is not a cgroup v1 %s directory", dir, c)
-	}
-	removeEmptyChildren(dir)
-	return dir, ""
-}
-
-// removeEmptyChildren removes the empty instance directories under dir
-// (rmdir fails for one with processes).
-func removeEmptyChildren(dir string) {
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		if e.IsDir() {
-			os.Remove(filepath.Join(dir, e.Name()))
-		}
-	}
-}
-
-// notEnforced says, per limit key, why the found layout cannot enforce it.
-func (c *Cgroups) notEnforced(why map[string]string) {
-	c.NotEnforced = map[string]string{}
-	for _, k := range desired.LimitKeys {
-		ctl := desired.Controller(k)
-		switch {
-		case c.V2[ctl]:
-		case c.V1[ctl] != "" && k == "memory-high":
-			c.NotEnforced[k] = "cgroup v1 has no memory.high (only cgroup v2 throttles)"
-		case c.V1[ctl] != "":
-		default:
-			c.NotEnforced[k] = why[ctl]
-		}
-	}
-}
 
 // limitFiles are the files and values that set l's limits for the
 // controllers ctls in a cgroup of version v (2 or 1), in an order the
@@ -254,14 +96,12 @@ func needs(l desired.Limits) []string {
 // prepare makes an instance's cgroups ready for its start with limits l:
 // the v2 leaf with the limits of the v2 controllers written in, and a
 // directory per v1 controller that l needs, with its limits. It returns
-// the v1 directories (for the launcher to join).
+// the v1 directories (for forkInV1).
 func (c *cgroups) prepare(tag string, l desired.Limits) ([]string, error) {
 	if !l.Any() {
 		return nil, nil
 	}
-	c.mu.Lock()
-	v2, v1 := c.v2, c.v1
-	c.mu.Unlock()
+	v2, v1 := c.layout()
 	var on2 []string
 	var dirs []string
 	for _, ctl := range needs(l) {
@@ -371,9 +211,7 @@ func (r *Runner) SetLimits(pgid int, l desired.Limits) error {
 		}
 		return errors.New("the instance has no cgroup")
 	}
-	r.cg.mu.Lock()
-	v2, v1 := r.cg.v2, r.cg.v1
-	r.cg.mu.Unlock()
+	v2, v1 := r.cg.layout()
 	var errs []error
 	var on2 []string
 	for _, ctl := range limitControllers {
@@ -446,9 +284,8 @@ func (c *cgroups) oomKilled(pgid int) bool {
 	if ic == nil {
 		return false
 	}
-	c.mu.Lock()
-	v2mem := c.v2["memory"]
-	c.mu.Unlock()
+	v2, _ := c.layout()
+	v2mem := v2["memory"]
 	var files []string
 	if v2mem && ic.leaf != "" {
 		files = append(files, filepath.Join(ic.leaf, "memory.events"))
@@ -457,8 +294,8 @@ func (c *cgroups) oomKilled(pgid int) bool {
 		files = append(files, filepath.Join(d, "memory.oom_control"))
 	}
 	for _, f := range files {
-		for line := range strings.Lines(readSmallFile(f)) {
-			if n, ok := strings.CutPrefix(strings.TrimSpace(line), "oom_kill "); ok && n != "0" {
+		if b, err := readSmall(f); err == nil {
+			if n, ok := statField(b, "oom_kill"); ok && n > 0 {
 				return true
 			}
 		}
@@ -495,58 +332,4 @@ func removeCgroups(leaf string, v1 []string) {
 	for _, d := range v1 {
 		os.Remove(d)
 	}
-}
-
-// CgroupSupport says, without changing anything, which limits a Patrol
-// started on this host (with cgroup-root root) could not enforce, and why
-// (by limit key): for `patrol validate` and plans made without a running
-// Patrol. It follows DetectCgroups's choice, from what is mounted and
-// writable now; the controllers Patrol would enable on the way are
-// assumed enabled where it could write.
-func CgroupSupport(root string) map[string]string {
-	why := map[string]string{}
-	mount, err := cgroup2Mount()
-	v2dir := ""
-	if err == nil {
-		if root != "" {
-			v2dir = filepath.Join(mount, root)
-		} else if own, err := ownCgroup(); err == nil {
-			v2dir = filepath.Join(mount, own)
-		}
-		// The nearest existing directory: its controllers are what the
-		// root can have.
-		for v2dir != "" && v2dir != mount {
-			if _, err := os.Stat(filepath.Join(v2dir, "cgroup.controllers")); err == nil {
-				break
-			}
-			v2dir = filepath.Dir(v2dir)
-		}
-	}
-	mounts, own := v1Mounts(), ownV1Cgroups("self")
-	c := Cgroups{V2: map[string]bool{}, V1: map[string]string{}}
-	for _, ctl := range limitControllers {
-		w2 := "no cgroup v2 (unified) hierarchy is mounted"
-		if v2dir != "" {
-			w2 = fmt.Sprintf("no cgroup v2 %s controller (not in %s)", ctl, filepath.Join(v2dir, "cgroup.controllers"))
-			if hasWord(readSmallFile(filepath.Join(v2dir, "cgroup.controllers")), ctl) {
-				if unix.Access(v2dir, unix.W_OK) == nil {
-					c.V2[ctl] = true
-					continue
-				}
-				w2 = fmt.Sprintf("%s is not writable", v2dir)
-			}
-		}
-		w1 := fmt.Sprintf("no cgroup v1 %s hierarchy is mounted", ctl)
-		if m, ok := mounts[ctl]; ok {
-			dir := filepath.Join(m, own[ctl])
-			if unix.Access(dir, unix.W_OK) == nil {
-				c.V1[ctl] = dir
-				continue
-			}
-			w1 = fmt.Sprintf("%s is not writable", dir)
-		}
-		why[ctl] = w2 + "; " + w1
-	}
-	c.notEnforced(why)
-	return c.NotEnforced
 }

@@ -72,33 +72,27 @@ func TestEnableV2(t *testing.T) {
 // kernel's "no limit".
 func TestLimitFiles(t *testing.T) {
 	l := desired.Limits{MemoryMax: 64 << 20, MemoryHigh: 48 << 20, CPUQuota: 50000, CPUPeriod: 100000, PIDsMax: 10}
-	all := []string{"memory", "cpu", "pids"}
-	got := limitFiles(2, all, l)
-	want := [][2]string{{"memory.high", "50331648"}, {"memory.max", "67108864"}, {"cpu.max", "50000 100000"}, {"pids.max", "10"}}
-	if !slices.Equal(got, want) {
-		t.Errorf("v2: %q", got)
-	}
-	got = limitFiles(2, all, desired.Limits{})
-	want = [][2]string{{"memory.high", "max"}, {"memory.max", "max"}, {"cpu.max", "max 100000"}, {"pids.max", "max"}}
-	if !slices.Equal(got, want) {
-		t.Errorf("v2 none: %q", got)
-	}
-	got = limitFiles(1, all, l)
-	want = [][2]string{{"memory.limit_in_bytes", "67108864"}, {"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", "50000"}, {"pids.max", "10"}}
-	if !slices.Equal(got, want) {
-		t.Errorf("v1: %q", got)
-	}
-	got = limitFiles(1, all, desired.Limits{})
-	want = [][2]string{{"memory.limit_in_bytes", "-1"}, {"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", "-1"}, {"pids.max", "max"}}
-	if !slices.Equal(got, want) {
-		t.Errorf("v1 none: %q", got)
+	for _, c := range []struct {
+		name    string
+		version int
+		limits  desired.Limits
+		want    [][2]string
+	}{
+		{"v2", 2, l, [][2]string{{"memory.high", "50331648"}, {"memory.max", "67108864"}, {"cpu.max", "50000 100000"}, {"pids.max", "10"}}},
+		{"v2 none", 2, desired.Limits{}, [][2]string{{"memory.high", "max"}, {"memory.max", "max"}, {"cpu.max", "max 100000"}, {"pids.max", "max"}}},
+		{"v1", 1, l, [][2]string{{"memory.limit_in_bytes", "67108864"}, {"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", "50000"}, {"pids.max", "10"}}},
+		{"v1 none", 1, desired.Limits{}, [][2]string{{"memory.limit_in_bytes", "-1"}, {"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", "-1"}, {"pids.max", "max"}}},
+	} {
+		if got := limitFiles(c.version, []string{"memory", "cpu", "pids"}, c.limits); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
 	}
 }
 
 // TestPrepareLayouts: on a (fake) pure cgroup v2 host the limits are
 // written into the instance's leaf before its start and no v1 directory is
 // made; on a hybrid one the v1 controllers get a directory each, for the
-// launcher to join; a limit on a controller that is nowhere is not
+// fork to be born in; a limit on a controller that is nowhere is not
 // written anywhere (status says it is not enforced).
 func TestPrepareLayouts(t *testing.T) {
 	l := desired.Limits{MemoryMax: 32 << 20, PIDsMax: 10, CPUQuota: 20000, CPUPeriod: 100000}
@@ -160,14 +154,14 @@ func TestNotEnforced(t *testing.T) {
 // stay in Patrol's own; a directory that cannot be joined fails the start
 // and leaves no thread behind.
 func TestForkInV1(t *testing.T) {
-	mount := v1Mounts()["pids"]
+	mount := readMounts().v1["pids"]
 	if mount == "" || os.Geteuid() != 0 {
 		if os.Getenv("CI") != "" {
 			t.Fatal("no writable cgroup v1 pids hierarchy on this CI machine")
 		}
 		t.Skip("needs root and a cgroup v1 pids hierarchy (hybrid hosts)")
 	}
-	home := filepath.Join(mount, ownV1Cgroups("self")["pids"])
+	home := filepath.Join(mount, ownCgroups().v1["pids"])
 	root := filepath.Join(home, "patrol-test-forkinv1")
 	dir := filepath.Join(root, "inst")
 	if err := os.MkdirAll(dir, 0o755); err != nil {

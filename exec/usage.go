@@ -99,9 +99,8 @@ func parseUsage(b []byte) (pgid int, cpu time.Duration, rss uint64, ok bool) {
 // It costs one /proc scan plus a read or two per instance.
 func (r *Runner) Usage(leaders []int) map[int]Usage {
 	out := GroupUsage(leaders)
-	r.cg.mu.Lock()
-	v2mem := r.cg.v2["memory"]
-	r.cg.mu.Unlock()
+	v2, _ := r.cg.layout()
+	v2mem := v2["memory"]
 	for pid, u := range out {
 		ic := r.cg.of(pid)
 		if ic == nil {
