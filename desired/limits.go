@@ -68,7 +68,7 @@ func (l Limits) Unenforced(why map[string]string) string {
 	return "not enforced (" + strings.Join(parts, "; ") + ")"
 }
 
-// LimitText is a limit as the config writes it ("" when not set).
+// Text is a limit as the config writes it ("" when not set).
 func (l Limits) Text(key string) string {
 	if !l.Set(key) {
 		return ""

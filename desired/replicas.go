@@ -48,7 +48,6 @@ func expandReplicas(c *schema.Config, apps map[string]*App, errs *problems) {
 		if n > 1 && a.LogDirectory != "" && !strings.Contains(a.LogDirectory, ReplicaPlaceholder) {
 			errs.add(p+".log-directory", "with replicas, must contain "+ReplicaPlaceholder+" (each replica has its own log files)")
 		}
-		template := *base
 		for i := range n {
 			id := ReplicaID(base.ID, i)
 			if i > 0 {
@@ -57,7 +56,7 @@ func expandReplicas(c *schema.Config, apps map[string]*App, errs *problems) {
 					continue
 				}
 			}
-			r := replica(&template, i, n, a.Rolling == nil || *a.Rolling)
+			r := replica(base, i, n, a.Rolling == nil || *a.Rolling)
 			r.ID = id
 			if i > 0 {
 				if a.Name == "" {

@@ -318,3 +318,36 @@ func TestJoinFailureKeepsV2(t *testing.T) {
 		t.Error("the failed start's v2 leaf is left")
 	}
 }
+
+// TestSIGKILLIsCgroupKill: SIGKILL to an instance with a cgroup is
+// cgroup.kill on its leaf (which also reaches processes forked while the
+// signal goes out); a gentler signal is not. The leaf here is a plain
+// directory standing for one, so the write can be seen.
+func TestSIGKILLIsCgroupKill(t *testing.T) {
+	tag, ch := subscribe(t)
+	l := start(t, helperSpec(t, tag, "sleep"))
+	leaf := filepath.Join(t.TempDir(), "leaf")
+	if err := os.Mkdir(leaf, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := &Runner{}
+	r.cg.root = filepath.Dir(leaf)
+	r.cg.byPGID = map[int]*instCgroup{l.PGID: {leaf: leaf}}
+	kill := filepath.Join(leaf, "cgroup.kill")
+	if err := r.SignalGroup(l.PGID, "SIGWINCH"); err != nil {
+		t.Fatal(err)
+	}
+	if fileExists(kill) {
+		t.Error("SIGWINCH wrote cgroup.kill")
+	}
+	if !Alive(l.PID) {
+		t.Fatal("SIGWINCH ended the helper")
+	}
+	if err := r.SignalGroup(l.PGID, "SIGKILL"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readSmallFile(kill); got != "1" {
+		t.Errorf("cgroup.kill = %q after SIGKILL, want 1", got)
+	}
+	waitExit(t, ch)
+}

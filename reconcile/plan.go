@@ -336,10 +336,7 @@ func rollingWait(d *desired.State, o *observed.Snapshot, da *desired.App) string
 			return sid + " is restarting"
 		case inst != nil && !inst.Health.Ready:
 			return sid + " is not ready yet"
-		case inst != nil && j < da.Replica && !inst.Stale && inst.App.Fingerprint() != sd.Fingerprint() &&
-			desired.NeedsRestart(desired.DiffApps(inst.App, sd)):
-			return sid + " restarts first"
-		case inst != nil && j < da.Replica && inst.Stale:
+		case inst != nil && j < da.Replica && (inst.Stale || desired.NeedsRestart(desired.DiffApps(inst.App, sd))):
 			return sid + " restarts first"
 		}
 	}
