@@ -160,14 +160,3 @@ func encode(v any) json.RawMessage {
 	}
 	return b
 }
-
-// restartValues are an app's values of its restart keys.
-func restartValues(a *App) map[string]any {
-	m := map[string]any{}
-	for _, f := range appFields {
-		if f.restart {
-			m[f.key] = f.get(a)
-		}
-	}
-	return m
-}

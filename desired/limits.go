@@ -194,6 +194,9 @@ func ParsePIDsMax(s string) (uint64, error) {
 // validator) and checks them together: memory-high at most memory-max.
 func limits(a *schema.App, path string, errs *problems) Limits {
 	var l Limits
+	if a.MemoryMax == "" && a.MemoryHigh == "" && a.CPUMax == "" && a.PIDsMax == "" {
+		return l // most apps: no limits, nothing to parse
+	}
 	l.MemoryMax, _ = ParseBytes(string(a.MemoryMax))
 	l.MemoryHigh, _ = ParseBytes(string(a.MemoryHigh))
 	l.CPUQuota, l.CPUPeriod, _ = ParseCPUMax(string(a.CPUMax))

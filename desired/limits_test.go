@@ -58,3 +58,15 @@ func TestLimitsNormalised(t *testing.T) {
 		t.Errorf("pids enforced, got %q", got)
 	}
 }
+
+// BenchmarkShape: what the saved state's shape costs per start.
+func BenchmarkShape(b *testing.B) {
+	st, err := desired.Parse([]byte(`{"apps": {"web": {"binary": "/bin/web", "args": ["-p", "80"], "env": ["A=1"], "memory-max": "1G"}}}`), desired.Options{Dir: "/cfg"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, _ := st.App("web")
+	for b.Loop() {
+		a.Shape()
+	}
+}

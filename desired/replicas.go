@@ -30,6 +30,13 @@ func ReplicaID(id string, i int) string {
 // expandReplicas turns every app with replicas into its entries, checking
 // that their ids are free; problems go to errs.
 func expandReplicas(c *schema.Config, apps map[string]*App, errs *problems) {
+	any := false
+	for _, a := range c.Apps {
+		any = any || (a != nil && a.Replicas > 0)
+	}
+	if !any {
+		return // the common case: no app has replicas
+	}
 	keys := map[string]string{} // lower-cased id -> the config's key
 	for k := range c.Apps {
 		keys[strings.ToLower(k)] = k

@@ -147,7 +147,6 @@ type App struct {
 	// (derived, not part of the fingerprint).
 	logsShared  bool
 	fingerprint string
-	shape       string // the fingerprint of the restart keys only
 }
 
 // Backoff is an app's crash-loop backoff.
@@ -249,8 +248,23 @@ func (a *App) Fingerprint() string { return a.fingerprint }
 
 // Shape fingerprints only the keys whose change restarts a running
 // instance: two configs with the same Shape run the same process, and
-// differ at most in what is applied in place.
-func (a *App) Shape() string { return a.shape }
+// differ at most in what is applied in place. It is computed when asked
+// (for the saved state of a started or adopted instance), not at each
+// load of the config.
+func (a *App) Shape() string {
+	h := sha256.New()
+	for _, f := range appFields {
+		if f.restart {
+			b, err := json.Marshal(f.get(a))
+			if err != nil {
+				panic("desired: shape: " + err.Error()) // values from JSON always encode
+			}
+			h.Write([]byte(f.key))
+			h.Write(b)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
 
 // LogsShared reports whether other apps of its config write their logs to
 // a's LogDirectory too.
@@ -297,7 +311,6 @@ func newState(path string, settings Settings, apps map[string]*App, services map
 	byLogDir := make(map[string]int, len(apps))
 	for _, a := range apps {
 		a.fingerprint = fingerprint(a)
-		a.shape = fingerprint(restartValues(a))
 		byLogDir[a.LogDirectory]++
 	}
 	for _, a := range apps {
