@@ -14,23 +14,23 @@ import (
 )
 
 // mutatingQuery reports whether a GET /api/ query may change state: it
-// carries toggle, clear or ttl, whatever their values (so "toggle=0" and
+// carries toggle, clear, ttl or replicas, whatever their values (so "toggle=0" and
 // "toggle=abc" need the token too, and an unauthorised caller learns
 // nothing about what the server would make of them).
 func mutatingQuery(v url.Values) bool {
-	return v.Has("toggle") || v.Has("clear") || v.Has("ttl")
+	return v.Has("toggle") || v.Has("clear") || v.Has("ttl") || v.Has("replicas")
 }
 
 // NeedsToken reports whether a request needs http.token when one is set,
 // whichever transport brought it: it writes more than an app's liveness (a
-// toggle, clear, ttl, or a key/value write, merged or replaced). Reads (id,
+// toggle, clear, ttl, replicas, or a key/value write, merged or replaced). Reads (id,
 // group, history, secret and cas alone) and pings, with or without a pid,
 // need no token: an app that pings is not given the token, and a ping only
 // refreshes or adopts an instance under the pid rules (DESIGN §5.1). A
 // request with cas is a CAS write only through what it writes, so the rule
 // covers it.
 func NeedsToken(req *schema.Request) bool {
-	return req.Toggle != 0 || req.Clear || req.TTL != 0 || req.KeyValue != nil || req.KeyValueReplace
+	return req.Toggle != 0 || req.Clear || req.TTL != 0 || req.Replicas != 0 || req.KeyValue != nil || req.KeyValueReplace
 }
 
 // authorize checks a mutating HTTP request that is not a /api/ request

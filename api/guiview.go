@@ -153,6 +153,9 @@ func overrideText(o *schema.Override) string {
 	if o.RunOnce != nil {
 		parts = append(parts, map[bool]string{true: "run once", false: "no run once"}[*o.RunOnce])
 	}
+	if o.Replicas > 0 {
+		parts = append(parts, fmt.Sprintf("scaled to %d replicas", o.Replicas))
+	}
 	t := cmp.Or(strings.Join(parts, ", "), "override")
 	if o.Expires != "" {
 		t += " until " + isoTime(o.Expires)

@@ -46,8 +46,8 @@ func DecodeRequest(data []byte) (*schema.Request, error) {
 // ParseQuery turns the query of GET /api/ into a request (seed §11.4).
 // It reads id, group, secret, toggle (decimal 0-7, 0 meaning none), history
 // (true when present, whatever its value, as in the seed), cas (unsigned
-// decimal), ttl (seconds, or a Go duration such as "30s") and clear (true
-// when present). ping, pid and keyvalue cannot be sent by GET, as in the
+// decimal), ttl (seconds, or a Go duration such as "30s"), replicas
+// (decimal) and clear (true when present). ping, pid and keyvalue cannot be sent by GET, as in the
 // seed; unknown parameters are ignored, and of a repeated parameter the
 // first value counts. Errors are *Error: "Invalid Request" for more than 32
 // values or a name or value over 1024 bytes, "Invalid Toggle",
@@ -90,6 +90,13 @@ func ParseQuery(v url.Values) (*schema.Request, error) {
 			return nil, newError(http.StatusBadRequest, schema.ErrInvalidCAS, fmt.Errorf("parse query: cas: %w", err))
 		}
 		req.CAS = c
+	}
+	if v.Has("replicas") {
+		n, err := strconv.ParseUint(v.Get("replicas"), 10, 16)
+		if err != nil {
+			return nil, newError(http.StatusBadRequest, schema.ErrInvalidReplicas, fmt.Errorf("parse query: replicas %q", v.Get("replicas")))
+		}
+		req.Replicas = int(n)
 	}
 	if v.Has("ttl") {
 		ttl, err := parseTTL(v.Get("ttl"))

@@ -313,7 +313,7 @@ func fromConfig(c *schema.Config, opts Options, errs *problems) (*State, error) 
 		}
 	}
 
-	expandReplicas(c, apps, errs)
+	sets := expandReplicas(c, apps, errs)
 
 	services := make(map[string]*Service, len(c.Services))
 	for key, s := range c.Services {
@@ -349,7 +349,9 @@ func fromConfig(c *schema.Config, opts Options, errs *problems) (*State, error) 
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
-	return newState("", settings, apps, services), nil
+	s := newState("", settings, apps, services)
+	s.replicaSets = sets
+	return s, nil
 }
 
 // workingDirectory resolves a working-directory: "~/" is the home

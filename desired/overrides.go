@@ -22,7 +22,10 @@ type Override struct {
 	// RunOnce makes the next instance the last: when it ends, the entry is
 	// disabled.
 	RunOnce bool
-	Since   time.Time
+	// Replicas, when non-zero, scales an app with "replicas" (the
+	// override of replica 0's id) to this many replicas (see Scaled).
+	Replicas int
+	Since    time.Time
 	// Expires is when the override lapses; zero means never.
 	Expires time.Time
 	// Fingerprint is the entry's config fingerprint when the override was
@@ -31,7 +34,9 @@ type Override struct {
 }
 
 // Empty reports whether the override no longer overrides anything.
-func (o *Override) Empty() bool { return o == nil || (o.Disabled == nil && !o.RunOnce) }
+func (o *Override) Empty() bool {
+	return o == nil || (o.Disabled == nil && !o.RunOnce && o.Replicas == 0)
+}
 
 // Expired reports whether the override's expiry has passed.
 func (o *Override) Expired(now time.Time) bool {
@@ -101,6 +106,10 @@ func (s *State) Stale(k Key, o *Override, now time.Time) string {
 		return "it expired"
 	case o.Empty():
 		return "it no longer overrides anything"
+	case o.Replicas > 0:
+		if why := s.ScaleProblem(k.ID, o.Replicas); why != "" {
+			return "its scale can no longer be applied: " + why
+		}
 	}
 	return ""
 }

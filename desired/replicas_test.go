@@ -60,3 +60,58 @@ func TestReplicasExpanded(t *testing.T) {
 		t.Errorf("without replicas: %+v", p)
 	}
 }
+
+// TestScaled: a scale adds replicas made as the file's are and removes the
+// highest; the replicas the file has keep their fingerprints (so that
+// their overrides and backoffs still apply); counts the app cannot take
+// are refused by ScaleProblem and left out by Scaled.
+func TestScaled(t *testing.T) {
+	st, err := desired.Parse([]byte(`{"apps": {"web": {"binary": "/bin/web", "replicas": 2, "args": ["--port", "80{replica}"],
+		"pid-path": "run/{replica}.pid"}, "plain": {"binary": "/bin/true"}, "web-3": {"binary": "/bin/true"},
+		"fixed": {"binary": "/bin/true", "replicas": 1, "pid-path": "fixed.pid"}}}`), desired.Options{Dir: "/cfg"})
+	if err != nil {
+		t.Fatal(desired.Problems(err))
+	}
+	if n, ok := st.Replicas("web"); n != 2 || !ok {
+		t.Errorf("Replicas(web) = %d, %v", n, ok)
+	}
+	for _, c := range []struct {
+		id   string
+		n    int
+		want string
+	}{
+		{"web", 3, ""},
+		{"web", 4, `replica 3 would be "web-3", which is another app`},
+		{"web", 0, "replicas must be from 1 to 1000, got 0"},
+		{"plain", 2, `plain has no "replicas" in the config (add "replicas": 1 to scale it)`},
+		{"web-1", 2, "web-1 is replica 1 of web: scale web"},
+		{"fixed", 2, "its pid-path must contain {replica} for more than one replica"},
+		{"fixed", 1, ""},
+	} {
+		if got := st.ScaleProblem(c.id, c.n); got != c.want {
+			t.Errorf("ScaleProblem(%s, %d) = %q, want %q", c.id, c.n, got, c.want)
+		}
+	}
+	three := st.Scaled(map[string]int{"web": 3, "fixed": 2})
+	w2, ok := three.App("web-2")
+	if !ok || w2.Replicas != 3 || w2.Replica != 2 || !slices.Equal(w2.Args, []string{"--port", "802"}) || w2.PIDPath != "/cfg/run/2.pid" {
+		t.Fatalf("web-2 after scaling to 3: %+v", w2)
+	}
+	for _, id := range []string{"web", "web-1"} {
+		a, _ := st.App(id)
+		b, _ := three.App(id)
+		if a.Fingerprint() != b.Fingerprint() || b.Replicas != 3 {
+			t.Errorf("%s: fingerprint %s -> %s, replicas %d", id, a.Fingerprint(), b.Fingerprint(), b.Replicas)
+		}
+	}
+	if _, ok := three.App("fixed-1"); ok {
+		t.Error("fixed scaled to 2 although its pid-path is shared")
+	}
+	one := st.Scaled(map[string]int{"web": 1})
+	if _, ok := one.App("web-1"); ok || len(one.Apps()) != 4 {
+		t.Errorf("scaled to 1: %d apps", len(one.Apps()))
+	}
+	if st.Scaled(map[string]int{"web": 2}) != st {
+		t.Error("scaling to the file's count made a new state")
+	}
+}

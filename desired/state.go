@@ -32,6 +32,8 @@ type State struct {
 	// dependents maps an app id to the ids of the apps that depend on it
 	// (derived: see Dependents).
 	dependents map[string][]string
+	// replicaSets are the apps with "replicas", by replica 0's id.
+	replicaSets map[string]*replicaSet
 }
 
 // Settings are the config's top-level settings, with defaults applied.

@@ -932,6 +932,7 @@ type instanceChangeJSON struct {
 type overrideJSON struct {
 	Disabled    *bool     `json:"disabled,omitempty"`
 	RunOnce     bool      `json:"run-once,omitempty"`
+	Replicas    int       `json:"replicas,omitempty"`
 	Since       time.Time `json:"since,omitzero"`
 	Expires     time.Time `json:"expires,omitzero"`
 	Fingerprint string    `json:"fingerprint,omitempty"`
@@ -1121,6 +1122,7 @@ func overrideToJSON(o *desired.Override) *overrideJSON {
 	}
 	oj := &overrideJSON{
 		RunOnce:     o.RunOnce,
+		Replicas:    o.Replicas,
 		Since:       o.Since.UTC(),
 		Expires:     o.Expires.UTC(),
 		Fingerprint: o.Fingerprint,
@@ -1136,6 +1138,9 @@ func (o *overrideJSON) check() error {
 	if o == nil {
 		return nil
 	}
+	if o.Replicas < 0 || o.Replicas > desired.MaxReplicas {
+		return fmt.Errorf("override replicas %d out of range", o.Replicas)
+	}
 	return checkTimes(o.Since, o.Expires)
 }
 
@@ -1146,6 +1151,7 @@ func (o *overrideJSON) model() *desired.Override {
 	return &desired.Override{
 		Disabled:    o.Disabled,
 		RunOnce:     o.RunOnce,
+		Replicas:    o.Replicas,
 		Since:       o.Since.UTC(),
 		Expires:     o.Expires.UTC(),
 		Fingerprint: o.Fingerprint,

@@ -123,6 +123,10 @@ type Loop struct {
 	notEnforced map[string]string
 
 	// Owned by the loop goroutine.
+	// conf is the config as loaded; file is conf with the scale
+	// overrides applied (the replicas they add, without those they
+	// remove): what every other part of the loop plans and looks up from.
+	conf   *desired.State
 	file   *desired.State
 	loaded time.Time
 	// configErr is why the last attempt to load the file failed, since
@@ -206,6 +210,7 @@ func New(opts Options, initial *desired.State) *Loop {
 		exec:       opts.Exec,
 		now:        opts.Now,
 		instanceID: opts.InstanceID,
+		conf:       initial,
 		file:       initial,
 		overrides:  map[desired.Key]*desired.Override{},
 		snap:       observed.NewSnapshot(),
@@ -618,7 +623,8 @@ func (l *Loop) applyConfig(st *desired.State) {
 	}
 	l.log.Info("config loaded", "revision", st.Revision(), "previous", l.file.Revision())
 	old := l.file
-	l.file = st
+	l.conf, l.file = st, st
+	l.rescale(l.now())
 	l.loaded = l.now()
 	l.touchAll()
 	l.emit(schema.Event{Event: schema.EventConfigLoaded, Message: st.Path()})
@@ -702,13 +708,42 @@ func (l *Loop) step() (next time.Time) {
 func (l *Loop) effective() *desired.State { return l.file.WithOverrides(l.overrides) }
 
 func (l *Loop) pruneOverrides(now time.Time) {
+	scaled := false
 	for k, o := range l.overrides {
 		if why := l.file.Stale(k, o, now); why != "" {
 			l.log.Info("override dropped", "group", k.Group, "id", k.ID, "why", why)
 			delete(l.overrides, k)
 			l.touch(k.Group, k.ID)
+			scaled = scaled || o.Replicas != 0
 		}
 	}
+	if scaled {
+		l.rescale(now)
+	}
+}
+
+// rescale makes l.file the config with the scale overrides in force.
+func (l *Loop) rescale(now time.Time) {
+	prev := l.file
+	l.file = scaled(l.conf, l.overrides, now)
+	if prev != l.file {
+		l.touchAll()
+	}
+}
+
+// scaled is conf with the scale overrides of ov that are in force against
+// it.
+func scaled(conf *desired.State, ov map[desired.Key]*desired.Override, now time.Time) *desired.State {
+	var scale map[string]int
+	for k, o := range ov {
+		if o.Replicas != 0 && k.Group == schema.GroupApp && conf.Stale(k, o, now) == "" {
+			if scale == nil {
+				scale = map[string]int{}
+			}
+			scale[k.ID] = o.Replicas
+		}
+	}
+	return conf.Scaled(scale)
 }
 
 // app returns the observed app with id, creating it.

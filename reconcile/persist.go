@@ -56,6 +56,11 @@ func (l *Loop) restore(p *observed.Persisted, now time.Time) {
 			ov := *e.Override
 			l.overrides[k] = &ov
 		}
+	}
+	// The replicas a scale override adds are in the config before their
+	// instances are adopted.
+	l.rescale(now)
+	for k, e := range p.Entries {
 		switch k.Group {
 		case schema.GroupApp:
 			oa := l.app(k.ID)
@@ -319,6 +324,7 @@ type overrideKey struct {
 	set            bool
 	disabled       int8 // -1 no opinion, 0 enabled, 1 disabled
 	runOnce        bool
+	replicas       int
 	since, expires int64
 	fingerprint    string
 }
@@ -327,7 +333,7 @@ func overrideKeyOf(o *desired.Override) overrideKey {
 	if o == nil {
 		return overrideKey{}
 	}
-	k := overrideKey{set: true, disabled: -1, runOnce: o.RunOnce, since: o.Since.UnixNano(),
+	k := overrideKey{set: true, disabled: -1, runOnce: o.RunOnce, replicas: o.Replicas, since: o.Since.UnixNano(),
 		expires: o.Expires.UnixNano(), fingerprint: o.Fingerprint}
 	if o.Disabled != nil {
 		k.disabled = 0

@@ -130,7 +130,13 @@ func planApp(d *desired.State, o *observed.Snapshot, id string, removedDependent
 	}
 	if !inDesired {
 		if inst != nil && dependentsUp(o, d.Dependents(id), removedDependents) == "" {
-			out = append(out, act(KindStop, schema.ReasonRemoved))
+			why := schema.ReasonRemoved
+			if base := inst.App.ReplicaOf; base != "" && inst.App.ID != base {
+				if _, ok := d.Replicas(base); ok {
+					why = schema.ReasonScaled
+				}
+			}
+			out = append(out, act(KindStop, why))
 		}
 		return out
 	}

@@ -55,11 +55,12 @@ func (l *Loop) PlanFor(ctx context.Context, st *desired.State) (*schema.Plan, er
 // PlanCurrent returns what the loop will do next for the current file.
 func (l *Loop) PlanCurrent(ctx context.Context) (*schema.Plan, error) {
 	var p *schema.Plan
-	err := l.read(ctx, func() { p = l.planFor(l.file, l.now()) })
+	err := l.read(ctx, func() { p = l.planFor(l.conf, l.now()) })
 	return p, err
 }
 
 func (l *Loop) planFor(st *desired.State, now time.Time) *schema.Plan {
+	st = scaled(st, l.overrides, now)
 	ov := maps.Clone(l.overrides)
 	dropped := map[desired.Key]string{}
 	for k, o := range ov {

@@ -88,6 +88,9 @@ func (l *Loop) request(req *schema.Request, via schema.Transport, now time.Time)
 	if req.TTL < 0 {
 		return apiError(schema.ErrInvalidTTL)
 	}
+	if req.Replicas < 0 || req.Replicas > desired.MaxReplicas || (req.Replicas != 0 && group != schema.GroupApp) {
+		return apiError(schema.ErrInvalidReplicas + ": replicas must be from 1 to " + strconv.Itoa(desired.MaxReplicas) + ", for an app")
+	}
 	id := strings.ToLower(req.ID)
 	if group == schema.GroupService {
 		return l.serviceRequest(id, req, now)
@@ -209,6 +212,13 @@ func (l *Loop) applyChange(key desired.Key, e *observed.Entry, req *schema.Reque
 		pre.CASInvalid = true
 		return false, nil
 	}
+	if req.Replicas != 0 {
+		// Checked before anything is applied, so that a refused scale
+		// refuses the whole request.
+		if why := l.file.ScaleProblem(key.ID, req.Replicas); why != "" {
+			return false, errors.New(schema.ErrInvalidReplicas + ": " + why)
+		}
+	}
 	if kv, writes := keyValueAfter(e.KeyValue, req); writes {
 		if apiErr, detail := l.file.Settings().KeyValue.Problem(kv); apiErr != "" {
 			l.log.Info("key/value write refused", "group", key.Group, "id", key.ID, "reason", "the result "+detail)
@@ -219,14 +229,17 @@ func (l *Loop) applyChange(key desired.Key, e *observed.Entry, req *schema.Reque
 		e.KeyValueWrites++
 	}
 	if req.Clear {
-		delete(l.overrides, key)
+		l.clearOverride(key)
 	}
 	if req.Toggle != 0 {
 		if err := l.toggle(key, req.Toggle, ttl(req.TTL), now); err != nil {
 			return false, err
 		}
 	}
-	return req.Toggle != 0 || req.Clear || req.KeyValue != nil || req.KeyValueReplace, nil
+	if req.Replicas != 0 {
+		l.scale(key, req.Replicas, ttl(req.TTL), now)
+	}
+	return req.Toggle != 0 || req.Clear || req.Replicas != 0 || req.KeyValue != nil || req.KeyValueReplace, nil
 }
 
 func ttl(s schema.Seconds) time.Duration { return time.Duration(float64(s) * float64(time.Second)) }

@@ -35,7 +35,7 @@ func (l *Loop) ClearOverride(ctx context.Context, k desired.Key) error {
 			err = fmt.Errorf("%w: %s %s", ErrUnknownEntry, k.Group, k.ID)
 			return
 		}
-		delete(l.overrides, k)
+		l.clearOverride(k)
 		l.touch(k.Group, k.ID)
 		l.commit(l.now(), true)
 	}); e != nil {
@@ -153,14 +153,48 @@ type target struct {
 // setOverride stores ov for k, or removes it when it no longer overrides
 // anything; Since moves only when the policy changed.
 func (l *Loop) setOverride(k desired.Key, ov *desired.Override, now time.Time) {
+	old := l.overrides[k]
 	if ov.Empty() {
-		delete(l.overrides, k)
+		l.clearOverride(k)
 		return
 	}
-	if old := l.overrides[k]; old == nil || !samePolicy(old, ov) {
+	if old == nil || !samePolicy(old, ov) {
 		ov.Since = now
 	}
 	l.overrides[k] = ov
+	if ov.Replicas != 0 || (old != nil && old.Replicas != 0) {
+		l.rescale(now)
+	}
+}
+
+// clearOverride removes k's override.
+func (l *Loop) clearOverride(k desired.Key) {
+	old := l.overrides[k]
+	delete(l.overrides, k)
+	if old != nil && old.Replicas != 0 {
+		l.rescale(l.now())
+	}
+}
+
+// scale writes a scale override (the request's replicas): n replicas of
+// app k instead of the file's count, which clears it. The caller checked
+// that n can be applied (desired.State.ScaleProblem).
+func (l *Loop) scale(k desired.Key, n int, ttl time.Duration, now time.Time) {
+	a, _ := l.conf.App(k.ID)
+	ov := &desired.Override{Since: now, Fingerprint: a.Fingerprint()}
+	if old := l.overrides[k]; old != nil {
+		c := *old
+		ov = &c
+	}
+	ov.Replicas = n
+	if fileN, _ := l.conf.Replicas(k.ID); n == fileN {
+		ov.Replicas = 0 // the file's count: no override needed
+	}
+	if ttl > 0 {
+		ov.Expires = now.Add(ttl)
+	}
+	l.setOverride(k, ov, now)
+	l.log.Info("scale", "app", k.ID, "replicas", n, "ttl", ttl)
 }
 
 // disableAfterRunOnce disables an entry whose run-once instance ended, as
@@ -179,6 +213,6 @@ func (l *Loop) disableAfterRunOnce(k desired.Key, fileDisabled bool, fingerprint
 }
 
 func samePolicy(a, b *desired.Override) bool {
-	return a.RunOnce == b.RunOnce && (a.Disabled == nil) == (b.Disabled == nil) &&
+	return a.RunOnce == b.RunOnce && a.Replicas == b.Replicas && (a.Disabled == nil) == (b.Disabled == nil) &&
 		(a.Disabled == nil || *a.Disabled == *b.Disabled)
 }

@@ -164,7 +164,7 @@ func (l *Loop) override(eff *desired.State, k desired.Key) *schema.Override {
 	if ov == nil {
 		return nil
 	}
-	r := &schema.Override{Disabled: ov.Disabled, Since: l.ts(ov.Since), Expires: l.ts(ov.Expires)}
+	r := &schema.Override{Disabled: ov.Disabled, Replicas: ov.Replicas, Since: l.ts(ov.Since), Expires: l.ts(ov.Expires)}
 	if ov.RunOnce {
 		t := true
 		r.RunOnce = &t

@@ -32,6 +32,12 @@ type Request struct {
 	// Clear removes the entry's override, so that the file alone decides
 	// (new in Patrol; applied before Toggle).
 	Clear bool `json:"clear,omitempty"`
+	// Replicas scales an app with "replicas" in the config to this many
+	// replicas, as an override (with TTL, CAS and superseded by a change
+	// of the app in the file, like a toggle's); the file's own count
+	// clears it (new in Patrol). It is the override of the app's id, the
+	// id of its replica 0.
+	Replicas int `json:"replicas,omitempty"`
 	// Token is http.token, which a request that writes (a toggle, clear,
 	// ttl or key/value) must carry when one is set: over UDP in this field,
 	// over HTTP in it or as "Authorization: Bearer TOKEN" (new in Patrol).
@@ -140,8 +146,10 @@ type Usage struct {
 
 // Override is a runtime override written by the API on top of the file.
 type Override struct {
-	Disabled *bool  `json:"disabled,omitempty"`
-	RunOnce  *bool  `json:"run-once,omitempty"`
+	Disabled *bool `json:"disabled,omitempty"`
+	RunOnce  *bool `json:"run-once,omitempty"`
+	// Replicas is a scale of an app with "replicas" (new in Patrol).
+	Replicas int    `json:"replicas,omitempty"`
 	Since    string `json:"since,omitempty"`
 	Expires  string `json:"expires,omitempty"`
 }
@@ -231,6 +239,9 @@ const (
 	ErrInvalidToggle         = "Invalid Toggle"
 	ErrInvalidCAS            = "Invalid CAS"
 	ErrInvalidTTL            = "Invalid TTL"
+	// ErrInvalidReplicas is followed by ": " and why the scale cannot be
+	// applied.
+	ErrInvalidReplicas = "Invalid Replicas"
 	ErrShuttingDown          = "Patrol Is Shutting Down"
 	// The key/value limits (keyvalue-limits): a write whose result would
 	// nest deeper than max-depth, encode to more than max-bytes or hold

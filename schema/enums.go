@@ -212,10 +212,13 @@ const (
 	ReasonOverride Reason = "override"
 	ReasonLimits   Reason = "limits"  // a note: the host does not enforce the app's limits
 	ReasonRolling  Reason = "rolling" // a note: a replica's restart waits for its turn
-	ReasonRestart  Reason = "restart"
-	ReasonRunOnce  Reason = "run-once"
-	ReasonAdopted  Reason = "adopted"
-	ReasonNotRun   Reason = "not-running"
+	// ReasonScaled: a replica above the count the file or a scale
+	// override asks for.
+	ReasonScaled  Reason = "scaled"
+	ReasonRestart Reason = "restart"
+	ReasonRunOnce Reason = "run-once"
+	ReasonAdopted Reason = "adopted"
+	ReasonNotRun  Reason = "not-running"
 	// ReasonDependency: a dependency the app opted to restart with
 	// ("restart": true) got a new instance.
 	ReasonDependency Reason = "dependency-restarted"

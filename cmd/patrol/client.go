@@ -460,6 +460,9 @@ func overrideText(o *schema.Override, now time.Time) string {
 	if o.RunOnce != nil {
 		parts = append(parts, map[bool]string{true: "run-once", false: "no run-once"}[*o.RunOnce])
 	}
+	if o.Replicas > 0 {
+		parts = append(parts, fmt.Sprintf("scaled to %d", o.Replicas))
+	}
 	s := cmp.Or(strings.Join(parts, ", "), "override")
 	if o.Expires != "" {
 		if t, ok := parseTime(o.Expires); ok {

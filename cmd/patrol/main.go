@@ -109,6 +109,13 @@ func commands(ctx context.Context, o io3) []command {
 			fs.BoolVar(&t.verbose, "v", false, "also print the CAS counter for the next change")
 			return func(args []string) int { return toggle(ctx, o, t, args) }
 		}},
+		{"scale", "APP N", "run N replicas of an app with \"replicas\" until --ttl ends or the file changes", func(fs *flag.FlagSet) func([]string) int {
+			a := scaleArgs{conn: clientFlags(fs)}
+			fs.StringVar(&a.secret, "secret", "", "the app's `SECRET`")
+			fs.Uint64Var(&a.cas, "cas", 0, "only apply if the app's CAS counter is `N`")
+			fs.Var(&a.ttl, "ttl", "make the scale expire after `DURATION` (30s, 2h, or a number of seconds)")
+			return func(args []string) int { return scale(ctx, o, a, args) }
+		}},
 		{"logs", "APP", "print an app's log; with -f follow it across restarts", func(fs *flag.FlagSet) func([]string) int {
 			a := logsArgs{conn: clientFlags(fs)}
 			fs.BoolVar(&a.follow, "f", false, "follow: keep printing what the app writes, across restarts, until interrupted")
@@ -326,7 +333,7 @@ func usage(w io.Writer, cmds []command) {
 	}
 	fmt.Fprintln(w, "\nRun 'patrol help COMMAND' (or 'patrol COMMAND --help') for a command's flags;")
 	fmt.Fprintln(w, "'patrol --version' for the version. The client commands (status, plan, toggle,")
-	fmt.Fprintln(w, "logs) read $PATROL_SERVER and $PATROL_TOKEN.")
+	fmt.Fprintln(w, "scale, logs) read $PATROL_SERVER and $PATROL_TOKEN.")
 }
 
 // validate checks each file with the loader `patrol run` uses and prints

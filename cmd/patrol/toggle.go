@@ -112,36 +112,12 @@ func toggle(ctx context.Context, o io3, t toggleArgs, args []string) int {
 		fmt.Fprintf(o.stderr, "patrol toggle: %s is disabled: restart is once only and would enable it for good; use enable (with --ttl for a while)\n", entry)
 		return exitFail
 	}
-	body, err := json.Marshal(&req)
-	if err != nil {
-		fmt.Fprintf(o.stderr, "patrol toggle: encode request: %v\n", err)
-		return exitFail
-	}
-	code, answer, err := c.do(ctx, http.MethodPost, "/api/", body, token)
-	if err != nil {
-		fmt.Fprintf(o.stderr, "patrol toggle: %v\n", err)
-		return exitFail
-	}
-	if code != http.StatusOK {
-		fmt.Fprintf(o.stderr, "patrol toggle: %s: %s\n", entry, failure(code, answer))
-		return exitFail
-	}
-	var resp schema.Response
-	if err := json.Unmarshal(answer, &resp); err != nil {
-		fmt.Fprintf(o.stderr, "patrol toggle: %s: the answer is not an API response: %v\n", entry, err)
-		return exitFail
+	resp, code := apiWrite(ctx, o, "toggle", c, token, entry, &req)
+	if resp == nil {
+		return code
 	}
 	if resp.CASInvalid {
-		var why string
-		switch {
-		case t.cas != 0 && t.cas != resp.CAS:
-			why = fmt.Sprintf("the CAS was stale (given %d, the entry's is now %d)", t.cas, resp.CAS)
-		case resp.Secret && t.secret == "":
-			why = "the entry has a secret; give it with --secret"
-		default:
-			why = fmt.Sprintf("the CAS was stale or a secret is needed (the entry's CAS is %d)", resp.CAS)
-		}
-		fmt.Fprintf(o.stderr, "patrol toggle: %s: NOT applied: %s\n", entry, why)
+		fmt.Fprintf(o.stderr, "patrol toggle: %s: NOT applied: %s\n", entry, casWhy(resp, t.cas, t.secret))
 		return exitFail
 	}
 	done := action + " applied"
@@ -156,11 +132,51 @@ func toggle(ctx context.Context, o io3, t toggleArgs, args []string) int {
 			}
 		}
 	}
-	fmt.Fprintf(o.stdout, "%s: %s (before: %s)\n", entry, done, stateBefore(&resp))
+	fmt.Fprintf(o.stdout, "%s: %s (before: %s)\n", entry, done, stateBefore(resp))
 	if t.verbose {
 		fmt.Fprintf(o.stdout, "next change: --cas %d, unless the entry changed since\n", resp.CAS+1)
 	}
 	return exitOK
+}
+
+// apiWrite sends req by POST /api/ and returns Patrol's answer, or nil and
+// the exit code after saying why there is none.
+func apiWrite(ctx context.Context, o io3, cmd string, c *client, token, entry string, req *schema.Request) (*schema.Response, int) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		fmt.Fprintf(o.stderr, "patrol %s: encode request: %v\n", cmd, err)
+		return nil, exitFail
+	}
+	code, answer, err := c.do(ctx, http.MethodPost, "/api/", body, token)
+	if err != nil {
+		fmt.Fprintf(o.stderr, "patrol %s: %v (is Patrol running? give its address with --server or PATROL_SERVER)\n", cmd, err)
+		return nil, exitFail
+	}
+	if code != http.StatusOK {
+		fmt.Fprintf(o.stderr, "patrol %s: %s: %s\n", cmd, entry, failure(code, answer))
+		return nil, exitFail
+	}
+	var resp schema.Response
+	if err := json.Unmarshal(answer, &resp); err != nil {
+		fmt.Fprintf(o.stderr, "patrol %s: %s: the answer is not an API response: %v\n", cmd, entry, err)
+		return nil, exitFail
+	}
+	if len(resp.Errors) > 0 {
+		fmt.Fprintf(o.stderr, "patrol %s: %s: %s\n", cmd, entry, strings.Join(resp.Errors, "; "))
+		return nil, exitFail
+	}
+	return &resp, exitOK
+}
+
+// casWhy says why a write answered cas-invalid.
+func casWhy(resp *schema.Response, cas uint64, secret string) string {
+	switch {
+	case cas != 0 && cas != resp.CAS:
+		return fmt.Sprintf("the CAS was stale (given %d, the entry's is now %d)", cas, resp.CAS)
+	case resp.Secret && secret == "":
+		return "the entry has a secret; give it with --secret"
+	}
+	return fmt.Sprintf("the CAS was stale or a secret is needed (the entry's CAS is %d)", resp.CAS)
 }
 
 // stateBefore describes the entry as the response shows it, before the
