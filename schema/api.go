@@ -242,7 +242,7 @@ const (
 	// ErrInvalidReplicas is followed by ": " and why the scale cannot be
 	// applied.
 	ErrInvalidReplicas = "Invalid Replicas"
-	ErrShuttingDown          = "Patrol Is Shutting Down"
+	ErrShuttingDown    = "Patrol Is Shutting Down"
 	// The key/value limits (keyvalue-limits): a write whose result would
 	// nest deeper than max-depth, encode to more than max-bytes or hold
 	// more than max-keys keys is refused whole.
