@@ -245,10 +245,12 @@ func (d *dispatcher) call(e Entry, ev schema.Event) {
 }
 
 // crashReasons are the ends a config's on-crash hook runs for: the
-// instance ended without Patrol asking it to.
+// instance ended without Patrol asking it to (for a scheduled app: a run
+// failed).
 var crashReasons = []schema.Reason{schema.ReasonExited, schema.ReasonCrashed, schema.ReasonSignal,
 	schema.ReasonPIDGone, schema.ReasonPingTimeout, schema.ReasonStartFailed,
-	schema.ReasonLivenessFailed, schema.ReasonStartupFailed, schema.ReasonWatchdog, schema.ReasonOOMKilled}
+	schema.ReasonLivenessFailed, schema.ReasonStartupFailed, schema.ReasonWatchdog, schema.ReasonOOMKilled,
+	schema.ReasonFailed} // a scheduled run's non-zero exit; a completed one is expected
 
 // stopReasons are the ends a config's on-stop hook runs for: Patrol
 // stopped the instance.

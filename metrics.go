@@ -99,7 +99,7 @@ var (
 )
 
 var allStates = []schema.State{schema.StateRunning, schema.StateStopped, schema.StateStarting,
-	schema.StateStopping, schema.StateBackoff, schema.StateDisabled, schema.StateWaiting}
+	schema.StateStopping, schema.StateBackoff, schema.StateDisabled, schema.StateWaiting, schema.StateScheduled}
 
 // entryCollector reports per-entry metrics from a status snapshot.
 type entryCollector struct{ p *Patrol }

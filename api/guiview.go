@@ -167,7 +167,7 @@ func overrideText(o *schema.Override) string {
 func stateClass(s schema.State) string {
 	switch s {
 	case schema.StateRunning, schema.StateStarting, schema.StateStopping, schema.StateBackoff, schema.StateStopped,
-		schema.StateDisabled, schema.StateWaiting:
+		schema.StateDisabled, schema.StateWaiting, schema.StateScheduled:
 		return string(s)
 	}
 	return "unknown"

@@ -290,6 +290,7 @@ func fromConfig(c *schema.Config, opts Options, errs *problems) (*State, error) 
 			Umask:               normalUmask(a.Umask),
 			Rlimits:             rlimits(a.Rlimits, p+".rlimits", errs),
 			Limits:              limits(a, p, errs),
+			Schedule:            schedule(a, p, errs),
 			StdMerge:            a.StdMerge,
 			StopSignal:          canonicalSignal(a.StopSignal),
 			StopTimeout:         seconds(a.StopTimeout),

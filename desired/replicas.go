@@ -175,6 +175,9 @@ func (s *State) ScaleProblem(id string, n int) string {
 	if why := set.problem(n); why != "" {
 		return why
 	}
+	if set.template.Schedule != nil && n > 1 {
+		return id + " has a schedule: a job is not scaled (concurrency \"allow\" runs several at once)"
+	}
 	for i := set.n; i < n; i++ {
 		if a, taken := s.apps[ReplicaID(id, i)]; taken && a.ReplicaOf != id {
 			return fmt.Sprintf("replica %d would be %q, which is another app", i, a.ID)

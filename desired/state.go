@@ -34,6 +34,8 @@ type State struct {
 	dependents map[string][]string
 	// replicaSets are the apps with "replicas", by replica 0's id.
 	replicaSets map[string]*replicaSet
+	// scheduled are the ids of the apps with "schedule", sorted.
+	scheduled []string
 }
 
 // Settings are the config's top-level settings, with defaults applied.
@@ -113,10 +115,12 @@ type App struct {
 	// ReplicaOf is the id of the app this entry is a replica of (replica
 	// 0's own id) when the app has replicas, else ""; Replica is its
 	// index, Replicas their number; Rolling restarts them one at a time.
-	ReplicaOf     string
-	Replica       int
-	Replicas      int
-	Rolling       bool
+	ReplicaOf string
+	Replica   int
+	Replicas  int
+	Rolling   bool
+	// Schedule makes the app a job run at its times (nil: kept running).
+	Schedule      *Schedule
 	StdMerge      bool
 	StopSignal    string // canonical, such as "SIGTERM"
 	StopTimeout   time.Duration
@@ -240,6 +244,9 @@ func (s *State) Services() []*Service {
 	return out
 }
 
+// Scheduled returns the ids of the apps with "schedule", sorted.
+func (s *State) Scheduled() []string { return s.scheduled }
+
 // Dependents returns the ids of the apps that depend on app id, sorted
 // (nil when none does).
 func (s *State) Dependents(id string) []string { return s.dependents[strings.ToLower(id)] }
@@ -314,6 +321,11 @@ func newState(path string, settings Settings, apps map[string]*App, services map
 	for _, a := range apps {
 		a.fingerprint = fingerprint(a)
 		byLogDir[a.LogDirectory]++
+	}
+	for _, id := range s.appIDs {
+		if apps[id].Schedule != nil {
+			s.scheduled = append(s.scheduled, id)
+		}
 	}
 	for _, a := range apps {
 		a.logsShared = byLogDir[a.LogDirectory] > 1

@@ -200,6 +200,25 @@ type App struct {
 	// it happened.
 	HealthFailure   string
 	HealthFailureAt time.Time
+	// Schedule is a scheduled app's next run (nil for other apps).
+	Schedule *Schedule
+}
+
+// Schedule is the run bookkeeping of an app with "schedule".
+type Schedule struct {
+	// Spec is the schedule (with its time zone) Next was computed for: a
+	// change of it computes Next again.
+	Spec string
+	// Next is when the next run is due (zero: never).
+	Next time.Time
+	// Skips counts the runs skipped since Patrol started (concurrency
+	// "forbid").
+	Skips int
+}
+
+// Due reports whether a's next scheduled run is due at now.
+func (a *App) Due(now time.Time) bool {
+	return a.Schedule != nil && !a.Schedule.Next.IsZero() && !now.Before(a.Schedule.Next)
 }
 
 // Instance is one run of an app.

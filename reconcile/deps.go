@@ -85,7 +85,8 @@ func dependencyDoing(oa *observed.App) string {
 		return "it is unready"
 	case oa.Instance != nil:
 		return "it is starting"
-	case oa.LastEnd != nil && oa.LastEnd.Exit != nil && (oa.LastEnd.Reason == schema.ReasonExited || oa.LastEnd.Reason == schema.ReasonCrashed):
+	case oa.LastEnd != nil && oa.LastEnd.Exit != nil && (oa.LastEnd.Reason == schema.ReasonExited || oa.LastEnd.Reason == schema.ReasonCrashed ||
+		oa.LastEnd.Reason == schema.ReasonCompleted || oa.LastEnd.Reason == schema.ReasonFailed):
 		return fmt.Sprintf("it %s with code %d", oa.LastEnd.Reason, oa.LastEnd.Exit.Code)
 	case oa.LastEnd != nil && oa.LastEnd.Exit != nil && oa.LastEnd.Reason == schema.ReasonSignal:
 		return fmt.Sprintf("it was killed by a signal, code %d", oa.LastEnd.Exit.Code)

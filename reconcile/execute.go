@@ -26,6 +26,9 @@ func (l *Loop) execute(a Action, now time.Time) {
 	log := l.log.With("app", a.ID, "action", string(a.Kind), "reason", string(a.Reason))
 	switch a.Kind {
 	case KindKeep, KindWait:
+		if a.Reason == schema.ReasonSkipped {
+			l.skipRun(oa, a.App, now)
+		}
 	case KindStart:
 		l.start(oa, a, now)
 	case KindAdopt:
@@ -39,7 +42,7 @@ func (l *Loop) execute(a Action, now time.Time) {
 		log.Info("restarting", "changes", fmtChanges(a.Changes))
 		oa.RestartRequested = false
 		oa.Pending = &observed.Pending{Reason: a.Reason, Changes: a.Changes}
-		if a.Reason == schema.ReasonRestart || a.Reason == schema.ReasonDependency {
+		if a.Reason == schema.ReasonRestart || a.Reason == schema.ReasonDependency || a.Reason == schema.ReasonReplaced {
 			l.stop(oa, a.Reason, now)
 		} else {
 			l.stop(oa, schema.ReasonChanged, now)
@@ -214,6 +217,7 @@ func (l *Loop) start(oa *observed.App, a Action, now time.Time) {
 		return
 	}
 	oa.Approved = false
+	advanceSchedule(oa, app, now)
 	r, ok := l.launched[app.ID]
 	if ok {
 		delete(l.launched, app.ID)
@@ -463,6 +467,10 @@ func (l *Loop) closeInstance(oa *observed.App, ev *observed.Exit, now time.Time,
 	if ev != nil && ev.Code > 0 {
 		code = ev.Code
 	}
+	job := app.Schedule != nil
+	if job && bySelf {
+		reason = jobReason(reason)
+	}
 	key := desired.Key{Group: schema.GroupApp, ID: oa.ID}
 	lastSeen := inst.LastSeen
 	if !app.Keepalive.Pinged() {
@@ -491,8 +499,8 @@ func (l *Loop) closeInstance(oa *observed.App, ev *observed.Exit, now time.Time,
 	// An instance that failed its liveness check failed as surely as one
 	// that crashed: restart policy and backoff treat them alike.
 	failed := bySelf || reason == schema.ReasonPingTimeout || healthFailed(reason)
-	if reason == schema.ReasonPIDChanged {
-		failed = false // a new instance was reported, nothing failed
+	if reason == schema.ReasonPIDChanged || job {
+		failed = false // a new instance was reported, or a job ran: nothing to back off from
 	}
 	oa.LastEnd = &observed.End{Reason: reason, Exit: ev, At: now, Fingerprint: app.Fingerprint(), BySelf: failed}
 

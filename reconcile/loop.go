@@ -126,9 +126,11 @@ type Loop struct {
 	// conf is the config as loaded; file is conf with the scale
 	// overrides applied (the replicas they add, without those they
 	// remove): what every other part of the loop plans and looks up from.
-	conf   *desired.State
-	file   *desired.State
-	loaded time.Time
+	conf *desired.State
+	file *desired.State
+	// hadSchedules: the config had scheduled apps at the last pass.
+	hadSchedules bool
+	loaded       time.Time
 	// configErr is why the last attempt to load the file failed, since
 	// configErrSince; empty once a load succeeds.
 	configErr      string
@@ -773,6 +775,7 @@ func (l *Loop) idle() bool {
 // observe refreshes what the loop learns by looking rather than by events:
 // pid files, leftover process groups, last-seen times.
 func (l *Loop) observe(now time.Time) {
+	l.schedules(now)
 	for id, oa := range l.snap.Apps {
 		if lo := oa.Leftover; lo != nil && !l.exec.GroupAlive(lo.PGID) {
 			oa.Leftover = nil
@@ -889,6 +892,9 @@ func (l *Loop) nextWake(now time.Time) time.Time {
 	}
 	const poll = 25 * time.Millisecond
 	for id, oa := range l.snap.Apps {
+		if s := oa.Schedule; s != nil && s.Next.After(now) {
+			soon(s.Next)
+		}
 		if lo := oa.Leftover; lo != nil {
 			if !lo.Watched {
 				soon(now.Add(poll)) // watch the group empty

@@ -192,6 +192,8 @@ func planApp(d *desired.State, o *observed.Snapshot, id string, removedDependent
 			a := act(KindStop, schema.ReasonWatchdog)
 			a.Note = fmt.Sprintf("no WATCHDOG=1 for %s", inst.Health.Watchdog)
 			out = append(out, a)
+		case da.Schedule != nil && oa.Due(now):
+			out = append(out, dueWhileRunning(da, oa, act))
 		default:
 			if dep, ok := restartedDependency(o, inst, da); ok {
 				a := act(KindRestart, schema.ReasonDependency)
@@ -232,6 +234,21 @@ func planApp(d *desired.State, o *observed.Snapshot, id string, removedDependent
 	if awaitsPings(o, d, da, oa, now) {
 		return out // an instance started before Patrol may still ping in
 	}
+	if da.Schedule != nil {
+		// A job: started when a run is due (or one is owed), never
+		// restarted by restart-policy or delayed by backoff.
+		if oa.Pending == nil && !oa.Due(now) {
+			return out
+		}
+		a := act(KindStart, schema.ReasonScheduled)
+		if oa.Pending != nil {
+			a.Reason, a.Changes = oa.Pending.Reason, oa.Pending.Changes
+		}
+		if u := unmet(o, da); len(u) > 0 {
+			a.Kind, a.Note = KindWait, afterNote(u)
+		}
+		return append(out, a)
+	}
 	if oa.Pending == nil && oa.LastEnd != nil && oa.LastEnd.BySelf && oa.LastEnd.Fingerprint == da.Fingerprint() {
 		switch da.RestartPolicy {
 		case schema.RestartNever:
@@ -255,6 +272,25 @@ func planApp(d *desired.State, o *observed.Snapshot, id string, removedDependent
 		a.Kind, a.Note = KindWait, afterNote(u)
 	}
 	return append(out, a)
+}
+
+// dueWhileRunning is what a scheduled app does with a run due while the
+// last one still runs, by its concurrency: skip it (the loop records the
+// skip), replace the running one, or start another alongside.
+func dueWhileRunning(da *desired.App, oa *observed.App, act func(Kind, schema.Reason) Action) Action {
+	switch da.Schedule.Concurrency {
+	case schema.ConcurrencyReplace:
+		a := act(KindRestart, schema.ReasonReplaced)
+		a.Note = "a run is due: the last one is stopped first (concurrency replace)"
+		return a
+	case schema.ConcurrencyAllow:
+		a := act(KindStart, schema.ReasonScheduled)
+		a.Note = "a run is due: started alongside the last one (concurrency allow)"
+		return a
+	}
+	a := act(KindKeep, schema.ReasonSkipped)
+	a.Note = "a run is due while the last one still runs: skipped (concurrency forbid)"
+	return a
 }
 
 // startReason says why an app without an instance is started.

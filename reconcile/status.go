@@ -125,6 +125,15 @@ func (l *Loop) appResponse(eff *desired.State, id string, now time.Time, history
 	if r.State == schema.StateBackoff {
 		r.BackoffUntil = ts(oa.Backoff.Until)
 	}
+	if inFile && da.Schedule != nil {
+		r.Schedule = da.Schedule.String()
+		if s := oa.Schedule; s != nil {
+			r.Skipped = s.Skips
+			if !r.Disabled && !s.Next.IsZero() {
+				r.NextRun = ts(s.Next)
+			}
+		}
+	}
 	if history {
 		r.History = l.historyFor(desired.Key{Group: schema.GroupApp, ID: id}, oa.History)
 	}
@@ -225,6 +234,7 @@ func (l *Loop) history(hs []observed.Record) []schema.History {
 			KeyValue:       h.KeyValue,
 			Reason:         h.Reason,
 			ConfigRevision: h.ConfigRevision,
+			Duration:       schema.Seconds(max(0, h.Stopped.Sub(h.Started).Seconds())),
 		})
 	}
 	return out
@@ -266,6 +276,16 @@ func (l *Loop) state(eff *desired.State, da *desired.App, oa *observed.App, now 
 	}
 	if u := unmet(l.snap, da); len(u) > 0 {
 		return schema.StateWaiting, waitingFor(eff, l.snap, u)
+	}
+	if da.Schedule != nil {
+		why := "no run within five years"
+		if s := oa.Schedule; s != nil && !s.Next.IsZero() {
+			why = "next run at " + l.ts(s.Next)
+		}
+		if e := oa.LastEnd; e != nil {
+			why = "last run " + string(e.Reason) + "; " + why
+		}
+		return schema.StateScheduled, why
 	}
 	if awaitsPings(l.snap, eff, da, oa, now) {
 		return schema.StateWaiting, "waiting for running instances to ping in, until " + l.ts(PingGrace(l.snap, eff)) + " (2 × ping-timeout after Patrol's start)"

@@ -125,6 +125,14 @@ type Response struct {
 	// without limits.
 	Limits string `json:"limits,omitempty"`
 
+	// Schedule is a scheduled app's schedule (with its time zone), NextRun
+	// when its next run is due (absent while it is disabled), and Skipped
+	// how many runs were skipped since Patrol started (concurrency
+	// "forbid"; history records each).
+	Schedule string `json:"schedule,omitempty"`
+	NextRun  string `json:"next-run,omitempty"`
+	Skipped  int    `json:"skipped,omitempty"`
+
 	// Usage is what a running app's processes use (its process group, from
 	// /proc), on the HTTP API's status and entries: sampled when read, at
 	// most every 2 s; absent when not measured.
@@ -171,6 +179,8 @@ type History struct {
 	Reason Reason `json:"reason,omitempty"`
 	// ConfigRevision is the config revision the instance was started with.
 	ConfigRevision string `json:"config-revision,omitempty"`
+	// Duration is how long the instance ran, in seconds (new in Patrol).
+	Duration Seconds `json:"duration,omitempty"`
 }
 
 // Status is the body of GET /status/.

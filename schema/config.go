@@ -300,6 +300,36 @@ type App struct {
 	// false restarts them all at once. Default true.
 	Rolling *bool `json:"rolling,omitempty"`
 
+	// Schedule runs the app as a job at the times of a cron expression
+	// instead of keeping it running: five fields (minute, hour, day of
+	// month, month, day of week, as in crontab(5)), or @yearly, @monthly,
+	// @weekly, @daily, @hourly or "@every DURATION" (at least 1s), after
+	// an optional "TZ=ZONE " (or use time-zone). A run that ends is not
+	// restarted (restart-policy and backoff do not apply): its history
+	// record says "completed" (exit code 0) or "failed", with the exit
+	// code and the duration. Needs keepalive 1; execute-timeout bounds a
+	// run. Changing it applies in place: the next run time is computed
+	// again.
+	Schedule string `json:"schedule,omitempty" validate:"omitempty,nonul"`
+
+	// TimeZone is the IANA time zone of schedule, such as "Europe/Paris".
+	// Default: the host's.
+	TimeZone string `json:"time-zone,omitempty" validate:"omitempty,nonul"`
+
+	// Concurrency says what happens when a run is due while the last one
+	// still runs: "forbid" skips it (the skip is recorded in history),
+	// "replace" stops the last run (gracefully, as a stop) and then starts
+	// the new one, "allow" starts the new one alongside. Default "forbid".
+	Concurrency Concurrency `json:"concurrency,omitempty" validate:"omitempty,oneof=forbid replace allow" default:"forbid"`
+
+	// RunOnStart runs the job once when Patrol starts, or when the app is
+	// added to the config, besides its schedule.
+	RunOnStart bool `json:"run-on-start,omitempty"`
+
+	// CatchUp runs the job once when Patrol starts if a run was due while
+	// Patrol was down (after the last run the app's history records).
+	CatchUp bool `json:"catch-up,omitempty"`
+
 	// MemoryMax caps the memory the app's processes use together (its
 	// cgroup's memory.max; memory.limit_in_bytes on cgroup v1): bytes, or
 	// a number with K, M, G or T (powers of 1024: "512M"; "MiB" and "MB"

@@ -142,6 +142,17 @@ const (
 	RestartNever     RestartPolicy = "never"
 )
 
+// Concurrency says what a scheduled app does with a run that is due while
+// the last one still runs.
+type Concurrency string
+
+// The concurrency policies.
+const (
+	ConcurrencyForbid  Concurrency = "forbid"
+	ConcurrencyReplace Concurrency = "replace"
+	ConcurrencyAllow   Concurrency = "allow"
+)
+
 // Group names an API group.
 type Group string
 
@@ -178,6 +189,9 @@ const (
 	// StateWaiting: the app is not started yet because a dependency's
 	// condition does not hold (the reason says which).
 	StateWaiting State = "waiting"
+	// StateScheduled: a scheduled app waits for its next run (new in
+	// Patrol).
+	StateScheduled State = "scheduled"
 )
 
 // Reason says why an instance ended (history) or why an action is planned.
@@ -200,6 +214,9 @@ const (
 	ReasonStartupFailed   Reason = "startup-failed"    // Failed its startup probe failure-threshold times.
 	ReasonWatchdog        Reason = "watchdog"          // Sent no WATCHDOG=1 within watchdog seconds.
 	ReasonOOMKilled       Reason = "oom-killed"        // Killed by the kernel for using more than memory-max.
+	ReasonCompleted       Reason = "completed"         // A scheduled run exited with code 0.
+	ReasonFailed          Reason = "failed"            // A scheduled run exited with a non-zero code.
+	ReasonSkipped         Reason = "skipped"           // A scheduled run not started: the last one still ran (concurrency "forbid").
 )
 
 // Why an action is planned.
@@ -214,11 +231,15 @@ const (
 	ReasonRolling  Reason = "rolling" // a note: a replica's restart waits for its turn
 	// ReasonScaled: a replica above the count the file or a scale
 	// override asks for.
-	ReasonScaled  Reason = "scaled"
-	ReasonRestart Reason = "restart"
-	ReasonRunOnce Reason = "run-once"
-	ReasonAdopted Reason = "adopted"
-	ReasonNotRun  Reason = "not-running"
+	ReasonScaled Reason = "scaled"
+	// ReasonScheduled: a scheduled app's run is due; ReasonReplaced: due
+	// while the last run still runs, with concurrency "replace".
+	ReasonScheduled Reason = "scheduled"
+	ReasonReplaced  Reason = "replaced"
+	ReasonRestart   Reason = "restart"
+	ReasonRunOnce   Reason = "run-once"
+	ReasonAdopted   Reason = "adopted"
+	ReasonNotRun    Reason = "not-running"
 	// ReasonDependency: a dependency the app opted to restart with
 	// ("restart": true) got a new instance.
 	ReasonDependency Reason = "dependency-restarted"

@@ -20,6 +20,9 @@ const (
 	EventExited EventKind = "exited"
 	// EventBackoff: the next start waits (Message says until when).
 	EventBackoff EventKind = "backoff"
+	// EventSkipped: a scheduled run was due while the last one still ran
+	// (concurrency "forbid"); it is recorded in history as "skipped".
+	EventSkipped EventKind = "skipped"
 	// EventUpdated: a config change was applied to a running instance in
 	// place.
 	EventUpdated EventKind = "updated"

@@ -147,6 +147,9 @@ func appendResponse(b []byte, r *Response, depth int) ([]byte, error) {
 	o.str("health-failure", r.HealthFailure)
 	o.str("health-failure-at", r.HealthFailureAt)
 	o.str("limits", r.Limits)
+	o.str("schedule", r.Schedule)
+	o.str("next-run", r.NextRun)
+	o.int("skipped", int64(r.Skipped))
 	if r.Usage != nil {
 		if err := o.value("usage", r.Usage); err != nil {
 			return nil, err
@@ -174,6 +177,11 @@ func appendHistory(b []byte, h *History, depth int) ([]byte, error) {
 	}
 	o.str("reason", string(h.Reason))
 	o.str("config-revision", h.ConfigRevision)
+	if h.Duration != 0 {
+		if err := o.value("duration", h.Duration); err != nil {
+			return nil, err
+		}
+	}
 	return o.end(), nil
 }
 

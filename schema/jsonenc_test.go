@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
+	"reflect"
 	"strconv"
 	"testing"
 )
@@ -49,7 +50,8 @@ func randHistory(r *rand.Rand) History {
 	return History{InstanceID: randString(r), PID: uint32(r.IntN(3) * r.IntN(1<<31)), Started: randString(r),
 		LastSeen: randString(r), Stopped: randString(r), Disabled: r.IntN(2) == 0, Restart: r.IntN(2) == 0,
 		RunOnce: r.IntN(2) == 0, Shutdown: r.IntN(2) == 0, ExitCode: r.IntN(3) * (r.IntN(512) - 256),
-		KeyValue: randKV(r), Reason: Reason(randString(r)), ConfigRevision: randString(r)}
+		KeyValue: randKV(r), Reason: Reason(randString(r)), ConfigRevision: randString(r),
+		Duration: Seconds(float64(r.IntN(3)) * r.Float64() * 100)}
 }
 
 func randResponse(r *rand.Rand) *Response {
@@ -58,7 +60,8 @@ func randResponse(r *rand.Rand) *Response {
 		Disabled: r.IntN(2) == 0, Restart: r.IntN(2) == 0, RunOnce: r.IntN(2) == 0, Shutdown: r.IntN(2) == 0,
 		KeyValue: randKV(r), Secret: r.IntN(2) == 0, CAS: uint64(r.IntN(2)) * r.Uint64(), CASInvalid: r.IntN(2) == 0,
 		State: State(randString(r)), ConfigDisabled: r.IntN(2) == 0, BackoffUntil: randString(r),
-		Reason: randString(r), Restarts: r.IntN(2) * (r.IntN(100) - 10)}
+		Reason: randString(r), Restarts: r.IntN(2) * (r.IntN(100) - 10),
+		Schedule: randString(r), NextRun: randString(r), Skipped: r.IntN(2) * r.IntN(100)}
 	if n := r.IntN(4); n > 0 {
 		for range n - 1 {
 			resp.History = append(resp.History, randHistory(r))
@@ -79,6 +82,7 @@ func randResponse(r *rand.Rand) *Response {
 		if r.IntN(2) == 0 {
 			resp.Override.RunOnce = &f
 		}
+		resp.Override.Replicas = r.IntN(2) * r.IntN(10)
 	}
 	if r.IntN(2) == 0 {
 		resp.Health = Health(randString(r))
@@ -199,4 +203,34 @@ func BenchmarkStatusJSON(b *testing.B) {
 			indented(b, st)
 		}
 	})
+}
+
+// TestRandomCoversFields: the random responses of TestStatusJSON set every
+// field of Response and History at least once (Usage aside: it has a test
+// of its own), so that a field added to them but not to the hand-written
+// encoder fails TestStatusJSON.
+func TestRandomCoversFields(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	seen := map[string]bool{}
+	mark := func(v reflect.Value) {
+		for i := range v.NumField() {
+			if !v.Field(i).IsZero() {
+				seen[v.Type().Name()+"."+v.Type().Field(i).Name] = true
+			}
+		}
+	}
+	for range 2000 {
+		resp := randResponse(r)
+		mark(reflect.ValueOf(*resp))
+		for _, h := range resp.History {
+			mark(reflect.ValueOf(h))
+		}
+	}
+	for _, typ := range []reflect.Type{reflect.TypeFor[Response](), reflect.TypeFor[History]()} {
+		for i := range typ.NumField() {
+			if name := typ.Name() + "." + typ.Field(i).Name; !seen[name] && name != "Response.Usage" {
+				t.Errorf("%s is never set by randResponse", name)
+			}
+		}
+	}
 }

@@ -366,6 +366,8 @@ func stateColor(s schema.State) string {
 		return "31"
 	case schema.StateStarting, schema.StateStopping, schema.StateWaiting:
 		return "33"
+	case schema.StateScheduled:
+		return "36"
 	}
 	return "39"
 }

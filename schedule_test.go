@@ -1,0 +1,113 @@
+package patrol_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/patrolhq/patrol/schema"
+)
+
+// TestScheduleForbid: an "@every 1s" job whose run takes 2.5 s and fails
+// with code 3, concurrency forbid: runs never overlap, the runs due
+// meanwhile are skipped and recorded, history has the failed runs with
+// their exit codes and durations, and status the schedule and next run.
+func TestScheduleForbid(t *testing.T) {
+	d := startPatrol(t, config(map[string]any{
+		"job": appCfg(t, map[string]any{"schedule": "@every 1s"}, "exit-after", "2500ms", "3"),
+	}, nil))
+	ch := events(t, d, "job")
+	running, runs, skips := false, 0, 0
+	for runs < 2 || skips < 3 {
+		ev := waitEvent(t, ch, "two runs and three skips", 15*time.Second, func(ev schema.Event) bool {
+			return ev.Event == schema.EventStarted || ev.Event == schema.EventExited || ev.Event == schema.EventSkipped
+		})
+		switch ev.Event {
+		case schema.EventStarted:
+			if running {
+				t.Fatalf("a run started while the last one ran: %+v", ev)
+			}
+			running = true
+		case schema.EventExited:
+			if ev.Reason != schema.ReasonFailed || ev.ExitCode == nil || *ev.ExitCode != 3 {
+				t.Errorf("run ended: %+v, want failed with code 3", ev)
+			}
+			running = false
+			runs++
+		case schema.EventSkipped:
+			if !running {
+				t.Errorf("a run was skipped while none ran: %+v", ev)
+			}
+			skips++
+		}
+	}
+	r, code := d.post(t, map[string]any{"id": "job", "group": "app", "history": true})
+	if code != 200 {
+		t.Fatalf("read job: %d %+v", code, r)
+	}
+	var failed, skipped int
+	for _, h := range r.History {
+		switch h.Reason {
+		case schema.ReasonFailed:
+			failed++
+			if h.ExitCode != 3 || h.Duration < 2.4 || h.Duration > 4 {
+				t.Errorf("failed run: exit code %d, duration %.2fs; want 3 and 2.5s", h.ExitCode, h.Duration)
+			}
+		case schema.ReasonSkipped:
+			skipped++
+			if h.PID != 0 || h.Duration != 0 {
+				t.Errorf("skipped run: %+v", h)
+			}
+		default:
+			t.Errorf("history record %+v", h)
+		}
+	}
+	if failed < 2 || skipped < 3 {
+		t.Errorf("history: %d failed runs and %d skips, want at least 2 and 3: %+v", failed, skipped, r.History)
+	}
+	a := d.app(t, "job")
+	if a.Schedule != "@every 1s" || a.NextRun == "" || a.Skipped < 3 || a.Restarts != runsSoFar(a)-1 {
+		t.Errorf("status: schedule %q, next-run %q, skipped %d, restarts %d", a.Schedule, a.NextRun, a.Skipped, a.Restarts)
+	}
+}
+
+// runsSoFar is the number of runs an entry's restart count implies.
+func runsSoFar(a *schema.Response) int { return a.Restarts + 1 }
+
+// TestScheduleReplace: with concurrency replace, a due run stops the one
+// still running (history: "replaced") and starts anew.
+func TestScheduleReplace(t *testing.T) {
+	d := startPatrol(t, config(map[string]any{
+		"job": appCfg(t, map[string]any{"schedule": "@every 1s", "concurrency": "replace", "run-on-start": true}, "sleep"),
+	}, nil))
+	first, _ := d.waitRunning(t, "job", 0, 5*time.Second) // run-on-start: at once
+	second, _ := d.waitRunning(t, "job", first.PID, 5*time.Second)
+	if alive(int(first.PID)) {
+		t.Errorf("the replaced run (pid %d) still runs", first.PID)
+	}
+	r, _ := d.post(t, map[string]any{"id": "job", "group": "app", "history": true})
+	if len(r.History) == 0 || r.History[0].Reason != schema.ReasonReplaced || r.History[0].PID != first.PID {
+		t.Errorf("history %+v, want the first run replaced", r.History)
+	}
+	if second.State != schema.StateRunning {
+		t.Errorf("second run: %+v", second)
+	}
+}
+
+// TestScheduleIdle: a job between runs is "scheduled", with the next run
+// in its reason; one that completed says so.
+func TestScheduleIdle(t *testing.T) {
+	d := startPatrol(t, config(map[string]any{
+		"job": appCfg(t, map[string]any{"schedule": "@hourly", "run-on-start": true}, "exit", "0"),
+	}, nil))
+	waitFor(t, "the run on start to complete", 10*time.Second, func() bool {
+		st, err := d.Status(t.Context())
+		return err == nil && st.Apps["job"] != nil && st.Apps["job"].State == schema.StateScheduled &&
+			strings.HasPrefix(st.Apps["job"].Reason, "last run completed; next run at ")
+	})
+	a := d.app(t, "job")
+	next, err := time.Parse(time.RFC1123Z, a.NextRun)
+	if err != nil || next.Minute() != 0 || next.Sub(time.Now()) > time.Hour {
+		t.Errorf("next-run %q (%v), want the next full hour", a.NextRun, err)
+	}
+}
