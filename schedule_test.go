@@ -111,3 +111,55 @@ func TestScheduleIdle(t *testing.T) {
 		t.Errorf("next-run %q (%v), want the next full hour", a.NextRun, err)
 	}
 }
+
+// TestScheduleAllow: with concurrency allow, a run due while the last one
+// runs starts alongside it (status lists the earlier run); each ends into
+// history on its own, completed; disabling the job stops every run.
+func TestScheduleAllow(t *testing.T) {
+	d := startPatrol(t, config(map[string]any{
+		"job": appCfg(t, map[string]any{"schedule": "@every 1s", "concurrency": "allow"}, "exit-after", "2500ms", "0"),
+	}, nil))
+	var a *schema.Response
+	waitFor(t, "two runs at once", 10*time.Second, func() bool {
+		st, err := d.Status(t.Context())
+		a = st.Apps["job"]
+		return err == nil && a != nil && a.PID != 0 && len(a.Runs) >= 1
+	})
+	earlier := a.Runs[0]
+	if earlier.PID == a.PID || !alive(int(earlier.PID)) || !alive(int(a.PID)) {
+		t.Fatalf("runs: newest pid %d, earlier %+v", a.PID, a.Runs)
+	}
+	waitFor(t, "the earlier run to complete", 10*time.Second, func() bool {
+		r, _ := d.post(t, map[string]any{"id": "job", "group": "app", "history": true})
+		for _, h := range r.History {
+			if h.PID == earlier.PID {
+				if h.Reason != schema.ReasonCompleted || h.InstanceID != earlier.InstanceID || h.Duration < 2.4 {
+					t.Errorf("earlier run's record: %+v", h)
+				}
+				return true
+			}
+		}
+		return false
+	})
+	// Disabled while two run: both stop.
+	waitFor(t, "two runs at once again", 10*time.Second, func() bool {
+		a = d.app(t, "job")
+		return a.PID != 0 && len(a.Runs) >= 1
+	})
+	pids := []uint32{a.PID}
+	for _, r := range a.Runs {
+		pids = append(pids, r.PID)
+	}
+	if r, code := d.post(t, map[string]any{"id": "job", "group": "app", "toggle": 2}); code != 200 {
+		t.Fatalf("disable: %d %+v", code, r)
+	}
+	waitFor(t, "every run stopped", 10*time.Second, func() bool {
+		a = d.app(t, "job")
+		for _, pid := range pids {
+			if alive(int(pid)) {
+				return false
+			}
+		}
+		return a.PID == 0 && len(a.Runs) == 0 && a.State == schema.StateDisabled && a.NextRun == ""
+	})
+}

@@ -202,6 +202,10 @@ type App struct {
 	HealthFailureAt time.Time
 	// Schedule is a scheduled app's next run (nil for other apps).
 	Schedule *Schedule
+	// Runs are the earlier runs of a scheduled app with concurrency
+	// "allow" that still run alongside Instance (the newest run), oldest
+	// first: each ends into history on its own.
+	Runs []*Instance
 }
 
 // Schedule is the run bookkeeping of an app with "schedule".
@@ -214,6 +218,16 @@ type Schedule struct {
 	// Skips counts the runs skipped since Patrol started (concurrency
 	// "forbid").
 	Skips int
+}
+
+// Run returns the earlier run (see Runs) with instance id id, or nil.
+func (a *App) Run(id string) *Instance {
+	for _, r := range a.Runs {
+		if r.ID == id {
+			return r
+		}
+	}
+	return nil
 }
 
 // Due reports whether a's next scheduled run is due at now.

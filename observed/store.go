@@ -75,7 +75,10 @@ type PersistedEntry struct {
 	// History is oldest first; nil when empty.
 	History []Record
 	// Instance is the running instance, nil when none.
-	Instance   *PersistedInstance
+	Instance *PersistedInstance
+	// Runs are the earlier runs of a scheduled app with concurrency
+	// "allow" still running (see App.Runs), oldest first; nil when none.
+	Runs       []*PersistedInstance
 	Starts     int
 	LastStdout string
 	LastStderr string
@@ -134,7 +137,17 @@ func AppendHistory(k desired.Key, r Record, limit int) Change {
 // SetInstance returns a change that sets an entry's running instance; nil
 // clears it.
 func SetInstance(k desired.Key, inst *PersistedInstance) Change {
-	return Change{journalLine{Instance: &instanceChangeJSON{keyJSON: keyOf(k), Instance: instanceToJSON(inst)}}}
+	return SetInstances(k, inst, nil)
+}
+
+// SetInstances returns a change that sets an entry's running instance and
+// its earlier runs still running (concurrency "allow").
+func SetInstances(k desired.Key, inst *PersistedInstance, runs []*PersistedInstance) Change {
+	c := &instanceChangeJSON{keyJSON: keyOf(k), Instance: instanceToJSON(inst)}
+	for _, r := range runs {
+		c.Runs = append(c.Runs, instanceToJSON(r))
+	}
+	return Change{journalLine{Instance: c}}
 }
 
 // DeleteEntry returns a change that forgets an entry.
@@ -776,6 +789,7 @@ func encodeSnapshot(p *Persisted, seq uint64) ([]byte, error) {
 				LastStderr: e.LastStderr,
 			},
 			Instance: instanceToJSON(e.Instance),
+			Runs:     runsToJSON(e.Runs),
 		}
 		for _, r := range e.History {
 			ej.History = append(ej.History, recordToJSON(r))
@@ -816,7 +830,8 @@ func (p *Persisted) apply(l *journalLine) {
 			e.History = nil
 		}
 	case l.Instance != nil:
-		p.entry(l.Instance.keyJSON).Instance = l.Instance.Instance.model()
+		e := p.entry(l.Instance.keyJSON)
+		e.Instance, e.Runs = l.Instance.Instance.model(), runsModel(l.Instance.Runs)
 	case l.Delete != nil:
 		delete(p.Entries, l.Delete.key())
 	}
@@ -845,6 +860,11 @@ func (p *Persisted) clone() *Persisted {
 		if e.Instance != nil {
 			inst := *e.Instance
 			ce.Instance = &inst
+		}
+		ce.Runs = nil
+		for _, r := range e.Runs {
+			run := *r
+			ce.Runs = append(ce.Runs, &run)
 		}
 		c.Entries[k] = &ce
 	}
@@ -888,8 +908,9 @@ type snapshotJSON struct {
 
 type entryJSON struct {
 	metaJSON
-	History  []recordJSON  `json:"history,omitempty"`
-	Instance *instanceJSON `json:"instance,omitempty"`
+	History  []recordJSON    `json:"history,omitempty"`
+	Instance *instanceJSON   `json:"instance,omitempty"`
+	Runs     []*instanceJSON `json:"runs,omitempty"`
 }
 
 // journalLine is one journal record: exactly one of its changes is set.
@@ -927,6 +948,8 @@ type instanceChangeJSON struct {
 	keyJSON
 	// Instance is nil to clear the entry's instance.
 	Instance *instanceJSON `json:"instance,omitempty"`
+	// Runs replace the entry's earlier runs (absent: none).
+	Runs []*instanceJSON `json:"runs,omitempty"`
 }
 
 type overrideJSON struct {
@@ -1060,6 +1083,9 @@ func (l *journalLine) check() error {
 		if err == nil {
 			err = l.Instance.Instance.check()
 		}
+		if err == nil {
+			err = checkRuns(l.Instance.Runs)
+		}
 	}
 	if l.Delete != nil {
 		n++
@@ -1102,7 +1128,39 @@ func (e *entryJSON) check() error {
 			return fmt.Errorf("history %d: %w", i, err)
 		}
 	}
+	if err := checkRuns(e.Runs); err != nil {
+		return err
+	}
 	return e.Instance.check()
+}
+
+// checkRuns checks the earlier runs of an entry: each a valid instance.
+func checkRuns(runs []*instanceJSON) error {
+	for i, r := range runs {
+		if r == nil {
+			return fmt.Errorf("run %d: null", i)
+		}
+		if err := r.check(); err != nil {
+			return fmt.Errorf("run %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func runsToJSON(runs []*PersistedInstance) []*instanceJSON {
+	var out []*instanceJSON
+	for _, r := range runs {
+		out = append(out, instanceToJSON(r))
+	}
+	return out
+}
+
+func runsModel(runs []*instanceJSON) []*PersistedInstance {
+	var out []*PersistedInstance
+	for _, r := range runs {
+		out = append(out, r.model())
+	}
+	return out
 }
 
 // checkTimes reports a time that could not be written back: JSON times

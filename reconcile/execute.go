@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,7 +35,15 @@ func (l *Loop) execute(a Action, now time.Time) {
 		l.start(oa, a, now)
 	case KindAdopt:
 		l.adopt(oa, a, now)
-	case KindStop:
+	case KindStop, KindKill:
+		if a.Run != "" {
+			l.actOnRun(oa, a, now)
+			return
+		}
+		if a.Kind == KindKill {
+			l.kill(oa, now, log)
+			return
+		}
 		if inst := oa.Instance; inst != nil && inst.Stopping == nil && healthFailed(a.Reason) {
 			l.unhealthy(a.ID, inst, a.Reason, a.Note, now)
 		}
@@ -58,17 +68,6 @@ func (l *Loop) execute(a Action, now time.Time) {
 		}
 		l.emit(schema.Event{Event: schema.EventUpdated, Group: schema.GroupApp, ID: a.ID, PID: oa.Instance.PID,
 			InstanceID: oa.Instance.ID, Reason: a.Reason, Message: strings.Join(fmtChanges(a.Changes), "; ")})
-	case KindKill:
-		if inst := oa.Instance; inst != nil && inst.Stopping != nil {
-			log.Warn("stop-timeout passed; sending SIGKILL to the process group", "pid", inst.PID)
-			l.signal(inst, "SIGKILL")
-			inst.Stopping.Killed = true
-		}
-		if lo := oa.Leftover; lo != nil && !lo.Deadline.IsZero() && !now.Before(lo.Deadline) {
-			log.Warn("processes left by an ended instance outlived stop-timeout; sending SIGKILL", "pgid", lo.PGID)
-			_ = l.exec.SignalGroup(lo.PGID, "SIGKILL")
-			lo.Killed = true
-		}
 	case KindCleanup:
 		lo := oa.Leftover
 		sig, timeout := "SIGTERM", 10*time.Second
@@ -258,6 +257,12 @@ func (l *Loop) start(oa *observed.App, a Action, now time.Time) {
 			delete(l.overrides, key)
 		}
 	}
+	if old := oa.Instance; old != nil {
+		// A scheduled run due while the last one runs, with concurrency
+		// "allow": the last one goes on as an earlier run.
+		l.stopProbes(old)
+		oa.Runs = append(oa.Runs, old)
+	}
 	oa.Instance = inst
 	oa.Pending = nil
 	oa.StartError = ""
@@ -354,8 +359,33 @@ func (l *Loop) adopt(oa *observed.App, a Action, now time.Time) {
 
 // stop begins a graceful stop: the stop signal to the instance's process
 // groups, SIGKILL once stop-timeout passes (a later KindKill).
+// kill sends SIGKILL to an instance (or the leftover of one) that
+// outlived stop-timeout.
+func (l *Loop) kill(oa *observed.App, now time.Time, log *slog.Logger) {
+	if inst := oa.Instance; inst != nil && inst.Stopping != nil {
+		log.Warn("stop-timeout passed; sending SIGKILL to the process group", "pid", inst.PID)
+		l.signal(inst, "SIGKILL")
+		inst.Stopping.Killed = true
+	}
+	if lo := oa.Leftover; lo != nil && !lo.Deadline.IsZero() && !now.Before(lo.Deadline) {
+		log.Warn("processes left by an ended instance outlived stop-timeout; sending SIGKILL", "pgid", lo.PGID)
+		_ = l.exec.SignalGroup(lo.PGID, "SIGKILL")
+		lo.Killed = true
+	}
+}
+
+// stop stops the app's instance, and its earlier runs (concurrency
+// "allow") with it.
 func (l *Loop) stop(oa *observed.App, reason schema.Reason, now time.Time) {
-	inst := oa.Instance
+	for _, run := range slices.Clone(oa.Runs) {
+		l.stopInstance(oa, run, reason, now)
+	}
+	l.stopInstance(oa, oa.Instance, reason, now)
+}
+
+// stopInstance asks inst, the app's instance or one of its earlier runs,
+// to stop: its stop-signal, then SIGKILL after stop-timeout.
+func (l *Loop) stopInstance(oa *observed.App, inst *observed.Instance, reason schema.Reason, now time.Time) {
 	if inst == nil || inst.Stopping != nil {
 		return
 	}
@@ -376,7 +406,7 @@ func (l *Loop) stop(oa *observed.App, reason schema.Reason, now time.Time) {
 		if inst.PID > 0 && !inst.Signalable && l.exec.Alive(inst.PID) {
 			l.log.Warn("not signalling an unverified pid reported by a ping; set pid-verify to let Patrol stop it", "app", oa.ID, "pid", inst.PID)
 		}
-		l.closeInstance(oa, nil, now, "")
+		l.closeRun(oa, inst, nil, now, "")
 		return
 	}
 	if app.StopTimeout == 0 {
@@ -410,7 +440,15 @@ func (l *Loop) applyExit(ev observed.Exit) {
 		return // an instance already closed
 	}
 	oa := l.snap.Apps[id]
-	if oa == nil || oa.Instance == nil || oa.Instance.ID != ev.Tag {
+	if oa == nil {
+		return
+	}
+	if run := oa.Run(ev.Tag); run != nil {
+		l.touch(schema.GroupApp, id)
+		l.closeRun(oa, run, &ev, ev.Ended, "")
+		return
+	}
+	if oa.Instance == nil || oa.Instance.ID != ev.Tag {
 		return
 	}
 	l.touch(schema.GroupApp, id)
@@ -440,7 +478,12 @@ func (l *Loop) applyExit(ev observed.Exit) {
 // run-once, key/value, and what is left of its process group. The reason
 // is derived from the exit unless given.
 func (l *Loop) closeInstance(oa *observed.App, ev *observed.Exit, now time.Time, why schema.Reason) {
-	inst := oa.Instance
+	l.closeRun(oa, oa.Instance, ev, now, why)
+}
+
+// closeRun is closeInstance for inst, the app's instance or one of its
+// earlier runs (concurrency "allow").
+func (l *Loop) closeRun(oa *observed.App, inst *observed.Instance, ev *observed.Exit, now time.Time, why schema.Reason) {
 	app := inst.App
 	bySelf := inst.Stopping == nil
 	reason := schema.ReasonStartFailed
@@ -521,11 +564,25 @@ func (l *Loop) closeInstance(oa *observed.App, ev *observed.Exit, now time.Time,
 		if inst.Stopping != nil {
 			lo.Deadline, lo.Killed = inst.Stopping.Deadline, inst.Stopping.Killed
 		}
-		oa.Leftover = lo
+		if oa.Leftover == nil {
+			oa.Leftover = lo
+		} else {
+			// Another run's leftover is being cleaned up (concurrency
+			// "allow"): one is tracked, this one is killed at once.
+			l.log.Warn("processes left by an ended run while another run's are cleaned up; sending SIGKILL", "app", oa.ID, "pgid", inst.PGID)
+			_ = l.exec.SignalGroup(inst.PGID, "SIGKILL")
+		}
 	}
 	l.exec.Forget(inst.ID)
 	delete(l.tags, inst.ID)
-	oa.Instance = nil
+	if inst == oa.Instance {
+		oa.Instance = nil
+	} else {
+		oa.Runs = slices.DeleteFunc(oa.Runs, func(r *observed.Instance) bool { return r == inst })
+		if len(oa.Runs) == 0 {
+			oa.Runs = nil
+		}
+	}
 	lvl := l.log.Info
 	if reason == schema.ReasonCrashed || reason == schema.ReasonSignal || reason == schema.ReasonOOMKilled || reason == schema.ReasonPIDGone || reason == schema.ReasonStartFailed {
 		lvl = l.log.Warn

@@ -765,7 +765,7 @@ func (l *Loop) app(id string) *observed.App {
 // idle reports whether no process Patrol started is left.
 func (l *Loop) idle() bool {
 	for _, oa := range l.snap.Apps {
-		if oa.Instance != nil || oa.Leftover != nil {
+		if oa.Instance != nil || oa.Leftover != nil || len(oa.Runs) > 0 {
 			return false
 		}
 	}
@@ -895,6 +895,14 @@ func (l *Loop) nextWake(now time.Time) time.Time {
 		if s := oa.Schedule; s != nil && s.Next.After(now) {
 			soon(s.Next)
 		}
+		for _, run := range oa.Runs {
+			switch st := run.Stopping; {
+			case st != nil && !st.Killed:
+				soon(st.Deadline)
+			case st == nil && run.App.ExecuteTimeout > 0:
+				soon(run.Started.Add(run.App.ExecuteTimeout))
+			}
+		}
 		if lo := oa.Leftover; lo != nil {
 			if !lo.Watched {
 				soon(now.Add(poll)) // watch the group empty
@@ -957,6 +965,9 @@ func (l *Loop) killAll() {
 	for _, oa := range l.snap.Apps {
 		if inst := oa.Instance; inst != nil {
 			groups = append(groups, inst.PGID, inst.LauncherPGID)
+		}
+		for _, run := range oa.Runs {
+			groups = append(groups, run.PGID)
 		}
 		if oa.Leftover != nil {
 			groups = append(groups, oa.Leftover.PGID)

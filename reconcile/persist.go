@@ -23,6 +23,7 @@ const casRestartJump = 1 << 20
 type persisted struct {
 	meta     metaKey
 	instance instanceKey
+	runs     string // runsKeyOf the earlier runs
 	lastHist string // instance id of the last record written
 }
 
@@ -72,8 +73,18 @@ func (l *Loop) restore(p *observed.Persisted, now time.Time) {
 				oa.Resumed = true
 			}
 			oa.LastStdout, oa.LastStderr = e.LastStdout, e.LastStderr
-			l.written[k] = l.persistedOf(k, e.Instance)
-			l.restoreInstance(oa, e.Instance, now)
+			w := l.persistedOf(k, e.Instance)
+			w.runs = runsKeyOf(e.Runs)
+			l.written[k] = w
+			for _, pi := range e.Runs {
+				if run := l.restoreInstance(oa, pi, now); run != nil {
+					oa.Runs = append(oa.Runs, run)
+				}
+			}
+			if inst := l.restoreInstance(oa, e.Instance, now); inst != nil {
+				oa.Instance = inst
+				l.beginHealth(oa.ID, inst, now, true)
+			}
 		case schema.GroupService:
 			os := l.service(k.ID)
 			os.CAS = e.CAS + casRestartJump
@@ -90,10 +101,11 @@ func (l *Loop) restore(p *observed.Persisted, now time.Time) {
 	}
 }
 
-// restoreInstance adopts a persisted app instance if its process lives on.
-func (l *Loop) restoreInstance(oa *observed.App, pi *observed.PersistedInstance, now time.Time) {
+// restoreInstance adopts a persisted app instance if its process lives on
+// and returns it (nil when it is gone: then it is closed into history).
+func (l *Loop) restoreInstance(oa *observed.App, pi *observed.PersistedInstance, now time.Time) *observed.Instance {
 	if pi == nil {
-		return
+		return nil
 	}
 	da, inFile := l.file.App(oa.ID)
 	if pi.PID == 0 && inFile && !da.Keepalive.Pinged() && da.Keepalive != schema.KeepalivePIDApp {
@@ -152,7 +164,7 @@ func (l *Loop) restoreInstance(oa *observed.App, pi *observed.PersistedInstance,
 			oa.Leftover = &observed.Leftover{PGID: pi.PGID, Since: now, Watched: l.exec.WatchEmpty(pi.PGID)}
 		}
 		l.log.Warn("an instance that ran before Patrol restarted is gone", "app", oa.ID, "pid", pi.PID, "instance", pi.ID)
-		return
+		return nil
 	}
 	inst := &observed.Instance{
 		ID: pi.ID, App: app, Revision: pi.Revision, PID: pi.PID, PGID: pi.PGID, SpawnPGID: pi.SpawnPGID,
@@ -178,11 +190,10 @@ func (l *Loop) restoreInstance(oa *observed.App, pi *observed.PersistedInstance,
 		// while Patrol was down.
 		l.setLimits(inst)
 	}
-	oa.Instance = inst
 	l.tags[pi.ID] = oa.ID
-	l.beginHealth(oa.ID, inst, now, true)
 	l.log.Info("re-adopted an instance that ran before Patrol restarted", "app", oa.ID, "pid", pi.PID, "instance", pi.ID)
 	l.emit(schema.Event{Event: schema.EventAdopted, Group: schema.GroupApp, ID: oa.ID, PID: pi.PID, InstanceID: pi.ID, Reason: schema.ReasonAdopted})
+	return inst
 }
 
 // persist writes what changed in the given entries since the last write
@@ -198,11 +209,11 @@ func (l *Loop) persist(keys map[desired.Key]struct{}, sync bool) {
 		switch k.Group {
 		case schema.GroupApp:
 			if oa := l.snap.Apps[k.ID]; oa != nil {
-				changes = l.diffEntry(changes, k, &oa.Entry, oa.History, oa.Starts, oa.LastStdout, oa.LastStderr, appInstance(oa), limit)
+				changes = l.diffEntry(changes, k, &oa.Entry, oa.History, oa.Starts, oa.LastStdout, oa.LastStderr, appInstance(oa.Instance), appRuns(oa), limit)
 			}
 		case schema.GroupService:
 			if os := l.snap.Services[k.ID]; os != nil {
-				changes = l.diffEntry(changes, k, &os.Entry, os.History, os.Starts, "", "", serviceInstance(os), limit)
+				changes = l.diffEntry(changes, k, &os.Entry, os.History, os.Starts, "", "", serviceInstance(os), nil, limit)
 			}
 		}
 	}
@@ -218,16 +229,16 @@ func (l *Loop) persist(keys map[desired.Key]struct{}, sync bool) {
 
 // diffEntry appends the changes of one entry since it was last written.
 func (l *Loop) diffEntry(changes []observed.Change, k desired.Key, e *observed.Entry, history []observed.Record,
-	starts int, stdout, stderr string, inst *observed.PersistedInstance, limit int) []observed.Change {
+	starts int, stdout, stderr string, inst *observed.PersistedInstance, runs []*observed.PersistedInstance, limit int) []observed.Change {
 	w := l.written[k]
 	ov := l.overrides[k]
 	if meta := metaOf(e, ov, starts, stdout, stderr); meta != w.meta {
 		changes = append(changes, observed.SetMeta(k, e.CAS, cloneKV(e.KeyValue), cloneOverride(ov), starts, stdout, stderr))
 		w.meta = meta
 	}
-	if it := instanceKeyOf(inst); it != w.instance {
-		changes = append(changes, observed.SetInstance(k, inst))
-		w.instance = it
+	if it, rk := instanceKeyOf(inst), runsKeyOf(runs); it != w.instance || rk != w.runs {
+		changes = append(changes, observed.SetInstances(k, inst, runs))
+		w.instance, w.runs = it, rk
 	}
 	// History: the records after the last one written (the in-memory list
 	// is capped, so find it by instance id).
@@ -278,8 +289,27 @@ func (l *Loop) persistedOf(k desired.Key, inst *observed.PersistedInstance) pers
 	return w
 }
 
-func appInstance(oa *observed.App) *observed.PersistedInstance {
-	inst := oa.Instance
+// appRuns are the earlier runs of an app (concurrency "allow") as the
+// store keeps them.
+func appRuns(oa *observed.App) []*observed.PersistedInstance {
+	var out []*observed.PersistedInstance
+	for _, r := range oa.Runs {
+		out = append(out, appInstance(r))
+	}
+	return out
+}
+
+// runsKeyOf identifies earlier runs for writing: their instances, pids and
+// whether they are being stopped do not change otherwise.
+func runsKeyOf(runs []*observed.PersistedInstance) string {
+	var b strings.Builder
+	for _, r := range runs {
+		fmt.Fprintf(&b, "%s/%d/%d;", r.ID, r.PID, r.StartTime)
+	}
+	return b.String()
+}
+
+func appInstance(inst *observed.Instance) *observed.PersistedInstance {
 	if inst == nil {
 		return nil
 	}

@@ -50,6 +50,9 @@ type Action struct {
 	// Instance is the id the instance a start creates will have (set by
 	// the loop before it executes the plan).
 	Instance string
+	// Run is the instance id of the earlier run a stop or kill is for (a
+	// scheduled app with concurrency "allow"); "" for the app's instance.
+	Run string
 }
 
 // String renders an action for logs.
@@ -113,6 +116,7 @@ func planApp(d *desired.State, o *observed.Snapshot, id string, removedDependent
 			out = append(out, act(KindKill, oa.LastEndReason()))
 		}
 	}
+	out = append(out, planRuns(d, o, da, oa, now, act)...)
 
 	inst := oa.Instance
 	if inst != nil && inst.Stopping != nil {
@@ -272,6 +276,41 @@ func planApp(d *desired.State, o *observed.Snapshot, id string, removedDependent
 		a.Kind, a.Note = KindWait, afterNote(u)
 	}
 	return append(out, a)
+}
+
+// planRuns plans the earlier runs of a scheduled app with concurrency
+// "allow" (observed.App.Runs): each is stopped on its own when the app is
+// disabled or removed, at shutdown, or past execute-timeout, and killed
+// past stop-timeout.
+func planRuns(d *desired.State, o *observed.Snapshot, da *desired.App, oa *observed.App, now time.Time,
+	act func(Kind, schema.Reason) Action) []Action {
+	var out []Action
+	for _, run := range oa.Runs {
+		var a Action
+		switch st := run.Stopping; {
+		case st != nil && !st.Killed && !now.Before(st.Deadline):
+			a = act(KindKill, st.Reason)
+		case st != nil:
+			continue
+		case o.Shutdown:
+			a = act(KindStop, schema.ReasonShutdown)
+		case da == nil:
+			a = act(KindStop, schema.ReasonRemoved)
+		case d.AppDisabled(da):
+			a = act(KindStop, schema.ReasonDisabled)
+			if ov := d.Override(desired.Key{Group: schema.GroupApp, ID: da.ID}); ov != nil && ov.Disabled != nil {
+				a.Reason = schema.ReasonOverride
+			}
+		case run.App.ExecuteTimeout > 0 && !now.Before(run.Started.Add(run.App.ExecuteTimeout)):
+			a = act(KindStop, schema.ReasonExecuteTimeout)
+		default:
+			continue
+		}
+		a.Run = run.ID
+		a.Note = fmt.Sprintf("the earlier run of pid %d", run.PID)
+		out = append(out, a)
+	}
+	return out
 }
 
 // dueWhileRunning is what a scheduled app does with a run due while the

@@ -411,7 +411,7 @@ func (l *Loop) appDigest(b []byte, eff *desired.State, id string, oa *observed.A
 	}
 	ov := eff.Override(desired.Key{Group: schema.GroupApp, ID: id})
 	b = appendBools(b, ov != nil && ov.RunOnce, oa.RestartRequested, oa.Pending != nil)
-	b = appendInts(b, int64(len(oa.History)), int64(oa.KeyValueWrites))
+	b = appendInts(b, int64(len(oa.History)), int64(oa.KeyValueWrites), int64(len(oa.Runs)))
 	if n := len(oa.History); n > 0 {
 		b = append(b, oa.History[n-1].InstanceID...)
 	}

@@ -140,3 +140,20 @@ func jobReason(r schema.Reason) schema.Reason {
 	}
 	return r
 }
+
+// actOnRun executes a stop or kill of an earlier run (a.Run).
+func (l *Loop) actOnRun(oa *observed.App, a Action, now time.Time) {
+	run := oa.Run(a.Run)
+	if run == nil {
+		return
+	}
+	if a.Kind == KindStop {
+		l.stopInstance(oa, run, a.Reason, now)
+		return
+	}
+	if run.Stopping != nil && !run.Stopping.Killed {
+		l.log.Warn("stop-timeout passed; sending SIGKILL to the process group of an earlier run", "app", oa.ID, "pid", run.PID)
+		l.signal(run, "SIGKILL")
+		run.Stopping.Killed = true
+	}
+}

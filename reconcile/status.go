@@ -127,6 +127,9 @@ func (l *Loop) appResponse(eff *desired.State, id string, now time.Time, history
 	}
 	if inFile && da.Schedule != nil {
 		r.Schedule = da.Schedule.String()
+		for _, run := range oa.Runs {
+			r.Runs = append(r.Runs, schema.Run{InstanceID: run.ID, PID: uint32(run.PID), Started: ts(run.Started)})
+		}
 		if s := oa.Schedule; s != nil {
 			r.Skipped = s.Skips
 			if !r.Disabled && !s.Next.IsZero() {

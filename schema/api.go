@@ -132,6 +132,9 @@ type Response struct {
 	Schedule string `json:"schedule,omitempty"`
 	NextRun  string `json:"next-run,omitempty"`
 	Skipped  int    `json:"skipped,omitempty"`
+	// Runs are the earlier runs still running alongside the newest one
+	// (the entry's pid), oldest first, with concurrency "allow".
+	Runs []Run `json:"runs,omitempty"`
 
 	// Usage is what a running app's processes use (its process group, from
 	// /proc), on the HTTP API's status and entries: sampled when read, at
@@ -160,6 +163,14 @@ type Override struct {
 	Replicas int    `json:"replicas,omitempty"`
 	Since    string `json:"since,omitempty"`
 	Expires  string `json:"expires,omitempty"`
+}
+
+// Run is an earlier run of a scheduled app that still runs (concurrency
+// "allow").
+type Run struct {
+	InstanceID string `json:"instance-id"`
+	PID        uint32 `json:"pid,omitempty"`
+	Started    string `json:"started,omitempty"`
 }
 
 // History is one closed instance of an app or service.

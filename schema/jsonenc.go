@@ -150,6 +150,11 @@ func appendResponse(b []byte, r *Response, depth int) ([]byte, error) {
 	o.str("schedule", r.Schedule)
 	o.str("next-run", r.NextRun)
 	o.int("skipped", int64(r.Skipped))
+	if len(r.Runs) > 0 {
+		if err := o.value("runs", r.Runs); err != nil {
+			return nil, err
+		}
+	}
 	if r.Usage != nil {
 		if err := o.value("usage", r.Usage); err != nil {
 			return nil, err

@@ -62,6 +62,9 @@ func randResponse(r *rand.Rand) *Response {
 		State: State(randString(r)), ConfigDisabled: r.IntN(2) == 0, BackoffUntil: randString(r),
 		Reason: randString(r), Restarts: r.IntN(2) * (r.IntN(100) - 10),
 		Schedule: randString(r), NextRun: randString(r), Skipped: r.IntN(2) * r.IntN(100)}
+	for range r.IntN(3) {
+		resp.Runs = append(resp.Runs, Run{InstanceID: randString(r), PID: uint32(r.IntN(1 << 20)), Started: randString(r)})
+	}
 	if n := r.IntN(4); n > 0 {
 		for range n - 1 {
 			resp.History = append(resp.History, randHistory(r))
