@@ -94,6 +94,24 @@ func TestScheduleReplace(t *testing.T) {
 	}
 }
 
+// TestScheduleBadCronKeepsLastGood: a live reload with a bad cron
+// expression is rejected with its path and reason; the job keeps its
+// schedule and next run.
+func TestScheduleBadCronKeepsLastGood(t *testing.T) {
+	cfg := config(map[string]any{"job": appCfg(t, map[string]any{"schedule": "0 3 * * *"}, "exit", "0")}, nil)
+	d := startPatrol(t, cfg)
+	before := d.app(t, "job")
+	cfg["apps"].(map[string]any)["job"] = appCfg(t, map[string]any{"schedule": "0 25 * * *"}, "exit", "0")
+	writeConfig(t, d.config, cfg)
+	waitFor(t, "config error", 10*time.Second, func() bool {
+		st, err := d.Status(t.Context())
+		return err == nil && strings.Contains(st.Config.Error, "apps.job.schedule: not a cron expression: end of range (25) above maximum (23): 25")
+	})
+	if after := d.app(t, "job"); after.Schedule != "0 3 * * *" || after.NextRun != before.NextRun || after.NextRun == "" {
+		t.Errorf("after the bad reload: schedule %q, next run %q (was %q)", after.Schedule, after.NextRun, before.NextRun)
+	}
+}
+
 // TestScheduleIdle: a job between runs is "scheduled", with the next run
 // in its reason; one that completed says so.
 func TestScheduleIdle(t *testing.T) {

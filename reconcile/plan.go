@@ -241,6 +241,18 @@ func planApp(d *desired.State, o *observed.Snapshot, id string, removedDependent
 	if da.Schedule != nil {
 		// A job: started when a run is due (or one is owed), never
 		// restarted by restart-policy or delayed by backoff.
+		if s := oa.Schedule; oa.Pending == nil && (s == nil || s.Spec != da.Schedule.String()) {
+			// New to the loop (a plan of a config not applied yet): the
+			// loop computes its next run when it applies it.
+			if s == nil && da.Schedule.RunOnStart {
+				a := act(KindStart, schema.ReasonScheduled)
+				a.Note = "run-on-start"
+				return append(out, a)
+			}
+			a := act(KindKeep, schema.ReasonScheduled)
+			a.Note = fmt.Sprintf("runs at its schedule (%s)", da.Schedule)
+			return append(out, a)
+		}
 		if oa.Pending == nil && !oa.Due(now) {
 			return out
 		}

@@ -33,6 +33,12 @@ func TestPlanSchedule(t *testing.T) {
 		want string
 	}{
 		{"not due", "forbid", idle(later), ""},
+		{"new to the loop", "forbid", &observed.App{ID: "job"}, "keep job (scheduled) note: runs at its schedule (@every 1m)"},
+		{"schedule edited", "forbid", func() *observed.App {
+			a := idle(earlier)
+			a.Schedule.Spec = "@daily"
+			return a
+		}(), "keep job (scheduled) note: runs at its schedule (@every 1m)"},
 		{"due", "forbid", idle(t0), "start job (scheduled)"},
 		{"overdue", "forbid", idle(earlier), "start job (scheduled)"},
 		{"never", "forbid", idle(time.Time{}), ""},
@@ -47,14 +53,16 @@ func TestPlanSchedule(t *testing.T) {
 		{"running, due, allow", "allow", busy(idle(t0)), "start job (scheduled) note: a run is due: started alongside the last one (concurrency allow)"},
 	} {
 		s := state(t, cfg(c.st))
-		if c.st != "forbid" {
+		if c.st != "forbid" { // the same job with another concurrency
 			c.oa.Schedule.Spec = app(s, "job").Schedule.String()
-			if c.oa.Instance != nil {
-				c.oa.Instance.App = app(s, "job")
-			}
+			c.oa.Instance.App = app(s, "job")
 		}
 		if got := render(reconcile.Plan(s, snap(c.oa), t0)); got != c.want {
 			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
 		}
+	}
+	onStart := state(t, `{"apps": {"job": {"binary": "/bin/job", "schedule": "@daily", "run-on-start": true}}}`)
+	if got, want := render(reconcile.Plan(onStart, snap(&observed.App{ID: "job"}), t0)), "start job (scheduled) note: run-on-start"; got != want {
+		t.Errorf("run-on-start: got %q, want %q", got, want)
 	}
 }
