@@ -40,12 +40,15 @@ type entryView struct {
 	Flapping          bool
 	Flaps             int
 	Digest            string
-	Details           []detail
-	KeyValue          []kvRow
-	History           []histRow // newest first
-	Timeline          timeline
-	Usage             *usageView
-	Sig               string
+	// Replicas is the count in force of an app with "replicas" (0 for
+	// others): the page offers to scale it.
+	Replicas int
+	Details  []detail
+	KeyValue []kvRow
+	History  []histRow // newest first
+	Timeline timeline
+	Usage    *usageView
+	Sig      string
 	// Locked: reads need the token; only the frame is rendered.
 	Locked bool
 }
@@ -54,11 +57,11 @@ type entryView struct {
 // stop Patrol made on purpose, an exit on its own.
 func reasonClass(h schema.History) string {
 	switch {
-	case h.Reason == schema.ReasonExited:
+	case h.Reason == schema.ReasonExited, h.Reason == schema.ReasonCompleted:
 		return "exited"
 	case !failedEnd(h):
 		return "stopped"
-	case h.Reason == schema.ReasonCrashed:
+	case h.Reason == schema.ReasonCrashed, h.Reason == schema.ReasonFailed:
 		return "crashed"
 	case h.Reason == schema.ReasonSignal, h.Reason == schema.ReasonOOMKilled:
 		return "signal"
@@ -71,7 +74,7 @@ func reasonClass(h schema.History) string {
 func makeEntry(group, id string, e *schema.Response, now time.Time, usage []UsageSample) *entryView {
 	v := &entryView{Group: group, ID: id, Name: cmp.Or(e.Name, id), State: cmp.Or(string(e.State), "unknown"),
 		StateClass: stateClass(e.State), StateTitle: e.Reason, Secret: e.Secret, Disabled: e.Disabled || e.State == schema.StateDisabled,
-		Running: running(e), Digest: digest(e)}
+		Running: running(e), Digest: digest(e), Replicas: e.Replicas}
 	if v.Running {
 		v.Started, v.Uptime = isoTime(e.Started), since(e.Started, now)
 	}
@@ -137,6 +140,17 @@ func makeEntry(group, id string, e *schema.Response, now time.Time, usage []Usag
 	}
 	if e.Limits != "" {
 		add("Limits (cgroup)", e.Limits, "detail-limits")
+	}
+	if e.Replicas > 0 {
+		add("Replicas", strconv.Itoa(e.Replicas), "detail-replicas")
+	}
+	if e.Schedule != "" {
+		add("Schedule", e.Schedule, "detail-schedule")
+		add("Next run", isoTime(e.NextRun), "detail-next-run")
+		add("Runs skipped", strconv.Itoa(e.Skipped), "")
+		for _, r := range e.Runs {
+			add("Earlier run", fmt.Sprintf("pid %d, started %s", r.PID, isoTime(r.Started)), "detail-run")
+		}
 	}
 	if v.Flapping {
 		add("Flapping", fmt.Sprintf("%d failures in the last %s", v.Flaps, duration(flapWindow)), "detail-flapping")

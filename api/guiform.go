@@ -105,6 +105,7 @@ type guiForm struct {
 	group, id, digest string
 	toggle            schema.Toggle
 	clear             bool
+	replicas          int // a scale ("act" is "scale")
 	ttl               schema.Seconds
 	secret, token     string
 	back              string // the page to go back to
@@ -119,9 +120,16 @@ func parseGUIForm(r *http.Request) (guiForm, error) {
 	if parts := strings.Split(act, "|"); len(parts) == 4 {
 		act, f.group, f.id, f.digest = parts[0], parts[1], parts[2], parts[3]
 	}
-	if act == "clear" {
+	switch act {
+	case "clear":
 		f.clear = true
-	} else {
+	case "scale":
+		n, err := strconv.Atoi(strings.TrimSpace(r.PostFormValue("replicas")))
+		if err != nil || n < 1 {
+			return f, fmt.Errorf("replicas: %q is not a number of replicas", r.PostFormValue("replicas"))
+		}
+		f.replicas = n
+	default:
 		n, err := strconv.Atoi(act)
 		if err != nil || n < int(schema.ToggleEnable) || n > int(schema.ToggleEnableRunOnceDisable) {
 			return f, fmt.Errorf("unknown action %q", act)
@@ -224,7 +232,7 @@ func (s *Server) toggleEntry(ctx context.Context, f guiForm, label string) guiRe
 	if cur.Secret && f.secret == "" {
 		return guiResult{Text: label + " is protected: enter its secret on its page."}
 	}
-	req := &schema.Request{ID: f.id, Group: f.group, Toggle: f.toggle, Clear: f.clear, TTL: f.ttl, Secret: f.secret, CAS: cur.CAS}
+	req := &schema.Request{ID: f.id, Group: f.group, Toggle: f.toggle, Clear: f.clear, Replicas: f.replicas, TTL: f.ttl, Secret: f.secret, CAS: cur.CAS}
 	resp, err := s.backend.Request(ctx, req, schema.TransportHTTP)
 	if err != nil || resp == nil {
 		return guiResult{Text: label + ": Patrol did not answer (shutting down?)."}

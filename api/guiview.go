@@ -106,7 +106,8 @@ const (
 func failedEnd(h schema.History) bool {
 	switch h.Reason {
 	case schema.ReasonStoppedByConfig, schema.ReasonStoppedByAPI, schema.ReasonShutdown, schema.ReasonPIDChanged,
-		schema.ReasonDependency, schema.ReasonRestart:
+		schema.ReasonDependency, schema.ReasonRestart, schema.ReasonCompleted, schema.ReasonSkipped,
+		schema.ReasonReplaced, schema.ReasonScaled:
 		return false
 	}
 	return !h.Restart && !h.Shutdown && !h.Disabled

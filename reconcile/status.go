@@ -99,6 +99,9 @@ func (l *Loop) appResponse(eff *desired.State, id string, now time.Time, history
 		r.Disabled = eff.AppDisabled(da)
 		r.ConfigDisabled = da.Disabled
 		r.Limits = l.limitsText(da.Limits)
+		if da.ReplicaOf == da.ID {
+			r.Replicas = da.Replicas
+		}
 	}
 	if inst := oa.Instance; inst != nil && inst.LimitsError != "" {
 		r.Limits = "not applied to the running instance (" + inst.LimitsError + ")"

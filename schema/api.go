@@ -132,6 +132,9 @@ type Response struct {
 	Schedule string `json:"schedule,omitempty"`
 	NextRun  string `json:"next-run,omitempty"`
 	Skipped  int    `json:"skipped,omitempty"`
+	// Replicas is, on the entry of an app with "replicas" (replica 0's
+	// id), the number of replicas in force: the file's, or a scale's.
+	Replicas int `json:"replicas,omitempty"`
 	// Runs are the earlier runs still running alongside the newest one
 	// (the entry's pid), oldest first, with concurrency "allow".
 	Runs []Run `json:"runs,omitempty"`

@@ -150,6 +150,7 @@ func appendResponse(b []byte, r *Response, depth int) ([]byte, error) {
 	o.str("schedule", r.Schedule)
 	o.str("next-run", r.NextRun)
 	o.int("skipped", int64(r.Skipped))
+	o.int("replicas", int64(r.Replicas))
 	if len(r.Runs) > 0 {
 		if err := o.value("runs", r.Runs); err != nil {
 			return nil, err

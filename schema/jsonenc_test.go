@@ -61,7 +61,8 @@ func randResponse(r *rand.Rand) *Response {
 		KeyValue: randKV(r), Secret: r.IntN(2) == 0, CAS: uint64(r.IntN(2)) * r.Uint64(), CASInvalid: r.IntN(2) == 0,
 		State: State(randString(r)), ConfigDisabled: r.IntN(2) == 0, BackoffUntil: randString(r),
 		Reason: randString(r), Restarts: r.IntN(2) * (r.IntN(100) - 10),
-		Schedule: randString(r), NextRun: randString(r), Skipped: r.IntN(2) * r.IntN(100)}
+		Schedule: randString(r), NextRun: randString(r), Skipped: r.IntN(2) * r.IntN(100),
+		Replicas: r.IntN(2) * r.IntN(5)}
 	for range r.IntN(3) {
 		resp.Runs = append(resp.Runs, Run{InstanceID: randString(r), PID: uint32(r.IntN(1 << 20)), Started: randString(r)})
 	}

@@ -221,6 +221,18 @@ func statusEntry(ctx context.Context, o io3, c *client, token, id string, asJSON
 	if e.Limits != "" {
 		line("limits", e.Limits)
 	}
+	if e.Schedule != "" {
+		line("schedule", e.Schedule)
+		next := "-"
+		if t, ok := parseTime(e.NextRun); ok {
+			next = isoTime(e.NextRun) + " (" + relTime(t, now) + ")"
+		}
+		line("next run", next)
+		line("skipped", strconv.Itoa(e.Skipped))
+		for _, r := range e.Runs {
+			line("earlier run", fmt.Sprintf("pid %d, started %s", r.PID, isoTime(r.Started)))
+		}
+	}
 	line("last exit", lastExit(e.History, now))
 	line("override", overrideText(e.Override, now))
 	tw.Flush()
@@ -488,6 +500,12 @@ func reasonText(e *schema.Response, now time.Time) string {
 			at = relTime(t, now)
 		}
 		s = strings.TrimSpace(s + " (restart " + at + ")")
+	}
+	if e.NextRun != "" {
+		// A job: "next run in 35s" instead of the timestamp.
+		if t, ok := parseTime(e.NextRun); ok {
+			s = strings.Replace(s, "next run at "+e.NextRun, "next run "+relTime(t, now), 1)
+		}
 	}
 	return cmp.Or(s, "-")
 }

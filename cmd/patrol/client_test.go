@@ -28,7 +28,11 @@ const cannedStatus = `{
 			"override": {"disabled": true, "since": "Sun, 22 Nov 2026 11:00:00 +0000", "expires": "Sun, 22 Nov 2026 12:30:00 +0000"}},
 		"crashy": {"state": "backoff", "reason": "crashed", "backoff-until": "Sun, 22 Nov 2026 12:00:30 +0000", "restarts": 7,
 			"override": {"run-once": true}, "history": [{"exit-code": 3, "reason": "crashed", "stopped": "Sun, 22 Nov 2026 11:59:00 +0000"}]},
-		"odd": {"state": "running", "pid": 7, "started": "yesterday-ish"}
+		"odd": {"state": "running", "pid": 7, "started": "yesterday-ish"},
+		"nightly": {"state": "scheduled", "reason": "last run failed; next run at Sun, 22 Nov 2026 12:00:35 +0000", "schedule": "@every 5m",
+			"next-run": "Sun, 22 Nov 2026 12:00:35 +0000", "skipped": 2, "restarts": 4,
+			"history": [{"exit-code": 2, "reason": "failed", "stopped": "Sun, 22 Nov 2026 11:58:00 +0000"}]},
+		"pool": {"state": "running", "pid": 8, "override": {"replicas": 4, "expires": "Sun, 22 Nov 2026 12:01:00 +0000"}}
 	},
 	"service": {
 		"db": {"name": "Database", "started": "2026-11-20T09:00:00.5Z", "state": "running"}
@@ -111,13 +115,15 @@ func TestStatusTable(t *testing.T) {
 	}
 	want := `config revision 1a2b3c4d (/etc/patrol/config.json)
 config error since ` + isoLocal(t, "Sun, 22 Nov 2026 11:59:00 +0000") + `: apps.web.binary: required (the last good config stays in force)
-GROUP    ID      STATE     HEALTH  PID    UPTIME  CPU/MEM     RESTARTS  LAST EXIT              OVERRIDE                 REASON
-app      api     waiting   -       -      -       -           0         -                      -                        waiting for web to be ready (it is starting)
-app      crashy  backoff   -       -      -       -           7         3 (crashed) 1m0s ago   run-once                 crashed (restart in 30s)
-app      locked  disabled  -       -      -       -           0         -                      disabled, ends in 30m0s  -
-app      odd     running   -       7      -       -           0         -                      -                        -
-app      web     running   ready   14511  1h5m    2.5% 45MiB  2         137 (signal) 1h5m ago  -                        status: serving 12 clients
-service  db      running   -       -      2d2h    -           0         -                      -                        -
+GROUP    ID       STATE      HEALTH  PID    UPTIME  CPU/MEM     RESTARTS  LAST EXIT              OVERRIDE                   REASON
+app      api      waiting    -       -      -       -           0         -                      -                          waiting for web to be ready (it is starting)
+app      crashy   backoff    -       -      -       -           7         3 (crashed) 1m0s ago   run-once                   crashed (restart in 30s)
+app      locked   disabled   -       -      -       -           0         -                      disabled, ends in 30m0s    -
+app      nightly  scheduled  -       -      -       -           4         2 (failed) 2m0s ago    -                          last run failed; next run in 35s
+app      odd      running    -       7      -       -           0         -                      -                          -
+app      pool     running    -       8      -       -           0         -                      scaled to 4, ends in 1m0s  -
+app      web      running    ready   14511  1h5m    2.5% 45MiB  2         137 (signal) 1h5m ago  -                          status: serving 12 clients
+service  db       running    -       -      2d2h    -           0         -                      -                          -
 `
 	if out != want {
 		t.Errorf("got:\n%s\nwant:\n%s", out, want)
