@@ -49,6 +49,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzStage$$' -fuzztime $$((30000*$(FUZZSCALE)))x -fuzzminimizetime 100x ./desired
 	$(GO) test -run '^$$' -fuzz '^FuzzEnvFile$$' -fuzztime $$((30000*$(FUZZSCALE)))x -fuzzminimizetime 100x ./desired
 	$(GO) test -run '^$$' -fuzz '^FuzzLimits$$' -fuzztime $$((30000*$(FUZZSCALE)))x -fuzzminimizetime 100x ./desired
+	$(GO) test -run '^$$' -fuzz '^FuzzSchedule$$' -fuzztime $$((30000*$(FUZZSCALE)))x -fuzzminimizetime 100x ./desired
 
 # The end-to-end benchmarks of BENCHMARKS.md (about 5 minutes; pass
 # BENCHFLAGS=--quick for a shorter run) and the Go micro-benchmarks.

@@ -92,6 +92,14 @@ var (
 		"CPU time (user and system) of a running app's live processes (its process group), sampled at most every 2 s when scraped; it restarts with each instance.", []string{"id"}, nil)
 	descMemory = prometheus.NewDesc("patrol_app_memory_bytes",
 		"Resident memory of a running app's processes (its process group), sampled at most every 2 s when scraped.", []string{"id"}, nil)
+	descNextRun = prometheus.NewDesc("patrol_app_next_run_timestamp_seconds",
+		"When a scheduled app's next run is due (Unix time); absent while it is disabled.", []string{"id"}, nil)
+	descSkipped = prometheus.NewDesc("patrol_app_runs_skipped_total",
+		"Runs of a scheduled app skipped since Patrol started because the last one still ran (concurrency forbid).", []string{"id"}, nil)
+	descRuns = prometheus.NewDesc("patrol_app_runs_running",
+		"Runs of a scheduled app running now (more than 1 only with concurrency allow).", []string{"id"}, nil)
+	descReplicas = prometheus.NewDesc("patrol_app_replicas",
+		"Replicas in force of an app with replicas (the file's count, or a scale's), on replica 0's id.", []string{"id"}, nil)
 	descConfig = prometheus.NewDesc("patrol_config_info",
 		"The config in force (revision label); 1.", []string{"revision", "path"}, nil)
 	descConfigErr = prometheus.NewDesc("patrol_config_error",
@@ -105,7 +113,8 @@ var allStates = []schema.State{schema.StateRunning, schema.StateStopped, schema.
 type entryCollector struct{ p *Patrol }
 
 func (c *entryCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descUp, descState, descRestarts, descExit, descBackoff, descReady, descProbe, descCPU, descMemory, descConfig, descConfigErr} {
+	for _, d := range []*prometheus.Desc{descUp, descState, descRestarts, descExit, descBackoff, descReady, descProbe, descCPU, descMemory,
+		descNextRun, descSkipped, descRuns, descReplicas, descConfig, descConfigErr} {
 		ch <- d
 	}
 }
@@ -151,6 +160,20 @@ func (c *entryCollector) Collect(ch chan<- prometheus.Metric) {
 			if u := e.Usage; u != nil {
 				ch <- prometheus.MustNewConstMetric(descCPU, prometheus.CounterValue, u.CPUSeconds, id)
 				ch <- prometheus.MustNewConstMetric(descMemory, prometheus.GaugeValue, float64(u.MemoryBytes), id)
+			}
+			if e.Schedule != "" {
+				if t, err := time.Parse(layout, e.NextRun); err == nil && e.NextRun != "" {
+					ch <- prometheus.MustNewConstMetric(descNextRun, prometheus.GaugeValue, float64(t.Unix()), id)
+				}
+				ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(e.Skipped), id)
+				running := float64(len(e.Runs))
+				if e.PID != 0 {
+					running++
+				}
+				ch <- prometheus.MustNewConstMetric(descRuns, prometheus.GaugeValue, running, id)
+			}
+			if e.Replicas > 0 {
+				ch <- prometheus.MustNewConstMetric(descReplicas, prometheus.GaugeValue, float64(e.Replicas), id)
 			}
 		}
 	}

@@ -16,6 +16,8 @@ func TestMetrics(t *testing.T) {
 	d := startPatrol(t, config(map[string]any{
 		"web": appCfg(t, nil, "sleep"),
 		"off": appCfg(t, map[string]any{"disabled": true}, "sleep"),
+		"job": appCfg(t, map[string]any{"schedule": "@hourly"}, "exit", "0"),
+		"pool": appCfg(t, map[string]any{"replicas": 2}, "sleep"),
 	}, nil))
 	d.waitRunning(t, "web", 0, 5*time.Second)
 	if resp, err := http.Get("http://" + d.HTTPAddr() + "/status/"); err == nil {
@@ -43,6 +45,11 @@ func TestMetrics(t *testing.T) {
 		`patrol_entry_up{group="app",id="off"} 0`,
 		`patrol_entry_state{group="app",id="off",state="disabled"} 1`,
 		`patrol_entry_restarts{group="app",id="web"} 0`,
+		`patrol_entry_state{group="app",id="job",state="scheduled"} 1`,
+		`patrol_app_next_run_timestamp_seconds{id="job"} `,
+		`patrol_app_runs_skipped_total{id="job"} 0`,
+		`patrol_app_runs_running{id="job"} 0`,
+		`patrol_app_replicas{id="pool"} 2`,
 		`patrol_reconcile_pass_duration_seconds_count`,
 		`patrol_config_reloads_total{result="ok"} 2`, // the reload after the watch starts, and ours
 		`patrol_config_reloads_total{result="failed"} 0`,

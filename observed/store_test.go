@@ -124,7 +124,7 @@ func putMix(t testing.TB, s *Store) {
 			syncT(t, s)
 		}
 	}
-	s.Put(SetInstance(keyWeb, instance("web-2", 4343)))
+	s.Put(SetInstances(keyWeb, instance("web-2", 4343), []*PersistedInstance{instance("web-r1", 4400)}))
 
 	r := record(100)
 	r.KeyValue = map[string]any{"last": "words", "list": []string{"a", "b"}}
@@ -132,7 +132,7 @@ func putMix(t testing.TB, s *Store) {
 		SetInstance(keyWorker, instance("worker-1", 5000)),
 		AppendHistory(keyWorker, r, 100),
 		SetInstance(keyWorker, nil),
-		SetMeta(keyWorker, 1<<63, nil, nil, 1, "", ""),
+		SetMeta(keyWorker, 1<<63, nil, &desired.Override{Replicas: 4, Since: t0, Fingerprint: "fp3"}, 1, "", ""),
 	)
 	syncT(t, s)
 
@@ -208,8 +208,11 @@ func TestStoreRoundTrip(t *testing.T) {
 		}
 	}
 
+	if len(web.Runs) != 1 || web.Runs[0].ID != "web-r1" || web.Runs[0].PID != 4400 {
+		t.Errorf("web runs: got %+v", web.Runs)
+	}
 	worker := after.Entries[keyWorker]
-	if worker == nil || worker.Instance != nil || worker.CAS != 1<<63 || len(worker.History) != 1 {
+	if worker == nil || worker.Instance != nil || worker.CAS != 1<<63 || len(worker.History) != 1 || worker.Override == nil || worker.Override.Replicas != 4 {
 		t.Fatalf("worker: got %+v", worker)
 	}
 	if kv := worker.History[0].KeyValue; !reflect.DeepEqual(kv, map[string]any{"last": "words", "list": []any{"a", "b"}}) {
