@@ -357,8 +357,6 @@ func (l *Loop) adopt(oa *observed.App, a Action, now time.Time) {
 	l.emit(schema.Event{Event: schema.EventAdopted, Group: schema.GroupApp, ID: a.ID, PID: c.PID, InstanceID: id, Reason: schema.ReasonAdopted})
 }
 
-// stop begins a graceful stop: the stop signal to the instance's process
-// groups, SIGKILL once stop-timeout passes (a later KindKill).
 // kill sends SIGKILL to an instance (or the leftover of one) that
 // outlived stop-timeout.
 func (l *Loop) kill(oa *observed.App, now time.Time, log *slog.Logger) {
@@ -374,8 +372,9 @@ func (l *Loop) kill(oa *observed.App, now time.Time, log *slog.Logger) {
 	}
 }
 
-// stop stops the app's instance, and its earlier runs (concurrency
-// "allow") with it.
+// stop begins a graceful stop of the app's instance, and of its earlier
+// runs (concurrency "allow") with it: the stop signal to their process
+// groups, SIGKILL once stop-timeout passes (a later KindKill).
 func (l *Loop) stop(oa *observed.App, reason schema.Reason, now time.Time) {
 	for _, run := range slices.Clone(oa.Runs) {
 		l.stopInstance(oa, run, reason, now)
@@ -560,17 +559,17 @@ func (l *Loop) closeRun(oa *observed.App, inst *observed.Instance, ev *observed.
 		l.disableAfterRunOnce(key, d.Disabled, d.Fingerprint(), now)
 	}
 	if inst.Signalable && inst.PGID > 0 && (inst.PGID == inst.PID || inst.PGID == inst.SpawnPGID) && l.exec.GroupAlive(inst.PGID) {
-		lo := &observed.Leftover{PGID: inst.PGID, Since: now, Watched: l.exec.WatchEmpty(inst.PGID)}
-		if inst.Stopping != nil {
-			lo.Deadline, lo.Killed = inst.Stopping.Deadline, inst.Stopping.Killed
-		}
-		if oa.Leftover == nil {
-			oa.Leftover = lo
-		} else {
+		if oa.Leftover != nil {
 			// Another run's leftover is being cleaned up (concurrency
 			// "allow"): one is tracked, this one is killed at once.
 			l.log.Warn("processes left by an ended run while another run's are cleaned up; sending SIGKILL", "app", oa.ID, "pgid", inst.PGID)
 			_ = l.exec.SignalGroup(inst.PGID, "SIGKILL")
+		} else {
+			lo := &observed.Leftover{PGID: inst.PGID, Since: now, Watched: l.exec.WatchEmpty(inst.PGID)}
+			if inst.Stopping != nil {
+				lo.Deadline, lo.Killed = inst.Stopping.Deadline, inst.Stopping.Killed
+			}
+			oa.Leftover = lo
 		}
 	}
 	l.exec.Forget(inst.ID)
