@@ -49,10 +49,6 @@ func scale(ctx context.Context, o io3, a scaleArgs, args []string) int {
 	if resp == nil {
 		return code
 	}
-	if resp.CASInvalid {
-		fmt.Fprintf(o.stderr, "patrol scale: %s: NOT applied: %s\n", entry, casWhy(resp, a.cas, a.secret))
-		return exitFail
-	}
 	before := "the file's count"
 	if ov := resp.Override; ov != nil && ov.Replicas > 0 {
 		before = fmt.Sprintf("%d by a scale", ov.Replicas)

@@ -116,10 +116,6 @@ func toggle(ctx context.Context, o io3, t toggleArgs, args []string) int {
 	if resp == nil {
 		return code
 	}
-	if resp.CASInvalid {
-		fmt.Fprintf(o.stderr, "patrol toggle: %s: NOT applied: %s\n", entry, casWhy(resp, t.cas, t.secret))
-		return exitFail
-	}
 	done := action + " applied"
 	if req.Clear {
 		done = "override cleared"
@@ -140,7 +136,8 @@ func toggle(ctx context.Context, o io3, t toggleArgs, args []string) int {
 }
 
 // apiWrite sends req by POST /api/ and returns Patrol's answer, or nil and
-// the exit code after saying why there is none.
+// the exit code after saying why there is none or why it was not applied
+// (a stale CAS, a secret needed).
 func apiWrite(ctx context.Context, o io3, cmd string, c *client, token, entry string, req *schema.Request) (*schema.Response, int) {
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -163,6 +160,10 @@ func apiWrite(ctx context.Context, o io3, cmd string, c *client, token, entry st
 	}
 	if len(resp.Errors) > 0 {
 		fmt.Fprintf(o.stderr, "patrol %s: %s: %s\n", cmd, entry, strings.Join(resp.Errors, "; "))
+		return nil, exitFail
+	}
+	if resp.CASInvalid {
+		fmt.Fprintf(o.stderr, "patrol %s: %s: NOT applied: %s\n", cmd, entry, casWhy(&resp, req.CAS, req.Secret))
 		return nil, exitFail
 	}
 	return &resp, exitOK
