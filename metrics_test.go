@@ -14,9 +14,9 @@ import (
 // requests by route and code; UDP datagrams.
 func TestMetrics(t *testing.T) {
 	d := startPatrol(t, config(map[string]any{
-		"web": appCfg(t, nil, "sleep"),
-		"off": appCfg(t, map[string]any{"disabled": true}, "sleep"),
-		"job": appCfg(t, map[string]any{"schedule": "@hourly"}, "exit", "0"),
+		"web":  appCfg(t, nil, "sleep"),
+		"off":  appCfg(t, map[string]any{"disabled": true}, "sleep"),
+		"job":  appCfg(t, map[string]any{"schedule": "@hourly"}, "exit", "0"),
 		"pool": appCfg(t, map[string]any{"replicas": 2}, "sleep"),
 	}, nil))
 	d.waitRunning(t, "web", 0, 5*time.Second)
