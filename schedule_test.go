@@ -125,7 +125,7 @@ func TestScheduleIdle(t *testing.T) {
 	})
 	a := d.app(t, "job")
 	next, err := time.Parse(time.RFC1123Z, a.NextRun)
-	if err != nil || next.Minute() != 0 || next.Sub(time.Now()) > time.Hour {
+	if err != nil || next.Minute() != 0 || time.Until(next) > time.Hour {
 		t.Errorf("next-run %q (%v), want the next full hour", a.NextRun, err)
 	}
 }
