@@ -40,7 +40,7 @@ func TestDashboard(t *testing.T) {
 	want := map[string]schema.State{
 		"clock": schema.StateRunning, "daemon": schema.StateRunning, "pinger-http": schema.StateRunning,
 		"pinger-udp": schema.StateRunning, "stubborn": schema.StateDisabled,
-		"db": schema.StateRunning, "api": schema.StateRunning,
+		"db": schema.StateRunning, "api": schema.StateRunning, "workers": schema.StateRunning, "workers-1": schema.StateRunning,
 	}
 	waitFor(t, "the example's apps to run", 30*time.Second, func() bool {
 		for id, st := range want {
@@ -53,10 +53,12 @@ func TestDashboard(t *testing.T) {
 
 	start := time.Now()
 	do(t, ctx, 30*time.Second, chromedp.Navigate(in.base+"/"))
-	n := waitJS[int](t, ctx, "every app's row", `document.querySelectorAll("#apps tbody tr").length >= 8 && document.querySelectorAll("#apps tbody tr").length`, 15*time.Second)
+	// The example's 10 apps, workers twice (replicas: 2).
+	const rows = 11
+	n := waitJS[int](t, ctx, "every app's row", `document.querySelectorAll("#apps tbody tr").length >= `+strconv.Itoa(rows)+` && document.querySelectorAll("#apps tbody tr").length`, 15*time.Second)
 	t.Logf("dashboard rendered %d apps in %v", n, time.Since(start))
-	if n != 8 {
-		t.Errorf("rows: got %d, want 8", n)
+	if n != rows {
+		t.Errorf("rows: got %d, want %d", n, rows)
 	}
 	// api has checks that passed: a "ready" health badge; clock has none.
 	waitJS[bool](t, ctx, "api's health badge", cellJS("api", "health")+` === "ready"`, 10*time.Second)
