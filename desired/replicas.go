@@ -36,7 +36,6 @@ func ReplicaID(id string, i int) string {
 // directories.
 type replicaSet struct {
 	template *App
-	key      string // the config's key of the app
 	n        int    // the file's count
 	name     string // the config's "name" ("" when not set)
 	// logDirSet and pidPathSet say log-directory and pid-path were given.
@@ -67,7 +66,7 @@ func expandReplicas(c *schema.Config, apps map[string]*App, errs *problems) map[
 			continue
 		}
 		set := &replicaSet{
-			template: base, key: key, n: a.Replicas, name: a.Name,
+			template: base, n: a.Replicas, name: a.Name,
 			logDirSet: a.LogDirectory != "", pidPathSet: a.PIDPath != "",
 			rolling: a.Rolling == nil || *a.Rolling,
 		}
