@@ -98,7 +98,9 @@ func checkPrune(t *testing.T, dirs []string, inUse map[string]bool, r Retention,
 	settleSpares(t) // no spare log file is made meanwhile
 	fds := countFDs(t)
 	res := PruneLogs(dirs, inUse, r, now)
-	if n := countFDs(t); n != fds {
+	// More after is a leak; fewer is another part of the test process
+	// (an earlier test's watcher or pipe) closing one meanwhile.
+	if n := countFDs(t); n > fds {
 		t.Errorf("%d descriptors open after PruneLogs, %d before", n, fds)
 	}
 	for _, err := range res.Errors {

@@ -31,7 +31,7 @@ func running(st *schema.Status) []string {
 	return ids
 }
 
-// TestScale: `patrol scale web 4 --ttl 3s` runs a fourth replica and, once
+// TestScale: `patrol scale web 4 --ttl 5s` runs a fourth replica and, once
 // the TTL is over, stops it again (the file's 3); a scale without TTL is
 // kept across a restart of Patrol and superseded by an edit of the app in
 // the file; a scale the app cannot
@@ -45,7 +45,8 @@ func TestScale(t *testing.T) {
 	poll(t, "three replicas", 10*time.Second, func() bool { return slices.Equal(running(p.status(t)), three) })
 	old := pids(p.status(t))
 
-	code, out, errOut := cli(t, "scale", "--server", p.addr, "web", "4", "--ttl", "3s")
+	scaled := time.Now()
+	code, out, errOut := cli(t, "scale", "--server", p.addr, "web", "4", "--ttl", "5s")
 	if code != 0 || !strings.HasPrefix(out, "app web: scaled to 4 replicas until ") {
 		t.Fatalf("scale: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
@@ -61,10 +62,13 @@ func TestScale(t *testing.T) {
 		}
 	}
 	// The TTL ends: back to the file's three, the others untouched.
-	poll(t, "back to three", 10*time.Second, func() bool {
+	poll(t, "back to three", 15*time.Second, func() bool {
 		st = p.status(t)
 		return slices.Equal(running(st), three) && st.Apps["web"].Override == nil
 	})
+	if took := time.Since(scaled); took < 5*time.Second {
+		t.Errorf("back to three after %v, before the 5 s TTL", took)
+	}
 	if got := pids(st); fmt.Sprint(got) != fmt.Sprint(old) {
 		t.Errorf("after the TTL: %v, want %v", got, old)
 	}
