@@ -3,12 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
-
-	"encoding/json"
 
 	"github.com/patrolhq/patrol/schema"
 )
@@ -54,16 +50,12 @@ func scale(ctx context.Context, o io3, a scaleArgs, args []string) int {
 		before = fmt.Sprintf("%d by a scale", ov.Replicas)
 	}
 	done := fmt.Sprintf("scaled to %d replicas", n)
-	q := url.Values{"id": {id}, "group": {string(schema.GroupApp)}}
-	if code, answer, err := c.do(ctx, http.MethodGet, "/api/?"+q.Encode(), nil, token); err == nil && code == http.StatusOK {
-		var after schema.Response
-		if json.Unmarshal(answer, &after) == nil {
-			switch ov := after.Override; {
-			case ov == nil || ov.Replicas == 0:
-				done += ", the config file's count: no scale override left"
-			case ov.Expires != "":
-				done += " until " + ov.Expires
-			}
+	if after, _ := apiRead(ctx, o, "scale", c, token, schema.GroupApp, id, entry); after != nil {
+		switch ov := after.Override; {
+		case ov == nil || ov.Replicas == 0:
+			done += ", the config file's count: no scale override left"
+		case ov.Expires != "":
+			done += " until " + ov.Expires
 		}
 	}
 	fmt.Fprintf(o.stdout, "%s: %s (before: %s)\n", entry, done, before)

@@ -86,24 +86,7 @@ func toggle(ctx context.Context, o io3, t toggleArgs, args []string) int {
 	}
 	defer c.close()
 	entry := string(group) + " " + strings.ToLower(id) // ids are case-insensitive; Patrol shows them lower-cased
-	read := func() (*schema.Response, int) {
-		q := url.Values{"id": {id}, "group": {string(group)}}
-		code, answer, err := c.do(ctx, http.MethodGet, "/api/?"+q.Encode(), nil, token)
-		if err != nil {
-			fmt.Fprintf(o.stderr, "patrol toggle: %v (is Patrol running? give its address with --server or PATROL_SERVER)\n", err)
-			return nil, exitFail
-		}
-		if code != http.StatusOK {
-			fmt.Fprintf(o.stderr, "patrol toggle: %s: %s\n", entry, failure(code, answer))
-			return nil, exitFail
-		}
-		var r schema.Response
-		if err := json.Unmarshal(answer, &r); err != nil {
-			fmt.Fprintf(o.stderr, "patrol toggle: %s: the answer is not an API response: %v\n", entry, err)
-			return nil, exitFail
-		}
-		return &r, exitOK
-	}
+	read := func() (*schema.Response, int) { return apiRead(ctx, o, "toggle", c, token, group, id, entry) }
 	before, code := read()
 	if before == nil {
 		return code
@@ -133,6 +116,27 @@ func toggle(ctx context.Context, o io3, t toggleArgs, args []string) int {
 		fmt.Fprintf(o.stdout, "next change: --cas %d, unless the entry changed since\n", resp.CAS+1)
 	}
 	return exitOK
+}
+
+// apiRead reads an entry by GET /api/ and returns Patrol's answer, or nil
+// and the exit code after saying why there is none.
+func apiRead(ctx context.Context, o io3, cmd string, c *client, token string, group schema.Group, id, entry string) (*schema.Response, int) {
+	q := url.Values{"id": {id}, "group": {string(group)}}
+	code, answer, err := c.do(ctx, http.MethodGet, "/api/?"+q.Encode(), nil, token)
+	if err != nil {
+		fmt.Fprintf(o.stderr, "patrol %s: %v (is Patrol running? give its address with --server or PATROL_SERVER)\n", cmd, err)
+		return nil, exitFail
+	}
+	if code != http.StatusOK {
+		fmt.Fprintf(o.stderr, "patrol %s: %s: %s\n", cmd, entry, failure(code, answer))
+		return nil, exitFail
+	}
+	var r schema.Response
+	if err := json.Unmarshal(answer, &r); err != nil {
+		fmt.Fprintf(o.stderr, "patrol %s: %s: the answer is not an API response: %v\n", cmd, entry, err)
+		return nil, exitFail
+	}
+	return &r, exitOK
 }
 
 // apiWrite sends req by POST /api/ and returns Patrol's answer, or nil and
