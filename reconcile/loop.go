@@ -128,8 +128,6 @@ type Loop struct {
 	// remove): what every other part of the loop plans and looks up from.
 	conf *desired.State
 	file *desired.State
-	// hadSchedules: the config had scheduled apps at the last pass.
-	hadSchedules bool
 	loaded       time.Time
 	// configErr is why the last attempt to load the file failed, since
 	// configErrSince; empty once a load succeeds.
@@ -627,6 +625,7 @@ func (l *Loop) applyConfig(st *desired.State) {
 	old := l.file
 	l.conf, l.file = st, st
 	l.rescale(l.now())
+	l.forgetSchedules()
 	l.loaded = l.now()
 	l.touchAll()
 	l.emit(schema.Event{Event: schema.EventConfigLoaded, Message: st.Path()})
@@ -710,17 +709,12 @@ func (l *Loop) step() (next time.Time) {
 func (l *Loop) effective() *desired.State { return l.file.WithOverrides(l.overrides) }
 
 func (l *Loop) pruneOverrides(now time.Time) {
-	scaled := false
 	for k, o := range l.overrides {
 		if why := l.file.Stale(k, o, now); why != "" {
 			l.log.Info("override dropped", "group", k.Group, "id", k.ID, "why", why)
-			delete(l.overrides, k)
+			l.clearOverride(k)
 			l.touch(k.Group, k.ID)
-			scaled = scaled || o.Replicas != 0
 		}
-	}
-	if scaled {
-		l.rescale(now)
 	}
 }
 

@@ -88,8 +88,9 @@ func (l *Loop) request(req *schema.Request, via schema.Transport, now time.Time)
 	if req.TTL < 0 {
 		return apiError(schema.ErrInvalidTTL)
 	}
-	if req.Replicas < 0 || req.Replicas > desired.MaxReplicas || (req.Replicas != 0 && group != schema.GroupApp) {
-		return apiError(schema.ErrInvalidReplicas + ": replicas must be from 1 to " + strconv.Itoa(desired.MaxReplicas) + ", for an app")
+	if req.Replicas != 0 && group != schema.GroupApp {
+		// An app's count is checked with the app (ScaleProblem).
+		return apiError(schema.ErrInvalidReplicas + ": only an app has replicas")
 	}
 	id := strings.ToLower(req.ID)
 	if group == schema.GroupService {

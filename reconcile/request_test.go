@@ -71,6 +71,9 @@ func TestRequestErrors(t *testing.T) {
 			{"pid without ping", schema.Request{Group: "app", ID: "http", PID: 5}, http, "PID Requires Ping"},
 			{"pid for keepalive 1", schema.Request{Group: "app", ID: "plain", PID: 5}, http, "PID Not Supported"},
 			{"toggle out of range", schema.Request{Group: "app", ID: "http", Toggle: 9}, http, "Invalid Toggle"},
+			{"a service scaled", schema.Request{Group: "service", ID: "cron", Replicas: 2}, http, "Invalid Replicas: only an app has replicas"},
+			{"an app without replicas scaled", schema.Request{Group: "app", ID: "plain", Replicas: 2}, http,
+				`Invalid Replicas: plain has no "replicas" in the config (add "replicas": 1 to scale it)`},
 		} {
 			if got := errorsOf(call(t, l, c.req, c.via)); !slices.Equal(got, []string{c.want}) {
 				t.Errorf("%s: errors %q, want [%q]", c.name, got, c.want)

@@ -16,10 +16,10 @@ import (
 // the next run after a start.
 
 // schedules computes the next run of every scheduled app whose schedule is
-// new to the loop (Patrol's start, an app added, its schedule edited) and
-// forgets it for apps no longer scheduled. At Patrol's start or when the
-// app is added, run-on-start makes a run due at once, and catch-up one
-// when a run was due since the last one the history records.
+// new to the loop (Patrol's start, an app added, its schedule edited). At
+// Patrol's start or when the app is added, run-on-start makes a run due at
+// once, and catch-up one when a run was due since the last one the history
+// records.
 func (l *Loop) schedules(now time.Time) {
 	var eff *desired.State
 	for _, id := range l.file.Scheduled() {
@@ -57,10 +57,11 @@ func (l *Loop) schedules(now time.Time) {
 		}
 		l.touch(schema.GroupApp, id)
 	}
-	if len(l.file.Scheduled()) == 0 && !l.hadSchedules {
-		return // nothing to forget
-	}
-	l.hadSchedules = len(l.file.Scheduled()) > 0
+}
+
+// forgetSchedules drops the run bookkeeping of the apps a new config no
+// longer schedules (or no longer has).
+func (l *Loop) forgetSchedules() {
 	for id, oa := range l.snap.Apps {
 		if oa.Schedule == nil {
 			continue
