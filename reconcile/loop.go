@@ -126,9 +126,9 @@ type Loop struct {
 	// conf is the config as loaded; file is conf with the scale
 	// overrides applied (the replicas they add, without those they
 	// remove): what every other part of the loop plans and looks up from.
-	conf *desired.State
-	file *desired.State
-	loaded       time.Time
+	conf   *desired.State
+	file   *desired.State
+	loaded time.Time
 	// configErr is why the last attempt to load the file failed, since
 	// configErrSince; empty once a load succeeds.
 	configErr      string
