@@ -122,7 +122,13 @@ func toggle(ctx context.Context, o io3, t toggleArgs, args []string) int {
 // and the exit code after saying why there is none.
 func apiRead(ctx context.Context, o io3, cmd string, c *client, token string, group schema.Group, id, entry string) (*schema.Response, int) {
 	q := url.Values{"id": {id}, "group": {string(group)}}
-	code, answer, err := c.do(ctx, http.MethodGet, "/api/?"+q.Encode(), nil, token)
+	return apiCall(ctx, o, cmd, c, token, entry, http.MethodGet, "/api/?"+q.Encode(), nil)
+}
+
+// apiCall sends one API request and decodes the answer, or says why there
+// is none and returns nil and the exit code.
+func apiCall(ctx context.Context, o io3, cmd string, c *client, token, entry, method, path string, body []byte) (*schema.Response, int) {
+	code, answer, err := c.do(ctx, method, path, body, token)
 	if err != nil {
 		fmt.Fprintf(o.stderr, "patrol %s: %v (is Patrol running? give its address with --server or PATROL_SERVER)\n", cmd, err)
 		return nil, exitFail
@@ -148,29 +154,19 @@ func apiWrite(ctx context.Context, o io3, cmd string, c *client, token, entry st
 		fmt.Fprintf(o.stderr, "patrol %s: encode request: %v\n", cmd, err)
 		return nil, exitFail
 	}
-	code, answer, err := c.do(ctx, http.MethodPost, "/api/", body, token)
-	if err != nil {
-		fmt.Fprintf(o.stderr, "patrol %s: %v (is Patrol running? give its address with --server or PATROL_SERVER)\n", cmd, err)
-		return nil, exitFail
-	}
-	if code != http.StatusOK {
-		fmt.Fprintf(o.stderr, "patrol %s: %s: %s\n", cmd, entry, failure(code, answer))
-		return nil, exitFail
-	}
-	var resp schema.Response
-	if err := json.Unmarshal(answer, &resp); err != nil {
-		fmt.Fprintf(o.stderr, "patrol %s: %s: the answer is not an API response: %v\n", cmd, entry, err)
-		return nil, exitFail
+	resp, code := apiCall(ctx, o, cmd, c, token, entry, http.MethodPost, "/api/", body)
+	if resp == nil {
+		return nil, code
 	}
 	if len(resp.Errors) > 0 {
 		fmt.Fprintf(o.stderr, "patrol %s: %s: %s\n", cmd, entry, strings.Join(resp.Errors, "; "))
 		return nil, exitFail
 	}
 	if resp.CASInvalid {
-		fmt.Fprintf(o.stderr, "patrol %s: %s: NOT applied: %s\n", cmd, entry, casWhy(&resp, req.CAS, req.Secret))
+		fmt.Fprintf(o.stderr, "patrol %s: %s: NOT applied: %s\n", cmd, entry, casWhy(resp, req.CAS, req.Secret))
 		return nil, exitFail
 	}
-	return &resp, exitOK
+	return resp, exitOK
 }
 
 // casWhy says why a write answered cas-invalid.
