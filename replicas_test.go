@@ -67,8 +67,16 @@ func TestReplicasScale(t *testing.T) {
 	for _, id := range replicaIDs(5)[2:] {
 		high[id] = d.app(t, id).PID
 	}
+	ch := events(t, d, "")
 	cfg["apps"].(map[string]any)["web"] = web(2)
 	writeConfig(t, d.config, cfg)
+	// Gracefully: each ends on its stop signal (SIGTERM: 143), as scaled.
+	for range high {
+		ev := waitEvent(t, ch, "a high replica's end", 10*time.Second, func(ev schema.Event) bool { return ev.Event == schema.EventExited })
+		if _, ok := high[ev.ID]; !ok || ev.Reason != schema.ReasonScaled || ev.ExitCode == nil || *ev.ExitCode != 143 {
+			t.Errorf("end of %s: reason %q, code %v; want a high replica scaled, SIGTERM (143)", ev.ID, ev.Reason, ev.ExitCode)
+		}
+	}
 	var st *schema.Status
 	waitFor(t, "replicas 2-4 stopped", 10*time.Second, func() bool {
 		for _, pid := range high {
